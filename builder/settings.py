@@ -1,0 +1,157 @@
+"""Kiln settings: every value comes from the environment, with embedded defaults.
+
+With nothing set, Kiln runs on SQLite with Celery tasks executed eagerly in the web
+process, so ``manage.py runserver`` alone is a working system. ``.env.example`` lists
+every variable.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dj_database_url
+from cryptography.fernet import Fernet
+
+from builder.envconf import env, envbool, envint, envlist, local_secret, random_token
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(env("KILN_VAR_DIR", str(BASE_DIR / "var")))
+
+DEBUG = envbool("DEBUG", False)
+SECRET_KEY = env("SECRET_KEY") or local_secret(VAR_DIR / "secret_key", random_token)
+ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
+CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS")
+
+# Keys for django-encrypted-model-fields. Several comma-separated keys rotate: the first
+# encrypts, all decrypt.
+FIELD_ENCRYPTION_KEY = envlist("FIELD_ENCRYPTION_KEY") or [
+    local_secret(VAR_DIR / "field_encryption.key", lambda: Fernet.generate_key().decode())
+]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django_htmx",
+    "template_partials",
+    "builder",
+    "datasources",
+    "devmailbox",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "builder.urls"
+WSGI_APPLICATION = "builder.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "builder.context_processors.kiln",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        env("DATABASE_URL", f"sqlite:///{VAR_DIR / 'kiln.sqlite3'}"), conn_max_age=60
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # A file, not memory, so that a Celery worker process started by a test sees the
+    # test database too.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-kiln.sqlite3")}
+    DATABASES["default"]["OPTIONS"] = {"timeout": 20}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env("TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = VAR_DIR / "staticfiles"
+MEDIA_ROOT = Path(env("MEDIA_ROOT", str(VAR_DIR / "media")))
+MEDIA_URL = "media/"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"
+        if not DEBUG
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = DEBUG
+
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SECURE = envbool("SECURE_COOKIES", False)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+X_FRAME_OPTIONS = "SAMEORIGIN"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+
+# Celery: with no REDIS_URL tasks run eagerly, in-process.
+REDIS_URL = env("REDIS_URL")
+CELERY_BROKER_URL = REDIS_URL or "memory://"
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+
+# Outbound SMTP guard (see docs/smtp.md). Metadata and link-local addresses are always
+# refused; loopback and private ranges are allowed unless switched off, since internal
+# apps often relay through an internal SMTP server.
+KILN_SMTP_ALLOW_PRIVATE = envbool("KILN_SMTP_ALLOW_PRIVATE", True)
+KILN_SMTP_ALLOW_LOOPBACK = envbool("KILN_SMTP_ALLOW_LOOPBACK", True)
+# Ports an SMTP datasource may use; "any" lifts the limit (tests use free ports).
+KILN_SMTP_PORTS = envlist("KILN_SMTP_PORTS", "25,465,587,1025,2525")
+KILN_SMTP_MAX_RECIPIENTS = envint("KILN_SMTP_MAX_RECIPIENTS", 500)
+KILN_SMTP_MAX_ATTACHMENT_BYTES = envint("KILN_SMTP_MAX_ATTACHMENT_BYTES", 25 * 1024 * 1024)
+KILN_SMTP_DEFAULT_TIMEOUT = envint("KILN_SMTP_DEFAULT_TIMEOUT", 30)
+
+# The built-in dev mailbox (python manage.py devmailbox) and its pages.
+KILN_DEVMAILBOX = envbool("KILN_DEVMAILBOX", True)
+KILN_DEVMAILBOX_HOST = env("KILN_DEVMAILBOX_HOST", "127.0.0.1")
+KILN_DEVMAILBOX_PORT = envint("KILN_DEVMAILBOX_PORT", 1025)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
+}

@@ -1,0 +1,46 @@
+"""Errors a datasource plugin raises. Each says whether trying again could help.
+
+Messages are shown to users as they are: they name the field and the problem, and never
+hold a secret.
+"""
+
+from __future__ import annotations
+
+
+class PluginError(Exception):
+    """A failure to report. ``permanent`` errors must not be retried."""
+
+    permanent = True
+
+    def __init__(self, message: str, *, field: str | None = None, code: str = "error"):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        self.code = code
+
+    def __str__(self) -> str:
+        return self.message
+
+    def as_dict(self) -> dict:
+        return {"code": self.code, "field": self.field, "message": self.message}
+
+
+class FieldError(PluginError, ValueError):
+    """A field's value is invalid; nothing was sent."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message, field=field, code="invalid")
+
+
+class TransientError(PluginError):
+    """The server or the network failed in a way that may pass: retry with backoff."""
+
+    permanent = False
+
+
+class DeliveryUnknown(PluginError):
+    """The connection was lost after the message was handed over; it may have been
+    delivered. Never retried automatically: a person decides."""
+
+    def __init__(self, message: str):
+        super().__init__(message, code="unknown")

@@ -1,0 +1,162 @@
+"""SMTP datasource settings: the typed object, and the form that edits it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django import forms
+from django.conf import settings as django_settings
+
+from datasources.errors import FieldError
+from datasources.plugins.smtp.guard import check_host_syntax, check_port
+
+
+class Security:
+    STARTTLS = "starttls"
+    SSL = "ssl"
+    NONE = "none"
+    CHOICES = [
+        (STARTTLS, "STARTTLS (usually port 587)"),
+        (SSL, "SSL/TLS (usually port 465)"),
+        (NONE, "None (unencrypted; usually port 25)"),
+    ]
+
+
+class Auth:
+    PASSWORD = "password"
+    NONE = "none"
+    CHOICES = [
+        (PASSWORD, "Username and password"),
+        (NONE, "No authentication"),
+    ]
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    host: str
+    port: int
+    security: str = Security.STARTTLS
+    auth: str = Auth.PASSWORD
+    username: str = ""
+    password: str = ""
+    timeout: float = 30.0
+    verify_certificate: bool = True
+
+    def __repr__(self) -> str:
+        # Never let the password reach a log line or a traceback through repr().
+        return (
+            f"SmtpSettings(host={self.host!r}, port={self.port}, security={self.security!r},"
+            f" auth={self.auth!r}, username={self.username!r}, timeout={self.timeout})"
+        )
+
+    @classmethod
+    def from_stored(cls, config: dict, secret: str) -> SmtpSettings:
+        return cls(
+            host=config.get("host", ""),
+            port=int(config.get("port", 587)),
+            security=config.get("security", Security.STARTTLS),
+            auth=config.get("auth", Auth.PASSWORD),
+            username=config.get("username", ""),
+            password=secret or "",
+            timeout=float(config.get("timeout", django_settings.KILN_SMTP_DEFAULT_TIMEOUT)),
+            verify_certificate=bool(config.get("verify_certificate", True)),
+        )
+
+
+class SmtpConfigForm(forms.Form):
+    """Edits the settings of an SMTP datasource.
+
+    The password is never rendered back: on an existing datasource a blank password
+    keeps the stored one (``stored_secret``).
+    """
+
+    host = forms.CharField(
+        label="Host address",
+        max_length=253,
+        help_text="The SMTP server's host name, e.g. smtp.example.com",
+    )
+    port = forms.IntegerField(label="Port", min_value=1, max_value=65535, initial=587)
+    security = forms.ChoiceField(
+        label="Connection security", choices=Security.CHOICES, initial=Security.STARTTLS
+    )
+    auth = forms.ChoiceField(
+        label="Authentication",
+        choices=Auth.CHOICES,
+        initial=Auth.PASSWORD,
+        widget=forms.RadioSelect,
+    )
+    username = forms.CharField(label="Username", max_length=255, required=False)
+    password = forms.CharField(
+        label="Password",
+        max_length=1024,
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text="With multi-factor authentication, use an app password from your provider.",
+    )
+    timeout = forms.IntegerField(
+        label="Timeout (seconds)", min_value=1, max_value=300, initial=30
+    )
+    verify_certificate = forms.BooleanField(
+        label="Verify the server's TLS certificate", required=False, initial=True
+    )
+
+    def __init__(self, *args, stored_secret: str = "", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.stored_secret = stored_secret
+        if stored_secret:
+            self.fields["password"].help_text = "Leave blank to keep the saved password."
+
+    def clean_host(self) -> str:
+        host = self.cleaned_data["host"].strip()
+        try:
+            check_host_syntax(host)
+        except FieldError as exc:
+            raise forms.ValidationError(exc.message) from None
+        return host
+
+    def clean_port(self) -> int:
+        port = self.cleaned_data["port"]
+        try:
+            check_port(port)
+        except FieldError as exc:
+            raise forms.ValidationError(exc.message) from None
+        return port
+
+    def clean(self):
+        data = super().clean()
+        for name in ("username", "password"):
+            value = data.get(name) or ""
+            if any(ch in value for ch in "\r\n\x00"):
+                label = self.fields[name].label
+                self.add_error(name, f"{label} must not contain line breaks or NUL characters.")
+        if data.get("auth") == Auth.PASSWORD:
+            if not data.get("username"):
+                self.add_error(
+                    "username", "Username is required (or choose “No authentication”)."
+                )
+            if not (data.get("password") or self.stored_secret):
+                self.add_error(
+                    "password", "Password is required (or choose “No authentication”)."
+                )
+        return data
+
+    def stored(self) -> tuple[dict, str]:
+        """The non-secret config and the secret, to save on the datasource."""
+        data = self.cleaned_data
+        config = {
+            "host": data["host"],
+            "port": data["port"],
+            "security": data["security"],
+            "auth": data["auth"],
+            "username": data["username"] if data["auth"] == Auth.PASSWORD else "",
+            "timeout": data["timeout"],
+            "verify_certificate": data["verify_certificate"],
+        }
+        if data["auth"] == Auth.NONE:
+            return config, ""
+        return config, data["password"] or self.stored_secret
+
+    def settings(self) -> SmtpSettings:
+        config, secret = self.stored()
+        return SmtpSettings.from_stored(config, secret)

@@ -1,0 +1,356 @@
+"""Builds the email of a Send email action from its evaluated fields.
+
+Every field is checked before anything is sent; an error names the field and the
+value. Field names are those of the seed's Send Email table (docs/smtp.md).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import mimetypes
+import re
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from email import policy
+from email.errors import HeaderParseError
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from html.parser import HTMLParser
+
+from django.conf import settings
+from django.utils import timezone
+from email_validator import EmailNotValidError, validate_email
+
+from datasources.errors import FieldError
+
+LABELS = {
+    "from": "From email",
+    "from_name": "From name",
+    "set_reply_to": "Set Reply To Email",
+    "reply_to": "Reply to email",
+    "to": "To email(s)",
+    "cc": "CC email(s)",
+    "bcc": "BCC email(s)",
+    "subject": "Subject",
+    "body": "Body",
+    "body_type": "Body type",
+    "attachments": "Attachment(s)",
+}
+_FORBIDDEN = re.compile(r"[\r\n\x00]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_MIME_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*$", re.I)
+_DATA_URL = re.compile(r"^data:(?P<type>[^;,]*)(?P<params>(;[^;,]*)*),(?P<payload>.*)$", re.S)
+MAX_SUBJECT = 998
+
+
+@dataclass
+class Attachment:
+    name: str
+    content_type: str
+    data: bytes
+
+
+@dataclass
+class Email:
+    """A checked message, ready for an SMTP transaction."""
+
+    message: EmailMessage
+    sender: str
+    recipients: list[str]
+    smtputf8: bool
+    attachments: list[Attachment] = field(default_factory=list)
+
+    def as_bytes(self) -> bytes:
+        chosen = policy.SMTPUTF8 if self.smtputf8 else policy.SMTP
+        return self.message.as_bytes(policy=chosen)
+
+
+#: Turns a Kiln file reference (``{"id": ...}``) into an Attachment, within the
+#: workspace of the run; raises LookupError when there is no such file.
+FileResolver = Callable[[object], Attachment]
+
+
+def _label(name: str) -> str:
+    return LABELS.get(name, name)
+
+
+def _text(name: str, value) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str | int | float):
+        raise FieldError(name, f"{_label(name)} must be text, not {type(value).__name__}.")
+    return str(value)
+
+
+def _header_safe(name: str, value: str) -> str:
+    if _FORBIDDEN.search(value):
+        raise FieldError(
+            name, f"{_label(name)} must not contain line breaks or NUL characters: {value!r}"
+        )
+    return value
+
+
+def parse_addresses(name: str, value, *, required: bool = False, single: bool = False):
+    """A field's addresses: a comma-separated string or a list of strings."""
+    if value is None or value == "":
+        items: list = []
+    elif isinstance(value, str):
+        items = [value]
+    elif isinstance(value, list | tuple):
+        items = list(value)
+    else:
+        raise FieldError(
+            name, f"{_label(name)} must be text or a list of addresses, not {type(value).__name__}."
+        )
+    addresses: list[Address] = []
+    for item in items:
+        if not isinstance(item, str):
+            raise FieldError(name, f"{_label(name)} has a value that is not text: {item!r}")
+        _header_safe(name, item)
+        text = item.strip().strip(",").strip()
+        if not text:
+            continue
+        try:
+            header = policy.default.header_factory("To", text)
+            parsed_ok = not header.defects and header.addresses
+        except (HeaderParseError, IndexError, ValueError):
+            parsed_ok = False
+        if not parsed_ok:
+            raise FieldError(name, f"{_label(name)} has an invalid address: {item!r}")
+        for parsed in header.addresses:
+            addresses.append(_checked_address(name, parsed, item))
+    if required and not addresses:
+        raise FieldError(name, f"{_label(name)} is required.")
+    if single and len(addresses) > 1:
+        raise FieldError(name, f"{_label(name)} takes one address, not {len(addresses)}.")
+    return addresses
+
+
+def _checked_address(name: str, parsed: Address, original: str) -> Address:
+    spec = parsed.addr_spec
+    try:
+        # Internal apps mail internal domains: only syntax is checked, and the .test
+        # domain is allowed for the dev mailbox and tests.
+        valid = validate_email(
+            spec,
+            check_deliverability=False,
+            allow_smtputf8=True,
+            globally_deliverable=False,
+            test_environment=True,
+        )
+    except EmailNotValidError as exc:
+        raise FieldError(name, f"{_label(name)} has an invalid address {spec!r}: {exc}") from None
+    display = parsed.display_name
+    if "@" in display and display.strip().strip('"').lower() != valid.normalized.lower():
+        # "a@b.com" <evil@x.com> reads as a@b.com but goes to evil@x.com.
+        raise FieldError(
+            name,
+            f"{_label(name)} has a name that looks like another address: {original!r} "
+            f"would go to {valid.normalized}, not {display}.",
+        )
+    domain = valid.ascii_domain or valid.domain
+    return Address(display_name=display, username=valid.local_part, domain=domain)
+
+
+def _needs_smtputf8(addresses: list[Address]) -> bool:
+    return any(not a.username.isascii() for a in addresses)
+
+
+class _TextOfHtml(HTMLParser):
+    _BLOCKS = {"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "table"}
+
+    def __init__(self):
+        super().__init__()
+        self.parts: list[str] = []
+        self._skip = 0
+
+    def handle_starttag(self, tag, attrs):
+        if tag in ("script", "style"):
+            self._skip += 1
+        elif tag in self._BLOCKS:
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag):
+        if tag in ("script", "style") and self._skip:
+            self._skip -= 1
+        elif tag in self._BLOCKS:
+            self.parts.append("\n")
+
+    def handle_data(self, data):
+        if not self._skip:
+            self.parts.append(data)
+
+    def text(self) -> str:
+        lines = [" ".join(line.split()) for line in "".join(self.parts).splitlines()]
+        return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip() + "\n"
+
+
+def text_of_html(html: str) -> str:
+    parser = _TextOfHtml()
+    parser.feed(html)
+    parser.close()
+    return parser.text()
+
+
+def safe_filename(name: str, index: int) -> str:
+    _header_safe("attachments", name)
+    name = re.split(r"[\\/]", name)[-1]
+    name = _CONTROL.sub("", name).strip().lstrip(".")
+    return name[:200] or f"attachment-{index}"
+
+
+def _content_type(given, name: str) -> str:
+    if isinstance(given, str) and _MIME_TYPE.match(given.strip()):
+        return given.strip().lower()
+    guessed, _ = mimetypes.guess_type(name)
+    return guessed or "application/octet-stream"
+
+
+def _decode_data_url(name: str, data: str) -> tuple[bytes, str]:
+    match = _DATA_URL.match(data)
+    if not match:
+        raise FieldError(
+            "attachments",
+            f"Attachment {name!r}: its data is not a data URL (data:<type>;base64,...).",
+        )
+    payload = match["payload"]
+    if ";base64" in match["params"].lower():
+        try:
+            content = base64.b64decode("".join(payload.split()), validate=True)
+        except (binascii.Error, ValueError):
+            raise FieldError(
+                "attachments", f"Attachment {name!r}: its data is not valid base64."
+            ) from None
+    else:
+        content = urllib.parse.unquote_to_bytes(payload)
+    return content, match["type"]
+
+
+def read_attachments(value, resolve_file: FileResolver | None) -> list[Attachment]:
+    """Attachments from a file picker's list (Appsmith's ``{name, type, size, data}``),
+    Kiln file references (``{"id": ...}``) or uploaded file objects."""
+    if value is None or value == "" or value == []:
+        return []
+    items = value if isinstance(value, list | tuple) else [value]
+    attachments: list[Attachment] = []
+    for index, item in enumerate(items, start=1):
+        attachments.append(_read_attachment(item, index, resolve_file))
+    total = sum(len(a.data) for a in attachments)
+    limit = settings.KILN_SMTP_MAX_ATTACHMENT_BYTES
+    if total > limit:
+        raise FieldError(
+            "attachments",
+            f"Attachments total {total:,} bytes, over the limit of {limit:,} bytes.",
+        )
+    return attachments
+
+
+def _read_attachment(item, index: int, resolve_file: FileResolver | None) -> Attachment:
+    if isinstance(item, dict) and "data" in item:
+        name = safe_filename(str(item.get("name") or ""), index)
+        data = item["data"]
+        if isinstance(data, bytes):
+            content, declared = data, ""
+        elif isinstance(data, str):
+            content, declared = _decode_data_url(name, data)
+        else:
+            raise FieldError("attachments", f"Attachment {name!r}: its data is not text.")
+        return Attachment(name, _content_type(item.get("type") or declared, name), content)
+    if isinstance(item, dict) and "id" in item:
+        if resolve_file is None:
+            raise FieldError("attachments", f"Attachment #{index}: no workspace to read it from.")
+        try:
+            attachment = resolve_file(item["id"])
+        except LookupError:
+            raise FieldError(
+                "attachments",
+                f"Attachment #{index}: there is no file with id {item['id']!r} in this workspace.",
+            ) from None
+        attachment.name = safe_filename(attachment.name, index)
+        return attachment
+    if hasattr(item, "read") and hasattr(item, "name"):
+        name = safe_filename(str(item.name or ""), index)
+        if hasattr(item, "seek"):
+            item.seek(0)
+        content = item.read()
+        return Attachment(name, _content_type(getattr(item, "content_type", None), name), content)
+    if isinstance(item, str):
+        raise FieldError(
+            "attachments",
+            f"Attachment {item!r}: paths on the server are not allowed; attach a file from a "
+            "file picker or from the workspace's files.",
+        )
+    raise FieldError(
+        "attachments", f"Attachment #{index} is not a file object: {type(item).__name__}."
+    )
+
+
+def _flag(value) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in {"1", "true", "yes", "on"}
+    return bool(value)
+
+
+def build_email(fields: dict, resolve_file: FileResolver | None = None) -> Email:
+    """Check every field and build the message. Raises ``FieldError`` naming the field."""
+    senders = parse_addresses("from", fields.get("from"), required=True, single=True)
+    sender = senders[0]
+    from_name = _header_safe("from_name", _text("from_name", fields.get("from_name")))
+    if from_name:
+        sender = Address(display_name=from_name, username=sender.username, domain=sender.domain)
+    reply_to = []
+    if _flag(fields.get("set_reply_to")):
+        reply_to = parse_addresses("reply_to", fields.get("reply_to"), required=True)
+    to = parse_addresses("to", fields.get("to"), required=True)
+    cc = parse_addresses("cc", fields.get("cc"))
+    bcc = parse_addresses("bcc", fields.get("bcc"))
+    everyone = to + cc + bcc
+    cap = settings.KILN_SMTP_MAX_RECIPIENTS
+    if len(everyone) > cap:
+        raise FieldError(
+            "to", f"{len(everyone):,} recipients in To, CC and BCC, over the limit of {cap:,}."
+        )
+    subject = _header_safe("subject", _text("subject", fields.get("subject")))
+    if len(subject) > MAX_SUBJECT:
+        raise FieldError("subject", f"Subject is {len(subject):,} characters, over {MAX_SUBJECT}.")
+    body = _text("body", fields.get("body"))
+    body_type = (_text("body_type", fields.get("body_type")) or "text").lower()
+    if body_type in ("text/html", "html"):
+        body_type = "html"
+    elif body_type in ("text/plain", "text", "plain"):
+        body_type = "text"
+    else:
+        raise FieldError("body_type", f"Body type must be text or html, not {body_type!r}.")
+    attachments = read_attachments(fields.get("attachments"), resolve_file)
+
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = to
+    if cc:
+        message["Cc"] = cc
+    if reply_to:
+        message["Reply-To"] = reply_to
+    message["Subject"] = subject
+    message["Date"] = format_datetime(timezone.now())
+    message["Message-ID"] = make_msgid(domain=sender.domain.encode("idna").decode("ascii"))
+    if body_type == "html":
+        message.set_content(text_of_html(body), cte="quoted-printable")
+        message.add_alternative(body, subtype="html", cte="quoted-printable")
+    else:
+        message.set_content(body, cte="quoted-printable")
+    for attachment in attachments:
+        maintype, subtype = attachment.content_type.split("/", 1)
+        message.add_attachment(
+            attachment.data, maintype=maintype, subtype=subtype, filename=attachment.name
+        )
+    # BCC goes in the envelope only, never in a header.
+    return Email(
+        message=message,
+        sender=sender.addr_spec,
+        recipients=list(dict.fromkeys(a.addr_spec for a in everyone)),
+        smtputf8=_needs_smtputf8([sender, *everyone]),
+        attachments=attachments,
+    )

@@ -1,0 +1,309 @@
+"""Connections to an SMTP server: TLS, authentication, delivery, and errors a person
+can act on.
+
+Every connection goes to an address checked by ``guard.resolve``; TLS still verifies
+the host name the user typed.
+"""
+
+from __future__ import annotations
+
+import re
+import smtplib
+import socket
+import ssl
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from ipaddress import ip_address
+
+from django.conf import settings as django_settings
+
+from datasources.errors import DeliveryUnknown, FieldError, PluginError, TransientError
+from datasources.plugins.smtp.config import Auth, Security, SmtpSettings
+from datasources.plugins.smtp.guard import resolve
+
+
+@dataclass
+class _Progress:
+    """Where a conversation is, so that a timeout or a disconnect can say so."""
+
+    stage: str = "connecting"
+    handed_over: bool = False
+
+
+class _PinnedSMTP(smtplib.SMTP):
+    """Connects to a checked address while keeping the host name for TLS."""
+
+    kiln_address: str = ""
+    kiln_progress: _Progress
+
+    def _get_socket(self, host, port, timeout):
+        sock = socket.create_connection((self.kiln_address, port), timeout, self.source_address)
+        self.kiln_progress.stage = "waiting for the server's greeting"
+        return sock
+
+
+class _PinnedSMTPSSL(smtplib.SMTP_SSL, _PinnedSMTP):
+    def _get_socket(self, host, port, timeout):
+        self.kiln_progress.stage = "negotiating TLS"
+        sock = super()._get_socket(host, port, timeout)
+        self.kiln_progress.stage = "waiting for the server's greeting"
+        return sock
+
+
+def tls_context(verify: bool) -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    if not verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def _reply(text: bytes | str) -> str:
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    return " ".join(text.split())
+
+
+def _response_error(progress: _Progress, code: int, text: bytes | str) -> PluginError:
+    message = f"The server refused while {progress.stage}: {code} {_reply(text)}"
+    if 400 <= code < 500:
+        return TransientError(message, code="smtp_temporary")
+    return PluginError(message, code="smtp_refused")
+
+
+def _translate(exc: BaseException, s: SmtpSettings, progress: _Progress) -> PluginError:
+    where = f"{s.host}:{s.port}"
+    if progress.handed_over and isinstance(exc, (OSError, smtplib.SMTPException)):
+        return DeliveryUnknown(
+            f"The connection to {where} was lost after the message was handed over "
+            f"({type(exc).__name__}); it may or may not have been delivered."
+        )
+    if isinstance(exc, smtplib.SMTPAuthenticationError):
+        message = f"Authentication refused by the server: {exc.smtp_code} {_reply(exc.smtp_error)}"
+        if 400 <= exc.smtp_code < 500:
+            return TransientError(message, field="password", code="auth")
+        return PluginError(message, field="password", code="auth")
+    if isinstance(exc, smtplib.SMTPServerDisconnected) and isinstance(
+        exc.__context__, TimeoutError
+    ):
+        # smtplib reports a read that timed out as a disconnection.
+        exc = exc.__context__
+    elif isinstance(exc, smtplib.SMTPServerDisconnected):
+        return TransientError(
+            f"The server {where} closed the connection while {progress.stage}.",
+            code="disconnected",
+        )
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return _response_error(progress, exc.smtp_code, exc.smtp_error)
+    if isinstance(exc, smtplib.SMTPException):
+        return PluginError(f"SMTP error while {progress.stage}: {exc}", code="smtp")
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return PluginError(
+            f"The server's TLS certificate is not trusted ({exc.verify_message}). Use a "
+            "certificate from a trusted authority for this host name, or turn off "
+            "certificate verification for this datasource.",
+            field="verify_certificate",
+            code="certificate",
+        )
+    if isinstance(exc, ssl.SSLError):
+        reason = exc.reason or str(exc)
+        return PluginError(
+            f"TLS failed while {progress.stage} ({reason}). Check that the port and the "
+            "connection security match the server (465 is usually SSL/TLS, 587 STARTTLS).",
+            field="security",
+            code="tls",
+        )
+    if isinstance(exc, TimeoutError):
+        return TransientError(
+            f"Timed out after {s.timeout:g} s while {progress.stage} ({where}).",
+            code="timeout",
+        )
+    if isinstance(exc, ConnectionRefusedError):
+        return TransientError(
+            f"Connection refused by {where}: no SMTP server is listening there, "
+            "or a firewall refuses the connection.",
+            field="port",
+            code="refused",
+        )
+    if isinstance(exc, OSError):
+        return TransientError(
+            f"Could not talk to {where} while {progress.stage}: {exc.strerror or exc}.",
+            code="network",
+        )
+    raise exc
+
+
+def _open(s: SmtpSettings, progress: _Progress) -> smtplib.SMTP:
+    context = tls_context(s.verify_certificate)
+    local_hostname = getattr(django_settings, "KILN_SMTP_EHLO_NAME", "kiln.localhost")
+    last_error: OSError | None = None
+    for _family, address in resolve(s.host, s.port):
+        if s.security == Security.SSL:
+            client = _PinnedSMTPSSL(
+                timeout=s.timeout, local_hostname=local_hostname, context=context
+            )
+        else:
+            client = _PinnedSMTP(timeout=s.timeout, local_hostname=local_hostname)
+        client.kiln_address = address
+        client.kiln_progress = progress
+        # smtplib keeps the name for TLS (SNI, host name check) from its constructor.
+        client._host = s.host
+        progress.stage = f"connecting to {s.host}:{s.port}"
+        try:
+            client.connect(s.host, s.port)
+        except (ConnectionRefusedError, socket.timeout, OSError) as exc:
+            if isinstance(exc, smtplib.SMTPException | ssl.SSLError):
+                client.close()
+                raise
+            last_error = exc
+            client.close()
+            continue
+        return client
+    assert last_error is not None
+    raise last_error
+
+
+def _negotiate(client: smtplib.SMTP, s: SmtpSettings, progress: _Progress) -> None:
+    progress.stage = "greeting the server (EHLO)"
+    client.ehlo()
+    if s.security == Security.STARTTLS:
+        if not client.has_extn("starttls"):
+            raise PluginError(
+                "The server does not offer STARTTLS, so the connection would not be "
+                "encrypted; nothing was sent. Choose SSL/TLS or check the port.",
+                field="security",
+                code="tls",
+            )
+        progress.stage = "negotiating TLS (STARTTLS)"
+        client.starttls(context=tls_context(s.verify_certificate))
+        progress.stage = "greeting the server after STARTTLS"
+        client.ehlo()
+    if s.auth != Auth.PASSWORD:
+        return
+    encrypted = s.security in (Security.STARTTLS, Security.SSL)
+    if not encrypted and not ip_address(client.sock.getpeername()[0]).is_loopback:
+        raise PluginError(
+            "Password authentication over an unencrypted connection is refused: the "
+            "password would cross the network in clear. Choose STARTTLS or SSL/TLS.",
+            field="security",
+            code="tls",
+        )
+    if not client.has_extn("auth"):
+        raise PluginError(
+            "The server does not offer authentication (AUTH). Choose “No authentication” "
+            "if it relays without a password.",
+            field="auth",
+            code="auth",
+        )
+    progress.stage = "authenticating"
+    _authenticate(client, s)
+
+
+# Preferred first. One mechanism is tried, so that the reply shown is the server's
+# answer to it (smtplib's login() tries each in turn and reports the last).
+_MECHANISMS = ("PLAIN", "LOGIN", "CRAM-MD5")
+
+
+def _authenticate(client: smtplib.SMTP, s: SmtpSettings) -> None:
+    offered = client.esmtp_features.get("auth", "").upper().split()
+    mechanism = next((m for m in _MECHANISMS if m in offered), None)
+    if mechanism is None:
+        raise PluginError(
+            f"The server offers no authentication mechanism Kiln supports "
+            f"({', '.join(offered) or 'none'}); Kiln supports {', '.join(_MECHANISMS)}.",
+            field="auth",
+            code="auth",
+        )
+    client.user, client.password = s.username, s.password
+    handler = getattr(client, "auth_" + mechanism.lower().replace("-", "_"))
+    code, text = client.auth(mechanism, handler, initial_response_ok=True)
+    if code not in (235, 503):
+        raise smtplib.SMTPAuthenticationError(code, text)
+
+
+@contextmanager
+def connection(s: SmtpSettings) -> Iterator[Session]:
+    """An open, negotiated and authenticated session; errors become ``PluginError``."""
+    progress = _Progress()
+    client: smtplib.SMTP | None = None
+    try:
+        client = _open(s, progress)
+        _negotiate(client, s, progress)
+        yield Session(client, progress)
+        progress.stage = "closing the connection (QUIT)"
+        progress.handed_over = False
+        try:
+            client.quit()
+        except (smtplib.SMTPException, OSError):
+            pass
+    except PluginError:
+        raise
+    except (smtplib.SMTPException, OSError) as exc:
+        raise _translate(exc, s, progress) from None
+    finally:
+        if client is not None:
+            client.close()
+
+
+@dataclass
+class Delivery:
+    message_id: str
+    accepted: list[str]
+    reply: str = ""
+
+
+@dataclass
+class Session:
+    client: smtplib.SMTP
+    progress: _Progress
+    warnings: list[str] = field(default_factory=list)
+
+    def send(self, sender: str, recipients: list[str], data: bytes, *, smtputf8: bool) -> str:
+        """One SMTP transaction. Every recipient must be accepted before DATA: one
+        refused aborts the whole message, so nobody gets it twice on a retry."""
+        client, progress = self.client, self.progress
+        options = []
+        if smtputf8:
+            if not client.has_extn("smtputf8"):
+                raise FieldError(
+                    "to",
+                    "An address has non-ASCII characters before the @, and the server "
+                    "does not support SMTPUTF8.",
+                )
+            options.append("SMTPUTF8")
+        if client.has_extn("8bitmime"):
+            options.append("BODY=8BITMIME")
+        progress.stage = "sending the sender (MAIL FROM)"
+        code, text = client.mail(sender, options)
+        if code != 250:
+            raise _response_error(progress, code, text)
+        refused: dict[str, tuple[int, str]] = {}
+        for recipient in recipients:
+            progress.stage = f"sending the recipient {recipient} (RCPT TO)"
+            code, text = client.rcpt(recipient)
+            if code not in (250, 251):
+                refused[recipient] = (code, _reply(text))
+        if refused:
+            client.rset()
+            listed = "; ".join(f"{r}: {c} {t}" for r, (c, t) in refused.items())
+            message = f"The server refused recipient(s), nothing was sent: {listed}"
+            if all(400 <= c < 500 for c, _ in refused.values()):
+                raise TransientError(message, field="to", code="recipient_refused")
+            raise PluginError(message, field="to", code="recipient_refused")
+        progress.stage = "starting the message (DATA)"
+        code, text = client.docmd("DATA")
+        if code != 354:
+            raise _response_error(progress, code, text)
+        progress.stage = "sending the message"
+        progress.handed_over = True
+        payload = re.sub(rb"(?m)^\.", b"..", data)
+        if not payload.endswith(b"\r\n"):
+            payload += b"\r\n"
+        client.send(payload + b".\r\n")
+        progress.stage = "waiting for the server to accept the message"
+        code, text = client.getreply()
+        progress.handed_over = False
+        if code != 250:
+            raise _response_error(progress, code, text)
+        return _reply(text)

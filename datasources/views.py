@@ -1,0 +1,145 @@
+"""Datasource pages: list, create, edit, delete, and the htmx "Test connection"."""
+
+from __future__ import annotations
+
+import logging
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.db import transaction
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from builder.access import get_membership
+from builder.models import Role
+from datasources.errors import PluginError
+from datasources.forms import DatasourceNameForm, config_form_for
+from datasources.models import Datasource
+from datasources.plugins import PLUGINS, get_plugin
+
+log = logging.getLogger(__name__)
+
+
+def _datasource(request: HttpRequest, workspace: str, pk: int) -> Datasource:
+    membership = get_membership(request, workspace, Role.EDITOR)
+    return get_object_or_404(Datasource, pk=pk, workspace=membership.workspace)
+
+
+@login_required
+def datasource_list(request: HttpRequest, workspace: str) -> HttpResponse:
+    membership = get_membership(request, workspace, Role.EDITOR)
+    datasources = membership.workspace.datasources.all()
+    plugins = [get_plugin(kind) for kind in PLUGINS]
+    return render(
+        request,
+        "datasources/list.html",
+        {"workspace": membership.workspace, "datasources": datasources, "plugins": plugins},
+    )
+
+
+def _render_form(request, workspace, kind, name_form, config_form, instance=None, status=200):
+    context = {
+        "workspace": workspace,
+        "plugin": get_plugin(kind),
+        "name_form": name_form,
+        "config_form": config_form,
+        "datasource": instance,
+    }
+    return render(request, "datasources/form.html", context, status=status)
+
+
+def _save(request, workspace, kind, instance: Datasource | None) -> HttpResponse:
+    name_form = DatasourceNameForm(request.POST, workspace=workspace, instance=instance)
+    config_form = config_form_for(kind, request.POST, instance)
+    if not (name_form.is_valid() and config_form.is_valid()):
+        # 422 keeps what was stored: nothing is written when any field is wrong.
+        return _render_form(request, workspace, kind, name_form, config_form, instance, 422)
+    config, secret = config_form.stored()
+    datasource = instance or Datasource(workspace=workspace, kind=kind)
+    datasource.name = name_form.cleaned_data["name"]
+    datasource.config = config
+    datasource.secret = secret
+    with transaction.atomic():
+        datasource.save()
+    log.info("datasource %s saved in workspace %s", datasource.pk, workspace.slug)
+    messages.success(request, f"Saved “{datasource.name}”.")
+    return redirect("datasources:edit", workspace.slug, datasource.pk)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def datasource_create(request: HttpRequest, workspace: str, kind: str) -> HttpResponse:
+    membership = get_membership(request, workspace, Role.EDITOR)
+    if kind not in PLUGINS:
+        raise Http404("No such kind of datasource")
+    if request.method == "POST":
+        return _save(request, membership.workspace, kind, None)
+    name_form = DatasourceNameForm(
+        workspace=membership.workspace, initial={"name": f"{get_plugin(kind).label} server"}
+    )
+    return _render_form(request, membership.workspace, kind, name_form, config_form_for(kind))
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def datasource_edit(request: HttpRequest, workspace: str, pk: int) -> HttpResponse:
+    datasource = _datasource(request, workspace, pk)
+    if request.method == "POST":
+        return _save(request, datasource.workspace, datasource.kind, datasource)
+    name_form = DatasourceNameForm(
+        workspace=datasource.workspace, instance=datasource, initial={"name": datasource.name}
+    )
+    config_form = config_form_for(datasource.kind, instance=datasource)
+    return _render_form(
+        request, datasource.workspace, datasource.kind, name_form, config_form, datasource
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def datasource_delete(request: HttpRequest, workspace: str, pk: int) -> HttpResponse:
+    datasource = _datasource(request, workspace, pk)
+    if request.method == "POST":
+        name = datasource.name
+        datasource.delete()
+        messages.success(request, f"Deleted “{name}”.")
+        return redirect("datasources:list", workspace)
+    return render(request, "datasources/delete.html", {"datasource": datasource})
+
+
+def _named_errors(form) -> list[str]:
+    """Each error of ``form``, starting with the label of its field."""
+    named = []
+    for name, errors in form.errors.items():
+        label = str(form.fields[name].label) if name in form.fields else ""
+        for error in errors:
+            named.append(error if not label or error.startswith(label) else f"{label}: {error}")
+    return named
+
+
+@login_required
+@require_POST
+def datasource_test(request: HttpRequest, workspace: str, pk: int | None = None) -> HttpResponse:
+    """Test the settings as typed in the form (a saved datasource lends its password
+    when the field is left blank)."""
+    membership = get_membership(request, workspace, Role.EDITOR)
+    instance = None
+    if pk is not None:
+        instance = get_object_or_404(Datasource, pk=pk, workspace=membership.workspace)
+    kind = instance.kind if instance else request.POST.get("kind", "")
+    if kind not in PLUGINS:
+        raise Http404("No such kind of datasource")
+    config_form = config_form_for(kind, request.POST, instance)
+    if config_form.is_valid():
+        try:
+            check = get_plugin(kind).test_connection(config_form.settings())
+            ok, message = check.ok, check.message
+        except PluginError as exc:
+            ok, message = False, exc.message
+    else:
+        ok = False
+        message = "Fix the settings first: " + " ".join(_named_errors(config_form))
+    return render(
+        request, "datasources/form.html#check-result", {"check": {"ok": ok, "message": message}}
+    )

@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+import pytest
+
+from datasources.plugins.smtp.config import Security
+from tests.support.certs import make_certificates
+from tests.support.services import CeleryWorker, RedisServer
+from tests.support.smtp_server import SilentServer, SmtpServer
+
+
+@pytest.fixture(autouse=True)
+def _any_smtp_port(settings):
+    # Test SMTP servers listen on free ports; test_guard checks the port limit itself.
+    settings.KILN_SMTP_PORTS = ["any"]
+
+
+@pytest.fixture(scope="session")
+def certs(tmp_path_factory):
+    return make_certificates(tmp_path_factory.mktemp("certs"))
+
+
+@pytest.fixture
+def trust_test_ca(certs, monkeypatch):
+    """Makes ssl.create_default_context() trust the test CA (and only it)."""
+    monkeypatch.setenv("SSL_CERT_FILE", str(certs.ca_file))
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+
+
+@pytest.fixture
+def smtp_factory(certs):
+    """Starts real aiosmtpd servers: ``smtp_factory(security=..., users=...)``."""
+    servers: list[SmtpServer] = []
+
+    def start(**kwargs) -> SmtpServer:
+        if kwargs.get("security", Security.NONE) != Security.NONE:
+            kwargs.setdefault("certs", certs)
+        server = SmtpServer(**kwargs).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def smtp_server(smtp_factory) -> SmtpServer:
+    """A plain SMTP server with no TLS and no AUTH."""
+    return smtp_factory()
+
+
+@pytest.fixture
+def silent_server():
+    server = SilentServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def redis_server():
+    server = RedisServer().start()
+    yield server
+    server.stop()
+
+
+def _database_url(db_settings: dict) -> str:
+    if db_settings["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db_settings['NAME']}"
+    user, password = db_settings.get("USER", ""), db_settings.get("PASSWORD", "")
+    auth = f"{user}:{password}@" if user else ""
+    host = db_settings.get("HOST") or "localhost"
+    port = db_settings.get("PORT") or 5432
+    return f"postgres://{auth}{host}:{port}/{db_settings['NAME']}"
+
+
+@pytest.fixture
+def celery_worker(redis_server, transactional_db, settings):
+    """A real Celery worker process on the real Redis, sharing the test database.
+
+    While it runs, this process enqueues to the same Redis instead of running eagerly.
+    """
+    from django.db import connection
+
+    from builder.celery import app
+
+    worker = CeleryWorker(redis_server.url, _database_url(connection.settings_dict)).start()
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    previous = app.conf.broker_url, app.conf.task_always_eager
+    app.conf.broker_url, app.conf.task_always_eager = redis_server.url, False
+    yield worker
+    app.conf.broker_url, app.conf.task_always_eager = previous
+    worker.stop()

@@ -1,0 +1,108 @@
+"""A real redis-server and a real Celery worker process, started by the tests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import redis
+
+from tests.support.smtp_server import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class RedisServer:
+    def __init__(self):
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="kiln-redis-")
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self._cmd = [
+            binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+            "--appendonly", "no", "--dir", self.dir,
+        ]  # fmt: skip
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> RedisServer:
+        self.process = subprocess.Popen(
+            self._cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        client = redis.Redis.from_url(self.url)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                return self
+            except redis.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
+        self.process = None
+
+
+class CeleryWorker:
+    """``celery -A builder worker`` in its own process, against ``redis_url`` and the
+    test database (a SQLite file, or the same PostgreSQL database)."""
+
+    def __init__(self, redis_url: str, database_url: str, extra_env: dict | None = None):
+        self.redis_url = redis_url
+        self.env = {
+            **os.environ,
+            "REDIS_URL": redis_url,
+            "DATABASE_URL": database_url,
+            "KILN_SMTP_PORTS": "any",
+            **(extra_env or {}),
+        }
+        self.log = tempfile.NamedTemporaryFile(prefix="kiln-worker-", suffix=".log", delete=False)
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> CeleryWorker:
+        cmd = [
+            sys.executable, "-m", "celery", "-A", "builder", "worker", "--pool=solo",
+            "--concurrency=1", "--loglevel=INFO", "--without-gossip", "--without-mingle",
+            "-n", f"kiln-test-{os.getpid()}@%h",
+        ]  # fmt: skip
+        self.process = subprocess.Popen(
+            cmd, cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT
+        )
+        self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        from builder.celery import app
+
+        deadline = time.monotonic() + timeout
+        with app.connection_for_write(self.redis_url) as conn:
+            while time.monotonic() < deadline:
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"Celery worker exited:\n{self.output()}")
+                if app.control.ping(timeout=0.5, connection=conn):
+                    return
+        raise RuntimeError(f"Celery worker did not answer in {timeout} s:\n{self.output()}")
+
+    def output(self) -> str:
+        return Path(self.log.name).read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        self.process = None
