@@ -4,7 +4,7 @@ import pytest
 
 from datasources.plugins.smtp.config import Security
 from tests.support.certs import make_certificates
-from tests.support.services import CeleryWorker, RedisServer
+from tests.support.services import CeleryWorker, RedisServer, use_broker
 from tests.support.smtp_server import SilentServer, SmtpServer
 
 
@@ -12,6 +12,11 @@ from tests.support.smtp_server import SilentServer, SmtpServer
 def _any_smtp_port(settings):
     # Test SMTP servers listen on free ports; test_guard checks the port limit itself.
     settings.KILN_SMTP_PORTS = ["any"]
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture(scope="session")
@@ -81,12 +86,18 @@ def celery_worker(redis_server, transactional_db, settings):
     """
     from django.db import connection
 
-    from builder.celery import app
-
-    worker = CeleryWorker(redis_server.url, _database_url(connection.settings_dict)).start()
     settings.CELERY_TASK_ALWAYS_EAGER = False
-    previous = app.conf.broker_url, app.conf.task_always_eager
-    app.conf.broker_url, app.conf.task_always_eager = redis_server.url, False
-    yield worker
-    app.conf.broker_url, app.conf.task_always_eager = previous
-    worker.stop()
+    previous = use_broker(redis_server.url, eager=False)
+    worker = CeleryWorker(redis_server.url, _database_url(connection.settings_dict))
+    try:
+        yield worker.start()
+    finally:
+        worker.stop()
+        use_broker(previous[0], eager=previous[1])
+
+
+@pytest.fixture
+def team(db):
+    from tests.support.actors import make_team
+
+    return make_team()

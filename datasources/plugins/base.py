@@ -45,6 +45,8 @@ class Plugin:
     def test_connection(self, settings: Any) -> ConnectionCheck:
         raise NotImplementedError
 
-    def execute(self, settings: Any, action: str, fields: dict, context: Any = None) -> ActionResult:
+    def execute(
+        self, settings: Any, action: str, fields: dict, context: Any = None
+    ) -> ActionResult:
         """Run ``action`` with evaluated ``fields``; raise a ``PluginError`` on failure."""
         raise NotImplementedError

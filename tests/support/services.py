@@ -54,6 +54,19 @@ class RedisServer:
         self.process = None
 
 
+def use_broker(url: str, *, eager: bool) -> tuple[str, bool]:
+    """Point this process's Celery app at ``url``; returns the previous setting."""
+    from builder.celery import app
+
+    previous = app.conf.broker_url, app.conf.task_always_eager
+    app.conf.broker_url, app.conf.task_always_eager = url, eager
+    if app._pool is not None:
+        # Connections already pooled still lead to the previous broker.
+        app._pool.force_close_all()
+        app._pool = None
+    return previous
+
+
 class CeleryWorker:
     """``celery -A builder worker`` in its own process, against ``redis_url`` and the
     test database (a SQLite file, or the same PostgreSQL database)."""
@@ -67,7 +80,8 @@ class CeleryWorker:
             "KILN_SMTP_PORTS": "any",
             **(extra_env or {}),
         }
-        self.log = tempfile.NamedTemporaryFile(prefix="kiln-worker-", suffix=".log", delete=False)
+        fd, self.log_path = tempfile.mkstemp(prefix="kiln-worker-", suffix=".log")
+        os.close(fd)
         self.process: subprocess.Popen | None = None
 
     def start(self) -> CeleryWorker:
@@ -76,9 +90,10 @@ class CeleryWorker:
             "--concurrency=1", "--loglevel=INFO", "--without-gossip", "--without-mingle",
             "-n", f"kiln-test-{os.getpid()}@%h",
         ]  # fmt: skip
-        self.process = subprocess.Popen(
-            cmd, cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT
-        )
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(
+                cmd, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
+            )
         self.wait_ready()
         return self
 
@@ -86,16 +101,15 @@ class CeleryWorker:
         from builder.celery import app
 
         deadline = time.monotonic() + timeout
-        with app.connection_for_write(self.redis_url) as conn:
-            while time.monotonic() < deadline:
-                if self.process.poll() is not None:
-                    raise RuntimeError(f"Celery worker exited:\n{self.output()}")
-                if app.control.ping(timeout=0.5, connection=conn):
-                    return
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"Celery worker exited:\n{self.output()}")
+            if app.control.ping(timeout=0.5):
+                return
         raise RuntimeError(f"Celery worker did not answer in {timeout} s:\n{self.output()}")
 
     def output(self) -> str:
-        return Path(self.log.name).read_text(errors="replace")
+        return Path(self.log_path).read_text(errors="replace")
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:

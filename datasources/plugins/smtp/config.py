@@ -94,9 +94,7 @@ class SmtpConfigForm(forms.Form):
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
         help_text="With multi-factor authentication, use an app password from your provider.",
     )
-    timeout = forms.IntegerField(
-        label="Timeout (seconds)", min_value=1, max_value=300, initial=30
-    )
+    timeout = forms.IntegerField(label="Timeout (seconds)", min_value=1, max_value=300, initial=30)
     verify_certificate = forms.BooleanField(
         label="Verify the server's TLS certificate", required=False, initial=True
     )
@@ -132,13 +130,9 @@ class SmtpConfigForm(forms.Form):
                 self.add_error(name, f"{label} must not contain line breaks or NUL characters.")
         if data.get("auth") == Auth.PASSWORD:
             if not data.get("username"):
-                self.add_error(
-                    "username", "Username is required (or choose “No authentication”)."
-                )
+                self.add_error("username", "Username is required (or choose “No authentication”).")
             if not (data.get("password") or self.stored_secret):
-                self.add_error(
-                    "password", "Password is required (or choose “No authentication”)."
-                )
+                self.add_error("password", "Password is required (or choose “No authentication”).")
         return data
 
     def stored(self) -> tuple[dict, str]:

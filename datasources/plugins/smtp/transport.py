@@ -12,7 +12,7 @@ import smtplib
 import socket
 import ssl
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from ipaddress import ip_address
 
@@ -152,7 +152,7 @@ def _open(s: SmtpSettings, progress: _Progress) -> smtplib.SMTP:
         progress.stage = f"connecting to {s.host}:{s.port}"
         try:
             client.connect(s.host, s.port)
-        except (ConnectionRefusedError, socket.timeout, OSError) as exc:
+        except OSError as exc:
             if isinstance(exc, smtplib.SMTPException | ssl.SSLError):
                 client.close()
                 raise
@@ -233,10 +233,8 @@ def connection(s: SmtpSettings) -> Iterator[Session]:
         yield Session(client, progress)
         progress.stage = "closing the connection (QUIT)"
         progress.handed_over = False
-        try:
+        with suppress(smtplib.SMTPException, OSError):
             client.quit()
-        except (smtplib.SMTPException, OSError):
-            pass
     except PluginError:
         raise
     except (smtplib.SMTPException, OSError) as exc:

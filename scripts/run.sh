@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs Kiln into .venv and starts it with a demo app on embedded defaults:
+# SQLite, Celery tasks run in the web process, and the built-in dev mailbox.
+# With REDIS_URL set, a Celery worker starts too. Ctrl-C stops everything.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3.11}
+command -v "$PYTHON" >/dev/null || PYTHON=python3
+if [ ! -x .venv/bin/python ]; then
+  if ! "$PYTHON" -m venv .venv 2>/dev/null; then
+    # Debian ships venv separately.
+    [ "$(id -u)" = 0 ] && { apt-get update -q && apt-get install -y -q python3-venv; }
+    rm -rf .venv && "$PYTHON" -m venv .venv
+  fi
+fi
+.venv/bin/pip install -q --disable-pip-version-check -r requirements.txt
+
+.venv/bin/python manage.py migrate --noinput
+.venv/bin/python manage.py seed_demo
+
+pids=()
+cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
+trap cleanup EXIT INT TERM
+
+.venv/bin/python manage.py devmailbox &
+pids+=($!)
+if [ -n "${REDIS_URL:-}" ]; then
+  .venv/bin/celery -A builder worker --loglevel=INFO &
+  pids+=($!)
+  .venv/bin/celery -A builder beat --loglevel=INFO --schedule var/celerybeat-schedule &
+  pids+=($!)
+fi
+
+addr=${KILN_ADDR:-127.0.0.1:8000}
+echo
+echo "Kiln is starting on http://$addr/  (sign in as demo / kiln-demo)"
+echo "Dev mailbox: http://$addr/devmailbox/"
+echo
+.venv/bin/gunicorn builder.wsgi --bind "$addr" --workers 2 --threads 4 --access-logfile - &
+pids+=($!)
+wait -n "${pids[@]}"
