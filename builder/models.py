@@ -4,6 +4,8 @@ from django.conf import settings
 from django.db import models
 from django.utils.text import slugify
 
+from builder.names import validate_identifier
+
 
 class Role(models.TextChoices):
     ADMIN = "admin", "Admin"
@@ -33,16 +35,8 @@ class Workspace(models.Model):
 
     def save(self, *args, **kwargs):
         if not self.slug:
-            self.slug = self._free_slug()
+            self.slug = _free_slug(Workspace, self.name)
         super().save(*args, **kwargs)
-
-    def _free_slug(self) -> str:
-        base = slugify(self.name)[:90] or "workspace"
-        slug, n = base, 1
-        while Workspace.objects.filter(slug=slug).exists():
-            n += 1
-            slug = f"{base}-{n}"
-        return slug
 
     def role_of(self, user) -> Role | None:
         if not user.is_authenticated:
@@ -100,3 +94,78 @@ class WorkspaceFile(models.Model):
     def as_reference(self) -> dict:
         """The shape a binding sees, and that the SMTP plugin takes as an attachment."""
         return {"id": self.pk, "name": self.name, "type": self.content_type, "size": self.size}
+
+
+def _free_slug(model, name: str, **scope) -> str:
+    base = slugify(name)[:90] or model.__name__.lower()
+    slug, n = base, 1
+    while model.objects.filter(slug=slug, **scope).exists():
+        n += 1
+        slug = f"{base}-{n}"
+    return slug
+
+
+class App(models.Model):
+    """An internal app: pages of widgets, and the queries they run."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="apps")
+    name = models.CharField(max_length=100)
+    # Unique across Kiln, so that /apps/<slug>/ and the API need no workspace in the path.
+    slug = models.SlugField(max_length=100, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def save(self, *args, **kwargs):
+        if not self.slug:
+            self.slug = _free_slug(App, self.name)
+        super().save(*args, **kwargs)
+
+
+class Page(models.Model):
+    app = models.ForeignKey(App, on_delete=models.CASCADE, related_name="pages")
+    name = models.CharField(max_length=100)
+    slug = models.SlugField(max_length=100)
+    position = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["position", "id"]
+        constraints = [models.UniqueConstraint(fields=["app", "slug"], name="page_slug_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.app} / {self.name}"
+
+    def save(self, *args, **kwargs):
+        if not self.slug:
+            self.slug = _free_slug(Page, self.name, app=self.app)
+        super().save(*args, **kwargs)
+
+
+class Widget(models.Model):
+    """A widget on a page. Its name is what bindings use (``form1.data.email``)."""
+
+    page = models.ForeignKey(Page, on_delete=models.CASCADE, related_name="widgets")
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="children"
+    )
+    name = models.CharField(max_length=64, validators=[validate_identifier])
+    type = models.CharField(max_length=32)
+    properties = models.JSONField(default=dict, blank=True)
+    events = models.JSONField(default=dict, blank=True)
+    # Layout on the page's 12-column grid.
+    x = models.PositiveSmallIntegerField(default=0)
+    y = models.PositiveIntegerField(default=0)
+    w = models.PositiveSmallIntegerField(default=4)
+    h = models.PositiveSmallIntegerField(default=1)
+
+    class Meta:
+        ordering = ["y", "x", "id"]
+        constraints = [models.UniqueConstraint(fields=["page", "name"], name="widget_name_unique")]
+
+    def __str__(self) -> str:
+        return self.name

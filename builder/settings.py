@@ -13,7 +13,15 @@ from pathlib import Path
 import dj_database_url
 from cryptography.fernet import Fernet
 
-from builder.envconf import env, envbool, envint, envlist, local_secret, random_token
+from builder.envconf import (
+    env,
+    envbool,
+    envfloat,
+    envint,
+    envlist,
+    local_secret,
+    random_token,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env("KILN_VAR_DIR", str(BASE_DIR / "var")))
@@ -42,6 +50,7 @@ INSTALLED_APPS = [
     "builder",
     "datasources",
     "devmailbox",
+    "queries",
 ]
 
 MIDDLEWARE = [
@@ -133,6 +142,22 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_SOFT_TIME_LIMIT = envint("KILN_TASK_SOFT_TIME_LIMIT", 300)
+CELERY_TASK_TIME_LIMIT = envint("KILN_TASK_TIME_LIMIT", 360)
+CELERY_BEAT_SCHEDULE = {
+    "sweep-outbox": {"task": "queries.sweep_outbox", "schedule": 30.0},
+}
+
+# The outbox (queries.QueryRun): retries of transient failures, and the sweep.
+KILN_RUN_MAX_ATTEMPTS = envint("KILN_RUN_MAX_ATTEMPTS", 5)
+KILN_RUN_RETRY_BASE_SECONDS = envfloat("KILN_RUN_RETRY_BASE_SECONDS", 5.0)
+KILN_RUN_RETRY_MAX_SECONDS = envfloat("KILN_RUN_RETRY_MAX_SECONDS", 300.0)
+# A queued run whose task has not run this long after it was due is enqueued again.
+KILN_SWEEP_GRACE_SECONDS = envint("KILN_SWEEP_GRACE_SECONDS", 60)
+# A run still "running" after this long lost its worker: marked unknown, never resent.
+KILN_RUN_STUCK_SECONDS = envint("KILN_RUN_STUCK_SECONDS", 900)
+# The longest ?wait= the run API honours.
+KILN_API_MAX_WAIT_SECONDS = envint("KILN_API_MAX_WAIT_SECONDS", 30)
 
 # Outbound SMTP guard (see docs/smtp.md). Metadata and link-local addresses are always
 # refused; loopback and private ranges are allowed unless switched off, since internal

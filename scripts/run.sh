@@ -30,6 +30,10 @@ if [ -n "${REDIS_URL:-}" ]; then
   pids+=($!)
   .venv/bin/celery -A builder beat --loglevel=INFO --schedule var/celerybeat-schedule &
   pids+=($!)
+else
+  # No beat without Redis: this loop retries runs that failed for a passing reason.
+  .venv/bin/python manage.py sweep_outbox --loop 15 &
+  pids+=($!)
 fi
 
 addr=${KILN_ADDR:-127.0.0.1:8000}

@@ -86,9 +86,14 @@ def celery_worker(redis_server, transactional_db, settings):
     """
     from django.db import connection
 
-    settings.CELERY_TASK_ALWAYS_EAGER = False
     previous = use_broker(redis_server.url, eager=False)
-    worker = CeleryWorker(redis_server.url, _database_url(connection.settings_dict))
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    worker = CeleryWorker(
+        redis_server.url,
+        _database_url(connection.settings_dict),
+        # Retries after a fraction of a second, so that tests see them.
+        extra_env={"KILN_RUN_RETRY_BASE_SECONDS": "0.3"},
+    )
     try:
         yield worker.start()
     finally:

@@ -10,6 +10,36 @@ from typing import Any, ClassVar
 from django import forms
 
 
+@dataclass
+class FileContent:
+    """A file in memory: an attachment, an upload. Bindings see ``name``, ``type`` and
+    ``size`` (the shape of Appsmith's file picker, without the data)."""
+
+    name: str
+    content_type: str
+    data: bytes = field(repr=False)
+
+    @property
+    def type(self) -> str:
+        return self.content_type
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+@dataclass
+class Prepared:
+    """An action's fields checked and ready to store: ``fields`` is JSON, ``files`` are
+    kept beside it, so that every retry sends the same bytes."""
+
+    fields: dict
+    files: list[FileContent] = field(default_factory=list)
+
+
 @dataclass(frozen=True)
 class ConnectionCheck:
     ok: bool
@@ -45,8 +75,21 @@ class Plugin:
     def test_connection(self, settings: Any) -> ConnectionCheck:
         raise NotImplementedError
 
+    def prepare(self, action: str, fields: dict, context: Any = None) -> Prepared:
+        """Check evaluated ``fields`` before a run is stored; raise ``FieldError``."""
+        raise NotImplementedError
+
+    def html_fields(self, action: str, fields: dict) -> set[str]:
+        """Which fields are HTML, given the other evaluated fields: values bound into
+        them are escaped."""
+        return set()
+
+    #: Fields evaluated last, once ``html_fields`` can be asked about them.
+    html_candidates: ClassVar[frozenset[str]] = frozenset()
+
     def execute(
         self, settings: Any, action: str, fields: dict, context: Any = None
     ) -> ActionResult:
-        """Run ``action`` with evaluated ``fields``; raise a ``PluginError`` on failure."""
+        """Run ``action`` with prepared ``fields`` (``context.files`` holds the prepared
+        files); raise a ``PluginError`` on failure."""
         raise NotImplementedError

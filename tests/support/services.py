@@ -11,6 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import kombu.pools
 import redis
 
 from tests.support.smtp_server import free_port
@@ -60,10 +61,11 @@ def use_broker(url: str, *, eager: bool) -> tuple[str, bool]:
 
     previous = app.conf.broker_url, app.conf.task_always_eager
     app.conf.broker_url, app.conf.task_always_eager = url, eager
-    if app._pool is not None:
-        # Connections already pooled still lead to the previous broker.
-        app._pool.force_close_all()
-        app._pool = None
+    # Connections already pooled still lead to the previous broker: drop them all
+    # (kombu keeps a registry of pools per broker, beside the app's own reference).
+    kombu.pools.reset()
+    app._pool = None
+    app.amqp._producer_pool = None
     return previous
 
 

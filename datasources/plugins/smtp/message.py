@@ -25,6 +25,7 @@ from django.utils import timezone
 from email_validator import EmailNotValidError, validate_email
 
 from datasources.errors import FieldError
+from datasources.plugins.base import FileContent
 
 LABELS = {
     "from": "From email",
@@ -46,11 +47,7 @@ _DATA_URL = re.compile(r"^data:(?P<type>[^;,]*)(?P<params>(;[^;,]*)*),(?P<payloa
 MAX_SUBJECT = 998
 
 
-@dataclass
-class Attachment:
-    name: str
-    content_type: str
-    data: bytes
+Attachment = FileContent
 
 
 @dataclass
@@ -249,6 +246,8 @@ def read_attachments(value, resolve_file: FileResolver | None) -> list[Attachmen
 
 
 def _read_attachment(item, index: int, resolve_file: FileResolver | None) -> Attachment:
+    if isinstance(item, FileContent):
+        return Attachment(safe_filename(item.name, index), item.content_type, item.data)
     if isinstance(item, dict) and "data" in item:
         name = safe_filename(str(item.get("name") or ""), index)
         data = item["data"]

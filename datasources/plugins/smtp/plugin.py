@@ -3,7 +3,13 @@ from __future__ import annotations
 from typing import Any
 
 from datasources.errors import PluginError
-from datasources.plugins.base import ActionResult, ActionSpec, ConnectionCheck, Plugin
+from datasources.plugins.base import (
+    ActionResult,
+    ActionSpec,
+    ConnectionCheck,
+    Plugin,
+    Prepared,
+)
 from datasources.plugins.smtp import transport
 from datasources.plugins.smtp.config import SmtpConfigForm, SmtpSettings
 from datasources.plugins.smtp.message import Attachment, build_email
@@ -47,11 +53,26 @@ class SmtpPlugin(Plugin):
             True, f"Connected to {settings.host}:{settings.port}{how}{auth} successfully."
         )
 
+    html_candidates = frozenset({"body"})
+
+    def html_fields(self, action: str, fields: dict) -> set[str]:
+        body_type = str(fields.get("body_type") or "").strip().lower()
+        return {"body"} if body_type in ("html", "text/html") else set()
+
+    def prepare(self, action: str, fields: dict, context: Any = None) -> Prepared:
+        self._check_action(action)
+        email = build_email(fields, resolve_file=_file_resolver(context))
+        stored = {name: fields[name] for name in SEND_EMAIL_FIELDS if name in fields}
+        stored.pop("attachments", None)
+        return Prepared(fields=_jsonable(stored), files=email.attachments)
+
     def execute(
         self, settings: SmtpSettings, action: str, fields: dict, context: Any = None
     ) -> ActionResult:
-        if action not in self.actions:
-            raise PluginError(f"SMTP has no action {action!r}.", field="action")
+        self._check_action(action)
+        files = getattr(context, "files", None)
+        if files is not None:
+            fields = {**fields, "attachments": list(files)}
         email = build_email(fields, resolve_file=_file_resolver(context))
         with transport.connection(settings) as session:
             reply = session.send(
@@ -65,6 +86,21 @@ class SmtpPlugin(Plugin):
                 "server_reply": reply,
             },
         )
+
+    def _check_action(self, action: str) -> None:
+        if action not in self.actions:
+            raise PluginError(f"SMTP has no action {action!r}.", field="action")
+
+
+def _jsonable(value):
+    """Evaluated fields as stored on a run: JSON values, anything else as text."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)
 
 
 def _file_resolver(context: Any):

@@ -1,0 +1,120 @@
+"""The JSON run API, for scripts and webhooks.
+
+    POST /api/v1/apps/<app>/queries/<query>/runs   {"inputs": {...}}  -> 202
+    GET  /api/v1/runs/<id>[?wait=N]
+
+Authenticated by a per-user token (``Authorization: Bearer kiln_...``); only members of
+the app's workspace may run or read, everyone else gets 404.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import time
+
+from django.conf import settings
+from django.http import HttpRequest, JsonResponse
+from django.urls import reverse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_POST
+
+from datasources.plugins.base import FileContent
+from queries.errors import RunRequestError
+from queries.execution import create_run
+from queries.models import ApiToken, Query, QueryRun
+
+
+def _error(status: int, message: str, field: str | None = None) -> JsonResponse:
+    body = {"error": message}
+    if field:
+        body["field"] = field
+    return JsonResponse(body, status=status)
+
+
+def token_required(view):
+    @functools.wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs):
+        scheme, _, key = request.headers.get("Authorization", "").partition(" ")
+        user = ApiToken.authenticate(key.strip()) if scheme.lower() == "bearer" else None
+        if user is None:
+            response = _error(401, "Send a valid API token: Authorization: Bearer <token>.")
+            response["WWW-Authenticate"] = 'Bearer realm="kiln"'
+            return response
+        request.user = user
+        return view(request, *args, **kwargs)
+
+    return csrf_exempt(wrapper)
+
+
+def _run_body(run: QueryRun, request: HttpRequest) -> dict:
+    return {**run.as_api(), "url": request.build_absolute_uri(reverse("api:run", args=[run.pk]))}
+
+
+def _inputs(request: HttpRequest) -> dict:
+    """Inputs from a JSON body, or from a multipart form: ``inputs`` (JSON text) and
+    files under the name of their widget (``files1``), which become ``files1.files``."""
+    if request.content_type == "multipart/form-data":
+        text = request.POST.get("inputs") or "{}"
+        where = "inputs"
+    else:
+        text = request.body.decode("utf-8", "replace") or "{}"
+        where = "body"
+    try:
+        payload = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RunRequestError(where, f"{where}: invalid JSON ({exc.msg} at line {exc.lineno} "
+                                     f"column {exc.colno}).") from None  # fmt: skip
+    if where == "body":
+        if not isinstance(payload, dict):
+            raise RunRequestError("body", "body must be a JSON object with an inputs key.")
+        payload = payload.get("inputs", {})
+    if not isinstance(payload, dict):
+        raise RunRequestError("inputs", "inputs must be an object of widget names to states.")
+    for widget in request.FILES:
+        state = payload.setdefault(widget, {})
+        if not isinstance(state, dict):
+            raise RunRequestError(f"inputs.{widget}", f"inputs.{widget} must be an object.")
+        state["files"] = [
+            FileContent(f.name, f.content_type or "application/octet-stream", f.read())
+            for f in request.FILES.getlist(widget)
+        ]
+    return payload
+
+
+@token_required
+@require_POST
+def create_run_view(request: HttpRequest, app: str, query: str) -> JsonResponse:
+    found = (
+        Query.objects.select_related("app__workspace", "datasource")
+        .filter(app__slug=app, name=query, app__workspace__memberships__user=request.user)
+        .first()
+    )
+    if found is None:
+        return _error(404, "No such app or query.")
+    try:
+        run = create_run(found, request.user, _inputs(request))
+    except RunRequestError as exc:
+        return _error(400, exc.message, exc.field)
+    run.refresh_from_db()
+    response = JsonResponse(_run_body(run, request), status=202)
+    response["Location"] = reverse("api:run", args=[run.pk])
+    return response
+
+
+@token_required
+@require_GET
+def run_view(request: HttpRequest, run_id: int) -> JsonResponse:
+    runs = QueryRun.objects.filter(pk=run_id, workspace__memberships__user=request.user)
+    run = runs.first()
+    if run is None:
+        return _error(404, "No such run.")
+    try:
+        wait = float(request.GET.get("wait") or 0)
+    except ValueError:
+        return _error(400, "wait must be a number of seconds.", "wait")
+    deadline = time.monotonic() + min(max(wait, 0), settings.KILN_API_MAX_WAIT_SECONDS)
+    while not run.finished and time.monotonic() < deadline:
+        time.sleep(0.1)
+        run.refresh_from_db()
+    return JsonResponse(_run_body(run, request))

@@ -1,0 +1,76 @@
+"""The names a binding can read when a query runs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ValidationError
+
+from builder.models import App, Page
+from builder.names import validate_identifier
+from queries.errors import RunRequestError
+from queries.models import Query, QueryRun
+
+
+def query_state(run: QueryRun | None) -> dict[str, Any]:
+    """What ``<< query_name.x >>`` sees: the user's latest run of that query."""
+    if run is None:
+        return {"data": None, "error": None, "status": None, "last_run_at": None}
+    return {
+        "data": run.data,
+        "error": run.error or None,
+        "status": run.status,
+        "last_run_at": run.finished_at.isoformat() if run.finished_at else None,
+    }
+
+
+def check_inputs(inputs: Any) -> dict[str, dict]:
+    """Widget state sent by a page or an API caller: ``{widget_name: {...}}``."""
+    if inputs is None:
+        return {}
+    if not isinstance(inputs, dict):
+        raise RunRequestError("inputs", "inputs must be an object of widget names to states.")
+    for name, state in inputs.items():
+        try:
+            validate_identifier(name)
+        except ValidationError as exc:
+            raise RunRequestError(f"inputs.{name}", f"inputs: {exc.messages[0]}") from None
+        if not isinstance(state, dict):
+            raise RunRequestError(
+                f"inputs.{name}",
+                f'inputs.{name} must be an object such as {{"value": ...}}, '
+                f"not {type(state).__name__}.",
+            )
+    return inputs
+
+
+def binding_context(
+    app: App, user, inputs: dict[str, dict], url: dict | None = None, page: Page | None = None
+) -> dict[str, Any]:
+    # Widgets of the page with no state sent still exist: reading them is an error about
+    # their attribute, not an unknown name.
+    context: dict[str, Any] = {}
+    if page is not None:
+        context.update(dict.fromkeys(page.widgets.values_list("name", flat=True), {}))
+    context.update(inputs)
+    queries = Query.objects.filter(app=app)
+    for query in queries:
+        last = (
+            QueryRun.objects.filter(query=query, created_by_id=getattr(user, "pk", None))
+            .order_by("-created_at", "-id")
+            .first()
+        )
+        context[query.name] = query_state(last)
+    context.update(
+        {
+            "user": {
+                "username": user.get_username() if user else "",
+                "email": getattr(user, "email", ""),
+                "name": user.get_full_name() if user else "",
+            },
+            "url": dict(url or {}),
+            "app": {"name": app.name, "slug": app.slug},
+            "page": {"name": page.name, "slug": page.slug} if page else None,
+        }
+    )
+    return context

@@ -1,0 +1,162 @@
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from builder.models import App, Workspace
+from builder.names import validate_identifier
+from datasources.models import Datasource
+
+
+class Query(models.Model):
+    """What a widget event runs: an action of a datasource, with bound fields."""
+
+    app = models.ForeignKey(App, on_delete=models.CASCADE, related_name="queries")
+    name = models.CharField(max_length=64, validators=[validate_identifier])
+    datasource = models.ForeignKey(Datasource, on_delete=models.PROTECT, related_name="queries")
+    action = models.CharField(max_length=50, default="send_email")
+    #: The action's fields as typed, with << >> bindings (e.g. {"to": "<< form1.data.email >>"}).
+    fields = models.JSONField(default=dict, blank=True)
+    run_on_page_load = models.BooleanField(default=False)
+    confirm_before_run = models.BooleanField(default=False)
+    timeout_seconds = models.PositiveIntegerField(default=60)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name_plural = "queries"
+        constraints = [models.UniqueConstraint(fields=["app", "name"], name="query_name_unique")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class RunStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCESS = "success", "Success"
+    ERROR = "error", "Error"
+    #: The connection was lost after the message was handed over: a person decides.
+    UNKNOWN = "unknown", "Unknown"
+
+
+FINISHED = (RunStatus.SUCCESS, RunStatus.ERROR, RunStatus.UNKNOWN)
+
+
+class QueryRun(models.Model):
+    """One run of a query: the outbox row. Stored before its task is enqueued, so that
+    nothing is lost while the broker is down; claimed atomically, so nothing runs twice."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="runs")
+    query = models.ForeignKey(Query, on_delete=models.CASCADE, related_name="runs")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    #: The evaluated fields, files left out (they are RunAttachments); never a secret.
+    fields = models.JSONField(default=dict)
+    status = models.CharField(max_length=10, choices=RunStatus.choices, default=RunStatus.QUEUED)
+    data = models.JSONField(null=True, blank=True)
+    details = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    error_field = models.CharField(max_length=50, blank=True)
+    #: Each failed attempt: {"at", "attempt", "type", "message"}.
+    failures = models.JSONField(default=list, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    max_attempts = models.PositiveIntegerField(default=5)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    enqueued_at = models.DateTimeField(null=True, blank=True)
+    task_id = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            # What the sweep and the claim look for.
+            models.Index(
+                fields=["next_attempt_at"],
+                name="queued_runs",
+                condition=models.Q(status="queued"),
+            ),
+            models.Index(fields=["query", "created_by", "-created_at"], name="last_run"),
+        ]
+
+    def __str__(self) -> str:
+        return f"run {self.pk} of {self.query_id} ({self.status})"
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED
+
+    def as_api(self) -> dict:
+        return {
+            "id": self.pk,
+            "status": self.status,
+            "data": self.data,
+            "error": self.error or None,
+            "error_field": self.error_field or None,
+            "attempts": self.attempts,
+            "created_at": self.created_at.isoformat(),
+            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+        }
+
+
+def run_attachment_path(instance: RunAttachment, filename: str) -> str:
+    return f"workspaces/{instance.run.workspace_id}/runs/{instance.run_id}/{filename}"
+
+
+class RunAttachment(models.Model):
+    """A file a run sends, copied at run time so that a retry sends the same bytes."""
+
+    run = models.ForeignKey(QueryRun, on_delete=models.CASCADE, related_name="attachments")
+    position = models.PositiveSmallIntegerField()
+    file = models.FileField(upload_to=run_attachment_path, max_length=500)
+    name = models.CharField(max_length=255)
+    content_type = models.CharField(max_length=255)
+    size = models.PositiveBigIntegerField()
+
+    class Meta:
+        ordering = ["position"]
+
+
+def _digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+class ApiToken(models.Model):
+    """A per-user token for the run API. Only its SHA-256 is stored."""
+
+    PREFIX = "kiln_"
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
+    )
+    name = models.CharField(max_length=100, blank=True)
+    digest = models.CharField(max_length=64, unique=True)
+    hint = models.CharField(max_length=12)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.hint}… ({self.user})"
+
+    @classmethod
+    def issue(cls, user, name: str = "") -> tuple[ApiToken, str]:
+        """A new token and its key; the key is shown once and never stored."""
+        key = cls.PREFIX + secrets.token_urlsafe(32)
+        token = cls.objects.create(user=user, name=name, digest=_digest(key), hint=key[:12])
+        return token, key
+
+    @classmethod
+    def authenticate(cls, key: str):
+        token = cls.objects.select_related("user").filter(digest=_digest(key)).first()
+        if token is None or not token.user.is_active:
+            return None
+        cls.objects.filter(pk=token.pk).update(last_used_at=timezone.now())
+        return token.user

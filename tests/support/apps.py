@@ -1,0 +1,48 @@
+"""A small app for tests: a contact page and a send_welcome query on an SMTP server."""
+
+from __future__ import annotations
+
+from builder.models import App, Page, Widget
+from datasources.models import Datasource
+from queries.models import Query
+
+WELCOME_FIELDS = {
+    "from": "Kiln <app@kiln.test>",
+    "to": "<< form1.data.email >>",
+    "cc": "<< cc_input.value >>",
+    "subject": "Welcome, << form1.data.name >>!",
+    "body": "<p>Hello << form1.data.name >>, you wrote: << form1.data.message >></p>",
+    "body_type": "html",
+    "attachments": "<< files1.files >>",
+}
+
+
+def make_app(workspace, smtp_port: int, host: str = "127.0.0.1", name: str = "Contact"):
+    datasource = Datasource.objects.create(
+        workspace=workspace,
+        name=f"Mailer {smtp_port}",
+        kind="smtp",
+        config={"host": host, "port": smtp_port, "security": "none", "auth": "none",
+                "timeout": 5, "verify_certificate": True},
+    )  # fmt: skip
+    app = App.objects.create(workspace=workspace, name=name)
+    page = Page.objects.create(app=app, name="Home")
+    form = Widget.objects.create(page=page, name="form1", type="form")
+    for child in ("name", "email", "message"):
+        Widget.objects.create(page=page, parent=form, name=f"{child}_input", type="input")
+    Widget.objects.create(page=page, name="cc_input", type="input")
+    Widget.objects.create(page=page, name="files1", type="filepicker")
+    query = Query.objects.create(
+        app=app, name="send_welcome", datasource=datasource, fields=dict(WELCOME_FIELDS)
+    )
+    return app, query
+
+
+def welcome_inputs(email: str = "ann@example.com", **extra) -> dict:
+    inputs = {
+        "form1": {"data": {"name": "Ann", "email": email, "message": "Hi <there>"}},
+        "cc_input": {"value": ""},
+        "files1": {"files": []},
+    }
+    inputs.update(extra)
+    return inputs
