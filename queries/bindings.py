@@ -9,18 +9,23 @@ a second time.
 
 What is bounded, per call of :func:`evaluate` (one field, including its list/dict items):
 
-- size: ``*``, ``+``, ``%``, ``~``, ``range``, the growing filters (``center``, ``indent``,
-  ``join``, ``replace``, ``format``, ``batch``, ``slice``, ``tojson``, ``wordwrap``, ``sum``,
-  ``urlize``) and the growing ``str`` methods (``center``, ``ljust``, ``rjust``, ``zfill``,
-  ``expandtabs``, ``join``, ``replace``) refuse, *before* doing the work, a result over
-  ``MAX_OUTPUT`` characters/items; ``**`` refuses exponents over ``MAX_EXPONENT`` and
-  results over ``MAX_INT_BITS`` bits; ``range`` is capped at ``MAX_RANGE`` items; the final
-  string is capped at ``MAX_OUTPUT``;
-- total work: every filter, call and intercepted operator adds the size of what it built to
-  a budget of ``MAX_WORK`` characters/items;
+- size, checked *before* the work is done: ``*``, ``+``, ``%``, ``~``, the growing filters
+  (``center``, ``indent``, ``join``, ``replace``, ``format``, ``batch``, ``slice``,
+  ``tojson``, ``wordwrap``, ``urlize``) and ``str`` methods (``center``, ``ljust``,
+  ``rjust``, ``zfill``, ``expandtabs``, ``join``, ``replace``) refuse a result over
+  ``MAX_OUTPUT`` characters/items; turning a list or dict into text (``~``, ``|string``,
+  ``|tojson``, ``%``, the final string) is refused when its text would be over
+  ``MAX_OUTPUT``; ``**`` refuses exponents over ``MAX_EXPONENT`` and results over
+  ``MAX_INT_BITS`` bits, ``*`` the latter too; ``range`` is capped at ``MAX_RANGE`` items;
+  ``str.format``/``format_map``/``translate`` are refused outright;
+- the result: a string over ``MAX_OUTPUT`` characters, or a list/dict over ``MAX_VALUE``
+  characters as text, is an error;
+- total work: every filter, call and intercepted operator adds the size of what it built
+  (a container as its size as text, every reference counted) to a budget of ``MAX_WORK``;
+  the sorting and comparing filters count their input too;
 - time: the same hooks check a deadline of ``TIME_LIMIT`` seconds, and the elapsed time is
-  checked once more at the end. No single step between two hooks can run long, because
-  every step that could is size-checked first;
+  checked once more at the end. Nothing interrupts a single step between two hooks; such a
+  step is short because its input and output are bounded by the checks above;
 - the expression itself: at most ``MAX_EXPRESSION`` characters and ``MAX_NESTING`` levels
   of nesting (Jinja's compiler is slow on deep trees and recurses on them).
 
@@ -284,8 +289,9 @@ def _precheck_str_method(method: Any, args: tuple, kwargs: dict) -> tuple:
 
 
 def _check_replace(text: Any, old: Any, new: Any, count: Any) -> None:
-    if not (isinstance(text, str) and isinstance(old, str) and isinstance(new, str)):
-        return
+    kind = type(text) if isinstance(text, (str, bytes)) else None
+    if kind is None or not (isinstance(old, kind) and isinstance(new, kind)):
+        return  # the method raises TypeError itself
     occurrences = text.count(old) if old else len(text) + 1
     if isinstance(count, int) and count >= 0:
         occurrences = min(occurrences, count)
@@ -326,13 +332,31 @@ def _pre_format(a: dict) -> None:
     _check_text_size([a.get("args", ()), a.get("kwargs", {})])
 
 
+def _value_key(a: dict) -> str | None:
+    """The name of the filtered value: the first argument that is not the context Jinja
+    passes (pass_eval_context, pass_environment, …)."""
+    for key, value in a.items():
+        if not isinstance(value, (EvalContext, Context, Environment)):
+            return key
+    return None
+
+
 def _pre_text(a: dict) -> None:
     """Filters that turn their value into text: a container must not be huge as text."""
-    for value in a.values():
-        # The first argument that is not the context Jinja passes (pass_eval_context, …).
-        if not isinstance(value, (EvalContext, Context, Environment)):
-            _check_text_size(value)
-            return
+    key = _value_key(a)
+    if key is not None:
+        _check_text_size(a[key])
+
+
+def _pre_items(a: dict) -> None:
+    """Filters that compare, sort or lowercase every item: the items count as work."""
+    key = _value_key(a)
+    if key is None:
+        return
+    value = a[key]
+    if isinstance(value, Iterator):
+        value = a[key] = list(value)
+    _charge(value)
 
 
 # Filters that call str() (or json/pprint) on their value.
@@ -396,6 +420,7 @@ _FILTER_PRECHECKS: dict[str, Callable[[dict], None]] = {
     "wordwrap": _pre_wordwrap,
     "sum": _pre_sum,
     "urlize": _pre_urlize,
+    **dict.fromkeys(("sort", "unique", "groupby", "dictsort", "min", "max"), _pre_items),
 }
 
 
@@ -614,8 +639,17 @@ def _find_close(text: str, start: int) -> int:
     return -1
 
 
-@functools.lru_cache(maxsize=4096)
 def _split(template: str) -> tuple[_Part, ...]:
+    # Long fields (an HTML body) are split afresh each time rather than held in the cache.
+    return _split_cached(template) if len(template) <= 4096 else _split_text(template)
+
+
+@functools.lru_cache(maxsize=4096)
+def _split_cached(template: str) -> tuple[_Part, ...]:
+    return _split_text(template)
+
+
+def _split_text(template: str) -> tuple[_Part, ...]:
     """The literal text and bindings of a field, in order; ``\\<<`` becomes ``<<``."""
     parts: list[_Part] = []
     literal: list[str] = []
@@ -717,7 +751,12 @@ def _compile(expression: str) -> _Compiled:
 
 
 def has_bindings(template: object) -> bool:
-    """True if ``template`` is a str with an unescaped ``<<`` followed by a ``>>``."""
+    """True if ``template`` is a str with an unescaped ``<<`` followed by a ``>>``.
+
+    For display only: a field without bindings may still hold ``\\<<`` (which evaluate()
+    turns into ``<<``) or an unclosed ``<<`` (which evaluate() reports), so evaluate every
+    field rather than only those with bindings.
+    """
     if not isinstance(template, str):
         return False
     i = 0

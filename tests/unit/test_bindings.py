@@ -369,6 +369,40 @@ def test_it_refuses_huge_results_before_building_them(ctx, expression):
     assert "too large" in refusal(f"<< {expression} >>", ctx).message
 
 
+@pytest.mark.parametrize(
+    "template",
+    [
+        "Files: << [big] * 1000 >>",
+        "<< ([big] * 1000) ~ '' >>",
+        "<< ([big] * 1000)|string >>",
+        "<< ([big] * 1000)|join >>",
+        "<< ([{'a': big}] * 100)|join(attribute='a') >>",
+        "<< '%s' % ([big] * 100,) >>",
+        "<< '%s'|format([big] * 100) >>",
+        "<< dict.fromkeys(range(10000), big)|tojson >>",
+        "<< range(10000)|map(attribute='x', default=big)|unique|list >>",
+        "<< ([big, big] * 5000)|sort >>",
+        "<< big.encode().replace('x'.encode(), 'yy'.encode()) >>",
+    ],
+)
+def test_it_refuses_repeating_a_long_value_into_a_huge_text(template):
+    # Lists of references are cheap to build; turning them into text, sorting or comparing
+    # them is not.
+    err = refusal(template, {"big": "x" * 90_000})
+    assert err.message.startswith(("result too large", "too much work")), err.message
+
+
+def test_it_refuses_a_huge_native_value():
+    err = refusal("<< [big] * 20 >>", {"big": "x" * 90_000})
+    assert err.message.startswith("result too large")
+
+
+def test_it_allows_ordinary_work_on_a_table():
+    table = [{"email": f"user{i}@example.com", "n": i} for i in range(2000)]
+    template = "<< rows|sort(attribute='n', reverse=true)|map(attribute='email')|first >>"
+    assert evaluate("f", template, {"rows": table}) == "user1999@example.com"
+
+
 def test_it_refuses_a_huge_slice_count(ctx):
     assert refusal("<< [1]|slice(10**9)|list >>", ctx).message.startswith("slice count too large")
 
@@ -490,3 +524,7 @@ def test_compiled_expressions_are_cached(ctx, monkeypatch):
     for _ in range(3):
         assert evaluate("f", "<< count + 1 >> and << count + 1 >>", ctx) == "4 and 4"
     assert calls == ["count + 1"]
+
+
+def test_a_string_binding_can_write_a_backslash_before_another_binding(ctx):
+    assert evaluate("f", "C:<< '\\\\' >><< count >>", ctx) == "C:\\3"

@@ -7,6 +7,7 @@ the host name the user typed.
 
 from __future__ import annotations
 
+import os
 import re
 import smtplib
 import socket
@@ -14,6 +15,7 @@ import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from functools import lru_cache
 from ipaddress import ip_address
 
 from django.conf import settings as django_settings
@@ -52,6 +54,13 @@ class _PinnedSMTPSSL(smtplib.SMTP_SSL, _PinnedSMTP):
 
 
 def tls_context(verify: bool) -> ssl.SSLContext:
+    # Loading the CA store takes tens of milliseconds: keep one context per setting
+    # (and per CA location, which tests and deployments set through the environment).
+    return _tls_context(verify, os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+
+
+@lru_cache(maxsize=8)
+def _tls_context(verify: bool, _cafile: str | None, _capath: str | None) -> ssl.SSLContext:
     context = ssl.create_default_context()
     if not verify:
         context.check_hostname = False
@@ -135,13 +144,14 @@ def _translate(exc: BaseException, s: SmtpSettings, progress: _Progress) -> Plug
 
 
 def _open(s: SmtpSettings, progress: _Progress) -> smtplib.SMTP:
-    context = tls_context(s.verify_certificate)
     local_hostname = getattr(django_settings, "KILN_SMTP_EHLO_NAME", "kiln.localhost")
     last_error: OSError | None = None
     for _family, address in resolve(s.host, s.port):
         if s.security == Security.SSL:
             client = _PinnedSMTPSSL(
-                timeout=s.timeout, local_hostname=local_hostname, context=context
+                timeout=s.timeout,
+                local_hostname=local_hostname,
+                context=tls_context(s.verify_certificate),
             )
         else:
             client = _PinnedSMTP(timeout=s.timeout, local_hostname=local_hostname)
