@@ -169,3 +169,24 @@ class Widget(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class AppVersion(models.Model):
+    """A published version of an app: its document (the apps-as-code format), frozen.
+    Viewers get the latest; editing the app changes nothing for them until the next
+    publish."""
+
+    app = models.ForeignKey(App, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    document = models.JSONField()
+    published_at = models.DateTimeField(auto_now_add=True)
+    published_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+
+    class Meta:
+        ordering = ["-number"]
+        constraints = [models.UniqueConstraint(fields=["app", "number"], name="app_version_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.app} v{self.number}"

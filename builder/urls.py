@@ -11,6 +11,7 @@ urlpatterns = [
     path("w/<slug:workspace>/datasources/", include("datasources.urls")),
     path("devmailbox/", include("devmailbox.urls")),
     path("api/v1/", include("queries.urls")),
+    path("apps/", include("builder.viewer_urls")),
     path("healthz", views.healthz, name="healthz"),
     path("admin/", admin.site.urls),
 ]

@@ -11,16 +11,35 @@ from builder.names import validate_identifier
 from queries.errors import RunRequestError
 from queries.models import Query, QueryRun
 
+RECENT_RUNS = 50
 
-def query_state(run: QueryRun | None) -> dict[str, Any]:
-    """What ``<< query_name.x >>`` sees: the user's latest run of that query."""
-    if run is None:
-        return {"data": None, "error": None, "status": None, "last_run_at": None}
+
+def run_row(run: QueryRun) -> dict[str, Any]:
+    """One run as a row of ``<< query_name.runs >>`` (e.g. for a Table)."""
+    return {
+        "id": run.pk,
+        "status": run.status,
+        "to": run.fields.get("to", ""),
+        "subject": run.fields.get("subject", ""),
+        "error": run.error,
+        "created_at": run.created_at.isoformat(timespec="seconds"),
+        "finished_at": run.finished_at.isoformat(timespec="seconds") if run.finished_at else "",
+    }
+
+
+def query_state(runs: list[QueryRun]) -> dict[str, Any]:
+    """What ``<< query_name.x >>`` sees, from the user's runs of that query, newest first:
+    the latest run's ``data``, ``error``, ``status`` and ``last_run_at``, and ``runs``."""
+    rows = [run_row(run) for run in runs]
+    if not runs:
+        return {"data": None, "error": None, "status": None, "last_run_at": None, "runs": []}
+    run = runs[0]
     return {
         "data": run.data,
         "error": run.error or None,
         "status": run.status,
         "last_run_at": run.finished_at.isoformat() if run.finished_at else None,
+        "runs": rows,
     }
 
 
@@ -53,14 +72,11 @@ def binding_context(
     if page is not None:
         context.update(dict.fromkeys(page.widgets.values_list("name", flat=True), {}))
     context.update(inputs)
-    queries = Query.objects.filter(app=app)
-    for query in queries:
-        last = (
-            QueryRun.objects.filter(query=query, created_by_id=getattr(user, "pk", None))
-            .order_by("-created_at", "-id")
-            .first()
-        )
-        context[query.name] = query_state(last)
+    for query in Query.objects.filter(app=app):
+        runs = QueryRun.objects.filter(
+            query=query, created_by_id=getattr(user, "pk", None)
+        ).order_by("-created_at", "-id")[:RECENT_RUNS]
+        context[query.name] = query_state(list(runs))
     context.update(
         {
             "user": {

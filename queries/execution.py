@@ -26,32 +26,41 @@ from queries.models import Query, QueryRun, RunAttachment, RunStatus
 log = logging.getLogger(__name__)
 
 
-def evaluate_query_fields(query: Query, context: dict) -> dict:
-    """Every field of ``query`` evaluated; HTML fields (per the plugin) escape values."""
+def evaluate_query_fields(query: Query, context: dict, fields: dict | None = None) -> dict:
+    """Every field of ``query`` (or ``fields``, a published copy of them) evaluated;
+    HTML fields (per the plugin) escape the values bound into them."""
     plugin = query.datasource.plugin
     late = plugin.html_candidates
+    fields = query.fields if fields is None else fields
     try:
         evaluated = {
             name: evaluate(name, template, context)
-            for name, template in query.fields.items()
+            for name, template in fields.items()
             if name not in late
         }
         html = plugin.html_fields(query.action, evaluated)
-        for name in late & query.fields.keys():
-            evaluated[name] = evaluate(name, query.fields[name], context, html=name in html)
+        for name in late & fields.keys():
+            evaluated[name] = evaluate(name, fields[name], context, html=name in html)
     except BindingError as exc:
         raise RunRequestError(exc.field, str(exc)) from None
     return evaluated
 
 
 def create_run(
-    query: Query, user, inputs: dict | None = None, *, url: dict | None = None, page=None
+    query: Query,
+    user,
+    inputs: dict | None = None,
+    *,
+    url: dict | None = None,
+    page=None,
+    fields: dict | None = None,
 ) -> QueryRun:
-    """Evaluate and check the query's fields, store the run, and enqueue it once the
-    transaction commits. Raises ``RunRequestError`` (nothing stored) for bad input."""
+    """Evaluate and check the query's fields (or ``fields``, as published), store the
+    run, and enqueue it once the transaction commits. Raises ``RunRequestError``
+    (nothing stored) for bad input."""
     inputs = check_inputs(inputs)
     context = binding_context(query.app, user, inputs, url=url, page=page)
-    evaluated = evaluate_query_fields(query, context)
+    evaluated = evaluate_query_fields(query, context, fields)
     plugin = query.datasource.plugin
     try:
         prepared = plugin.prepare(

@@ -7,6 +7,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from builder.demo import create_demo_app
 from builder.models import Role, Workspace
 from datasources.models import Datasource
 
@@ -32,7 +33,7 @@ class Command(BaseCommand):
             name="Demo workspace", slug="demo"
         )
         workspace.add_member(user, Role.ADMIN)
-        Datasource.objects.update_or_create(
+        datasource, _ = Datasource.objects.update_or_create(
             workspace=workspace,
             name="Dev mailbox",
             defaults={
@@ -49,9 +50,10 @@ class Command(BaseCommand):
                 "secret": "",
             },
         )
+        app = create_demo_app(workspace, datasource, user)
         state = "created" if created else "kept (password unchanged)"
         self.stdout.write(
             f"Demo user {username!r} {state}; workspace {workspace.slug!r}; "
             f"datasource 'Dev mailbox' -> smtp://{settings.KILN_DEVMAILBOX_HOST}:"
-            f"{settings.KILN_DEVMAILBOX_PORT}"
+            f"{settings.KILN_DEVMAILBOX_PORT}; app at /apps/{app.slug}/"
         )

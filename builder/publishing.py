@@ -1,0 +1,23 @@
+"""Publishing: a frozen copy of an app for its viewers."""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.db.models import Max
+
+from builder.models import App, AppVersion
+
+
+@transaction.atomic
+def publish(app: App, user=None) -> AppVersion:
+    from queries.appfile import export_app
+
+    App.objects.select_for_update().filter(pk=app.pk).first()
+    number = (app.versions.aggregate(n=Max("number"))["n"] or 0) + 1
+    return AppVersion.objects.create(
+        app=app, number=number, document=export_app(app), published_by=user
+    )
+
+
+def published(app: App) -> AppVersion | None:
+    return app.versions.order_by("-number").first()
