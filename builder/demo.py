@@ -86,8 +86,11 @@ def create_demo_app(workspace: Workspace, datasource: Datasource, user=None) -> 
     )  # fmt: skip
     widget(
         "sent", "table",
-        {"data": "<< send_message.runs >>", "columns": ["created_at", "subject", "status"],
-         "page_size": 5, "searchable": True},
+        {"data": "<< send_message.runs >>",
+         "columns": [{"key": "created_at", "label": "Sent at"},
+                     {"key": "subject", "label": "Subject"},
+                     {"key": "status", "label": "Status"}],
+         "page_size": 5, "searchable": True, "selectable": False},
         x=7, y=2, w=5, h=8,
     )  # fmt: skip
     Query.objects.create(app=app, name="send_message", datasource=datasource,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 
 from builder.models import App, Page
 from builder.names import validate_identifier
@@ -22,9 +23,13 @@ def run_row(run: QueryRun) -> dict[str, Any]:
         "to": run.fields.get("to", ""),
         "subject": run.fields.get("subject", ""),
         "error": run.error,
-        "created_at": run.created_at.isoformat(timespec="seconds"),
-        "finished_at": run.finished_at.isoformat(timespec="seconds") if run.finished_at else "",
+        "created_at": _when(run.created_at),
+        "finished_at": _when(run.finished_at),
     }
+
+
+def _when(moment) -> str:
+    return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M:%S") if moment else ""
 
 
 def query_state(runs: list[QueryRun]) -> dict[str, Any]:

@@ -45,7 +45,9 @@ def test_sending_the_contact_form(demo, live_server, sign_in, page, smtp_server,
     expect(page.locator("#w-last_result")).to_contain_text("Email sent successfully")
     expect(page.locator("#w-sent tbody tr")).to_have_count(1)
     expect(page.get_by_label("Your name")).to_have_value("")
+    page.evaluate("getSelection().removeAllRanges()")  # the double click selected a word
     screenshot("demo-after-send")
+    expect(toast).to_be_hidden(timeout=10_000)  # success toasts hide themselves
 
     (received,) = smtp_server.received
     msg = received.message
@@ -72,6 +74,10 @@ def test_the_smtp_server_down_shows_an_error_and_keeps_the_form(
     expect(page.get_by_label("Your name")).to_have_value("Ann Example")
     expect(page.get_by_label("Message", exact=True)).to_have_value("Please call me back.")
     screenshot("demo-error-toast")
+    page.wait_for_timeout(6_000)
+    expect(error).to_be_visible()  # errors stay until dismissed
+    error.get_by_role("button", name="Dismiss").click()
+    expect(error).to_have_count(0)
 
 
 def test_a_required_field_left_empty_sends_nothing(demo, live_server, sign_in, page, smtp_server):
