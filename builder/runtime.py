@@ -33,6 +33,15 @@ from widgets import RenderAttrs, WidgetSpec, get_type
 POLL_DELAY = "600ms"
 
 
+def load_draft(request: HttpRequest, slug: str) -> tuple[App, AppVersion]:
+    """The app as it is being edited (not saved as a version), for its editors."""
+    from builder.editor.access import get_app_for_editor
+    from queries.appfile import export_app
+
+    app = get_app_for_editor(request, slug)
+    return app, AppVersion(app=app, number=0, document=export_app(app))
+
+
 def load_app(request: HttpRequest, slug: str) -> tuple[App, AppVersion]:
     """The app and its published version, for a member of its workspace (any role)."""
     app = (
@@ -86,8 +95,17 @@ def toast(kind: str, message: str) -> str:
 
 
 class PageRuntime:
-    def __init__(self, request: HttpRequest, app: App, version: AppVersion, page_slug: str | None):
+    def __init__(
+        self,
+        request: HttpRequest,
+        app: App,
+        version: AppVersion,
+        page_slug: str | None,
+        *,
+        preview: bool = False,
+    ):
         self.request = request
+        self.preview = preview
         self.app = app
         self.version = version
         pages = version.document.get("pages", [])
@@ -120,10 +138,12 @@ class PageRuntime:
         return self.request.get_full_path()
 
     def page_url(self, slug: str | None = None) -> str:
-        return reverse("viewer:page", args=[self.app.slug, slug or self.page["slug"]])
+        route = "viewer:preview_page" if self.preview else "viewer:app_page"
+        return reverse(route, args=[self.app.slug, slug or self.page["slug"]])
 
     def _endpoint(self, name: str, *args) -> str:
-        return reverse(f"viewer:{name}", args=[self.app.slug, self.page["slug"], *args])
+        route = f"viewer:{'preview' if self.preview else 'app'}_{name}"
+        return reverse(route, args=[self.app.slug, self.page["slug"], *args])
 
     # State and properties ---------------------------------------------------------------
     def _order(self) -> list[str]:

@@ -12,6 +12,7 @@ urlpatterns = [
     path("devmailbox/", include("devmailbox.urls")),
     path("api/v1/", include("queries.urls")),
     path("apps/", include("builder.viewer_urls")),
+    path("", include("builder.editor_urls")),
     path("healthz", views.healthz, name="healthz"),
     path("admin/", admin.site.urls),
 ]

@@ -9,15 +9,20 @@ from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
 
-from builder.runtime import Output, PageRuntime, load_app, run_download
+from builder.runtime import Output, PageRuntime, load_app, load_draft, run_download
 from queries.models import QueryRun
+
+
+def _runtime(request: HttpRequest, app: str, page: str | None, preview: bool) -> PageRuntime:
+    found, version = load_draft(request, app) if preview else load_app(request, app)
+    return PageRuntime(request, found, version, page, preview=preview)
 
 
 @login_required
 @require_GET
-def page(request: HttpRequest, app: str, page: str | None = None) -> HttpResponse:
-    found, version = load_app(request, app)
-    runtime = PageRuntime(request, found, version, page)
+def page(request: HttpRequest, app: str, page: str | None = None, preview=False) -> HttpResponse:
+    runtime = _runtime(request, app, page, preview)
+    found, version = runtime.app, runtime.version
     states = runtime.initial_states()
     context = {
         "app": found,
@@ -40,9 +45,8 @@ def _respond(out: Output) -> HttpResponse:
 
 @login_required
 @require_POST
-def event(request: HttpRequest, app: str, page: str) -> HttpResponse:
-    found, version = load_app(request, app)
-    runtime = PageRuntime(request, found, version, page)
+def event(request: HttpRequest, app: str, page: str, preview=False) -> HttpResponse:
+    runtime = _runtime(request, app, page, preview)
     widget = request.POST.get("widget", "")
     name = request.POST.get("event", "")
     return _respond(runtime.handle_event(widget, name, request.POST, request.FILES))
@@ -50,9 +54,8 @@ def event(request: HttpRequest, app: str, page: str) -> HttpResponse:
 
 @login_required
 @require_POST
-def poll(request: HttpRequest, app: str, page: str, run_id: int) -> HttpResponse:
-    found, version = load_app(request, app)
-    runtime = PageRuntime(request, found, version, page)
+def poll(request: HttpRequest, app: str, page: str, run_id: int, preview=False) -> HttpResponse:
+    runtime = _runtime(request, app, page, preview)
     path = request.POST.get("path", "")
     trigger = request.POST.get("trigger", "")
     return _respond(runtime.poll(run_id, path, trigger, request.POST, request.FILES))
@@ -60,9 +63,8 @@ def poll(request: HttpRequest, app: str, page: str, run_id: int) -> HttpResponse
 
 @login_required
 @require_POST
-def widget(request: HttpRequest, app: str, page: str, name: str) -> HttpResponse:
-    found, version = load_app(request, app)
-    runtime = PageRuntime(request, found, version, page)
+def widget(request: HttpRequest, app: str, page: str, name: str, preview=False) -> HttpResponse:
+    runtime = _runtime(request, app, page, preview)
     return HttpResponse(runtime.refresh_widget(name, request.POST, request.FILES))
 
 

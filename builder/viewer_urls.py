@@ -3,11 +3,22 @@ from django.urls import path
 from builder import viewer
 
 app_name = "viewer"
+
+
+def _routes(prefix: str, name: str, preview: bool) -> list:
+    """The same views for the published app and, under preview/, the current draft."""
+    kw = {"preview": preview}
+    return [
+        path(f"{prefix}", viewer.page, kw, name=name),
+        path(f"{prefix}<slug:page>/", viewer.page, kw, name=f"{name}_page"),
+        path(f"{prefix}<slug:page>/events", viewer.event, kw, name=f"{name}_event"),
+        path(f"{prefix}<slug:page>/widgets/<str:name>", viewer.widget, kw, name=f"{name}_widget"),
+        path(f"{prefix}<slug:page>/runs/<int:run_id>/poll", viewer.poll, kw, name=f"{name}_poll"),
+    ]
+
+
 urlpatterns = [
-    path("<slug:app>/", viewer.page, name="app"),
     path("<slug:app>/runs/<int:run_id>/download", viewer.download, name="download"),
-    path("<slug:app>/<slug:page>/", viewer.page, name="page"),
-    path("<slug:app>/<slug:page>/events", viewer.event, name="event"),
-    path("<slug:app>/<slug:page>/widgets/<str:name>", viewer.widget, name="widget"),
-    path("<slug:app>/<slug:page>/runs/<int:run_id>/poll", viewer.poll, name="poll"),
+    *_routes("<slug:app>/preview/", "preview", True),
+    *_routes("<slug:app>/", "app", False),
 ]

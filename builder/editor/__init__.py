@@ -1,0 +1,1 @@
+"""The builder's editor: apps list, page canvas, property pane, query editor, publish."""
