@@ -15,6 +15,14 @@ from queries.models import Query, QueryRun
 RECENT_RUNS = 50
 
 
+class UrlParams(dict):
+    """``<< url.x >>``: a parameter missing from the URL is None, not an error, since a
+    page is opened with or without its parameters (``<< url.id or 'new' >>``)."""
+
+    def __missing__(self, key):
+        return None
+
+
 def run_row(run: QueryRun) -> dict[str, Any]:
     """One run as a row of ``<< query_name.runs >>`` (e.g. for a Table)."""
     return {
@@ -89,7 +97,7 @@ def binding_context(
                 "email": getattr(user, "email", ""),
                 "name": user.get_full_name() if user else "",
             },
-            "url": dict(url or {}),
+            "url": UrlParams(url or {}),
             "app": {"name": app.name, "slug": app.slug},
             "page": {"name": page.name, "slug": page.slug} if page else None,
         }
