@@ -87,6 +87,12 @@ class Plugin:
     #: Fields evaluated last, once ``html_fields`` can be asked about them.
     html_candidates: ClassVar[frozenset[str]] = frozenset()
 
+    def preview(self, action: str, fields: dict, context: Any = None) -> dict:
+        """What running ``action`` with evaluated ``fields`` would do, without doing it
+        (the editor's "Preview"). Checks the fields as ``prepare`` does and raises
+        ``FieldError`` the same way; the shape of the result is the plugin's own."""
+        raise NotImplementedError
+
     def execute(
         self, settings: Any, action: str, fields: dict, context: Any = None
     ) -> ActionResult:

@@ -12,7 +12,7 @@ from datasources.plugins.base import (
 )
 from datasources.plugins.smtp import transport
 from datasources.plugins.smtp.config import SmtpConfigForm, SmtpSettings
-from datasources.plugins.smtp.message import Attachment, build_email
+from datasources.plugins.smtp.message import Attachment, build_email, parse_addresses
 
 #: The success data of a send, exactly as in the seed's response format.
 SENT = {"success": True, "message": "Email sent successfully"}
@@ -30,6 +30,10 @@ SEND_EMAIL_FIELDS = (
     "body_type",
     "attachments",
 )
+
+
+#: The headers a preview shows, in this order (those the message has).
+PREVIEW_HEADERS = ("From", "To", "Cc", "Reply-To", "Subject", "Date", "Message-ID")
 
 
 class SmtpPlugin(Plugin):
@@ -65,6 +69,29 @@ class SmtpPlugin(Plugin):
         stored = {name: fields[name] for name in SEND_EMAIL_FIELDS if name in fields}
         stored.pop("attachments", None)
         return Prepared(fields=_jsonable(stored), files=email.attachments)
+
+    def preview(self, action: str, fields: dict, context: Any = None) -> dict:
+        """The email ``execute`` would send, built and checked the same way, not sent:
+        its headers, the BCC and envelope recipients, both bodies and the attachments."""
+        self._check_action(action)
+        email = build_email(fields, resolve_file=_file_resolver(context))
+        message = email.message
+        headers = [
+            (name, str(message[name])) for name in PREVIEW_HEADERS if message[name] is not None
+        ]
+        text = message.get_body(preferencelist=("plain",))
+        html = message.get_body(preferencelist=("html",))
+        return {
+            "headers": headers,
+            # Already checked by build_email; parsed again because BCC is in no header.
+            "bcc": [a.addr_spec for a in parse_addresses("bcc", fields.get("bcc"))],
+            "envelope_to": list(email.recipients),
+            "text": text.get_content() if text is not None else "",
+            "html": html.get_content() if html is not None else None,
+            "attachments": [
+                {"name": a.name, "type": a.content_type, "size": a.size} for a in email.attachments
+            ],
+        }
 
     def execute(
         self, settings: SmtpSettings, action: str, fields: dict, context: Any = None
