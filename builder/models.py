@@ -190,3 +190,25 @@ class AppVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.app} v{self.number}"
+
+
+class PageEdit(models.Model):
+    """One change made in the page editor, for undo and redo: the page's widgets (as
+    dicts: name, type, parent name, properties, events, x, y, w, h) before and after it.
+
+    Undo puts ``before`` back and marks the edit undone; redo puts ``after`` back. A new
+    edit drops the undone ones (builder.editor.canvas_history)."""
+
+    page = models.ForeignKey(Page, on_delete=models.CASCADE, related_name="edits")
+    created_at = models.DateTimeField(auto_now_add=True)
+    summary = models.CharField(max_length=200, blank=True)
+    before = models.JSONField(default=list)
+    after = models.JSONField(default=list)
+    undone = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["page", "undone", "id"], name="page_edit_history")]
+
+    def __str__(self) -> str:
+        return f"{self.page}: {self.summary or 'edit'}"

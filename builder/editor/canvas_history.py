@@ -1,0 +1,132 @@
+"""Undo and redo for the page editor.
+
+Every change to a page's widgets goes through :func:`record`, which stores a ``PageEdit``
+with the whole list of the page's widgets before and after the change. Undo puts the
+``before`` of the latest edit that is not undone back; redo puts the ``after`` of the
+earliest undone edit back; a new change drops the undone edits (there is no redo after a
+new change). Putting a snapshot back deletes the page's widgets and creates them again
+from it, keeping their names, so a deleted widget comes back with its properties and
+events (its database id is new: the editor addresses widgets by name).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+from django.db import transaction
+
+from builder.models import Page, PageEdit, Widget
+
+#: Edits kept per page; older ones can no longer be undone.
+HISTORY_LIMIT = 200
+
+T = TypeVar("T")
+
+
+def snapshot(page: Page) -> list[dict]:
+    """The page's widgets as dicts, each parent before its children, in layout order."""
+    widgets = list(page.widgets.order_by("y", "x", "id"))
+    names = {widget.pk: widget.name for widget in widgets}
+    children: dict[int | None, list[Widget]] = {}
+    for widget in widgets:
+        parent = widget.parent_id if widget.parent_id in names else None
+        children.setdefault(parent, []).append(widget)
+    ordered: list[Widget] = []
+    pending = list(reversed(children.get(None, [])))
+    while pending:
+        widget = pending.pop()
+        ordered.append(widget)
+        pending.extend(reversed(children.get(widget.pk, [])))
+    return [
+        {
+            "name": widget.name,
+            "type": widget.type,
+            "parent": names.get(widget.parent_id),
+            "properties": widget.properties,
+            "events": widget.events,
+            "x": widget.x,
+            "y": widget.y,
+            "w": widget.w,
+            "h": widget.h,
+        }
+        for widget in ordered
+    ]
+
+
+def restore(page: Page, widgets: list[dict]) -> None:
+    """Makes the page's widgets exactly ``widgets`` (a :func:`snapshot`: parents first)."""
+    page.widgets.all().delete()
+    created: dict[str, Widget] = {}
+    for item in widgets:
+        created[item["name"]] = Widget.objects.create(
+            page=page,
+            parent=created.get(item.get("parent") or ""),
+            name=item["name"],
+            type=item["type"],
+            properties=item.get("properties") or {},
+            events=item.get("events") or {},
+            x=item.get("x", 0),
+            y=item.get("y", 0),
+            w=item.get("w", 4),
+            h=item.get("h", 1),
+        )
+
+
+def record(page: Page, summary: str, change: Callable[[], T]) -> T:
+    """Runs ``change`` (which edits the page's widgets) and stores it as one edit.
+
+    Nothing is stored when the widgets are the same afterwards (a property saved with the
+    value it had)."""
+    with transaction.atomic():
+        # Serializes the edits of one page (a no-op on SQLite, which locks the database).
+        Page.objects.select_for_update().filter(pk=page.pk).first()
+        before = snapshot(page)
+        result = change()
+        after = snapshot(page)
+        if before != after:
+            page.edits.filter(undone=True).delete()
+            PageEdit.objects.create(page=page, summary=summary[:200], before=before, after=after)
+            _prune(page)
+    return result
+
+
+def _prune(page: Page) -> None:
+    old = page.edits.order_by("-id").values_list("id", flat=True)[HISTORY_LIMIT:]
+    ids = list(old)
+    if ids:
+        page.edits.filter(id__in=ids).delete()
+
+
+def next_undo(page: Page) -> PageEdit | None:
+    return page.edits.filter(undone=False).order_by("-id").first()
+
+
+def next_redo(page: Page) -> PageEdit | None:
+    return page.edits.filter(undone=True).order_by("id").first()
+
+
+def undo(page: Page) -> PageEdit | None:
+    """Puts the page back as it was before its latest edit; None when there is none."""
+    with transaction.atomic():
+        Page.objects.select_for_update().filter(pk=page.pk).first()
+        edit = next_undo(page)
+        if edit is None:
+            return None
+        restore(page, edit.before)
+        edit.undone = True
+        edit.save(update_fields=["undone"])
+        return edit
+
+
+def redo(page: Page) -> PageEdit | None:
+    """Applies the earliest undone edit again; None when there is none."""
+    with transaction.atomic():
+        Page.objects.select_for_update().filter(pk=page.pk).first()
+        edit = next_redo(page)
+        if edit is None:
+            return None
+        restore(page, edit.after)
+        edit.undone = False
+        edit.save(update_fields=["undone"])
+        return edit

@@ -1,0 +1,325 @@
+"""What the page editor draws: the canvas (every widget rendered as the preview renders
+it, each in a selectable frame) and the property pane of the selected widget.
+
+Bindings are evaluated as in the preview of the draft (builder.runtime.PageRuntime with
+the page's current rows); a binding that fails shows the widget's inline warning, and a
+widget that cannot be drawn at all shows a box saying why: the editor never fails
+because of what is on the page.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+from django.http import HttpRequest, QueryDict
+from django.template.loader import render_to_string
+from django.utils.datastructures import MultiValueDict
+from django.utils.html import format_html
+from django.utils.safestring import SafeString, mark_safe
+
+from builder.models import App, AppVersion, Page, Widget
+from builder.runtime import PageRuntime
+from queries.bindings import check_names
+from widgets import TYPES, Prop, RenderAttrs, WidgetSpec, get_type
+from widgets.values import as_bool
+
+from . import canvas_events
+from .canvas_edits import as_text, size_of
+from .canvas_history import snapshot
+
+log = logging.getLogger(__name__)
+
+#: Names every binding can read besides widgets and queries (queries/context.py).
+GLOBAL_NAMES = ("user", "url", "app", "page")
+GLOBAL_PATHS = ("user.email", "user.name", "user.username", "app.name", "app.slug",
+                "page.name", "page.slug")  # fmt: skip
+QUERY_KEYS = ("data", "error", "status", "last_run_at", "runs")
+#: Extra rows below the last widget, to drop new widgets into.
+SPARE_ROWS = 6
+MIN_ROWS = 12
+# Palette icons: the inside of a 24×24 stroked SVG, drawn here so that no font is needed.
+ICONS = {
+    "text": '<path d="M5 6h14M12 6v13"/>',
+    "input": '<rect x="3" y="7" width="18" height="10" rx="2"/><path d="M7 10v4"/>',
+    "select": '<rect x="3" y="7" width="18" height="10" rx="2"/><path d="M14 11l2 2 2-2"/>',
+    "checkbox": '<rect x="4" y="4" width="16" height="16" rx="3"/><path d="M8 12l3 3 5-6"/>',
+    "button": '<rect x="3" y="8" width="18" height="8" rx="4"/><path d="M9 12h6"/>',
+    "form": '<rect x="4" y="3" width="16" height="18" rx="2"/><path d="M8 8h8M8 12h8M8 16h4"/>',
+    "filepicker": '<path d="M12 16V5M7 10l5-5 5 5M5 19h14"/>',
+    "table": '<rect x="3" y="5" width="18" height="14" rx="2"/>'
+    '<path d="M3 10h18M3 14.5h18M9 5v14"/>',
+    "container": '<rect x="3" y="4" width="18" height="16" rx="2" stroke-dasharray="3 2.5"/>',
+    "modal": '<rect x="3" y="4" width="18" height="16" rx="2"/><path d="M3 9h18M15.5 6.5h2"/>',
+}
+DEFAULT_ICON = '<rect x="4" y="4" width="16" height="16" rx="2"/>'
+
+
+def icon(widget_type: str) -> SafeString:
+    inner = ICONS.get(widget_type, DEFAULT_ICON)
+    return mark_safe(
+        '<svg viewBox="0 0 24 24" width="18" height="18" fill="none" stroke="currentColor" '
+        f'stroke-width="2" stroke-linecap="round" stroke-linejoin="round">{inner}</svg>'
+    )
+
+
+def palette() -> list[dict]:
+    """A tile per registered widget type."""
+    tiles = []
+    for name, widget_type in TYPES.items():
+        w, h = size_of(name)
+        tiles.append({"type": name, "label": widget_type.label, "w": w, "h": h,
+                      "icon": icon(name), "container": widget_type.container})  # fmt: skip
+    return tiles
+
+
+# The canvas ------------------------------------------------------------------------------
+@dataclass
+class Grid:
+    frames: list[SafeString]
+    rows: int
+    selected: str
+    empty: bool
+
+
+def render_grid(request: HttpRequest, app: App, page: Page, selected: str = "") -> Grid:
+    widgets = snapshot(page)
+    names = {w["name"] for w in widgets}
+    selected = selected if selected in names else ""
+    document = {"pages": [{"name": page.name, "slug": page.slug, "widgets": widgets}],
+                "queries": []}  # fmt: skip
+    runtime = PageRuntime(
+        request, app, AppVersion(app=app, number=0, document=document), page.slug, preview=True
+    )
+    try:
+        states = runtime.initial_states()
+    except Exception:  # a widget of an unknown type: draw the rest without state
+        log.exception("canvas: reading the initial state of %s failed", page)
+        states = {}
+    context = runtime.context(states)
+
+    def frame(name: str, top: bool) -> SafeString:
+        doc = runtime.widgets[name]
+        children = [frame(child, False) for child in runtime.children.get(name, [])]
+        inner, hidden = _render_widget(runtime, name, context, children)
+        try:
+            widget_type = get_type(doc["type"])
+            label, container = widget_type.label, widget_type.container
+        except LookupError:
+            label, container = doc["type"], False
+        return render_to_string(
+            "editor/canvas/frame.html",
+            {"w": doc, "label": label, "container": container, "top": top, "hidden": hidden,
+             "selected": name == selected, "inner": inner},
+        )  # fmt: skip
+
+    top = runtime.children.get(None, [])
+    bottom = max((w["y"] + w["h"] for w in widgets if not w.get("parent")), default=0)
+    return Grid(
+        frames=[frame(name, True) for name in top],
+        rows=max(bottom + SPARE_ROWS, MIN_ROWS),
+        selected=selected,
+        empty=not widgets,
+    )
+
+
+def _render_widget(
+    runtime: PageRuntime, name: str, context: dict, children: list[str]
+) -> tuple[SafeString, bool]:
+    """The widget's HTML as the preview draws it, and whether it is hidden (drawn anyway,
+    dimmed: an editor must show what it edits)."""
+    doc = runtime.widgets[name]
+    try:
+        widget_type = get_type(doc["type"])
+        props, errors = runtime.evaluate_props(name, context)
+        hidden = "visible" not in errors and not as_bool(props.get("visible", True))
+        if hidden:
+            props = {**props, "visible": True}
+        spec = WidgetSpec(name=name, type=doc["type"], props=props)
+        html = widget_type.render(
+            spec,
+            state=None,
+            errors=[],
+            prop_errors=errors,
+            children_html=children,
+            attrs=RenderAttrs(),
+        )
+        return html, hidden
+    except Exception as exc:
+        log.exception("canvas: drawing %s failed", name)
+        message = f"{type(exc).__name__}: {exc}" if not isinstance(exc, LookupError) else str(exc)
+        html = format_html(
+            '<div class="kiln-widget cv-broken" data-widget="{}"><div class="kiln-binding-error" '
+            'role="note"><strong>Cannot draw {}</strong>: {}</div>{}</div>',
+            name,
+            name,
+            message,
+            mark_safe("".join(children)),
+        )
+        return html, False
+
+
+# Names for bindings ----------------------------------------------------------------------
+@cache
+def state_keys(widget_type: str) -> tuple[str, ...]:
+    """What ``<name>.<key>`` a widget of this type offers (its state with defaults)."""
+    try:
+        kind = get_type(widget_type)
+    except LookupError:
+        return ()
+    spec = WidgetSpec(name="w", type=widget_type, props=kind.props_with_defaults({}))
+    try:
+        return tuple(kind.read_state(spec, QueryDict(), MultiValueDict(), {}))
+    except Exception:
+        return ()
+
+
+def known_names(widgets: list[dict], queries: list[str]) -> frozenset[str]:
+    """Names a binding on this page may read."""
+    return frozenset([w["name"] for w in widgets] + list(queries) + list(GLOBAL_NAMES))
+
+
+def suggestions(widgets: list[dict], queries: list[str]) -> list[str]:
+    """Names and ``name.key`` paths offered while typing a binding."""
+    out: list[str] = []
+    children: dict[str | None, list[dict]] = {}
+    for w in widgets:
+        children.setdefault(w.get("parent"), []).append(w)
+
+    def fields_of(name: str) -> list[str]:
+        found = []
+        for child in children.get(name, []):
+            try:
+                child_type = get_type(child["type"])
+            except LookupError:
+                continue
+            if child_type.container:
+                found += fields_of(child["name"])
+            elif child_type.value_key:
+                found.append(child["name"])
+        return found
+
+    for w in widgets:
+        out.append(w["name"])
+        out += [f"{w['name']}.{key}" for key in state_keys(w["type"])]
+        if "data" in state_keys(w["type"]):
+            out += [f"{w['name']}.data.{child}" for child in fields_of(w["name"])]
+    for query in queries:
+        out.append(query)
+        out += [f"{query}.{key}" for key in QUERY_KEYS]
+    out += [*GLOBAL_NAMES, *GLOBAL_PATHS]
+    return out
+
+
+# The property pane -------------------------------------------------------------------------
+@dataclass
+class Field:
+    """One property as the pane draws it."""
+
+    prop: Prop
+    text: str
+    checked: bool
+    binding: bool  # a bool, number or select shown as text, to hold a << >> binding
+    is_set: bool
+    warnings: list[str] = field(default_factory=list)
+    error: str = ""
+
+    @property
+    def can_bind(self) -> bool:
+        return self.prop.bindable and self.prop.kind in ("bool", "number", "select")
+
+    @property
+    def control(self) -> str:
+        """Which control the template draws."""
+        kind = self.prop.kind
+        if self.binding:
+            return "textarea" if kind in ("json", "list", "multiline") else "text"
+        return {"text": "text", "multiline": "textarea", "number": "number", "bool": "checkbox",
+                "select": "select", "json": "code", "list": "code"}[kind]  # fmt: skip
+
+
+def make_field(
+    widget: Widget | dict, prop: Prop, known: frozenset[str], binding: bool | None = None,
+    text: str | None = None, error: str = "",
+) -> Field:  # fmt: skip
+    properties = (widget.properties if isinstance(widget, Widget) else widget["properties"]) or {}
+    name = widget.name if isinstance(widget, Widget) else widget["name"]
+    is_set = prop.name in properties
+    value = properties[prop.name] if is_set else prop.default_value()
+    is_binding_text = isinstance(value, str) and "<<" in value
+    if binding is None:
+        binding = prop.kind in ("bool", "number", "select") and prop.bindable and is_binding_text
+    shown = as_text(prop, value) if text is None else text
+    warnings = []
+    if prop.bindable and isinstance(value, str | list | dict) and not error:
+        warnings = check_names(f"{name}.{prop.name}", value, known)
+    return Field(
+        prop=prop,
+        text=shown,
+        checked=as_bool(value) if prop.kind == "bool" and not is_binding_text else False,
+        binding=binding,
+        is_set=is_set,
+        warnings=warnings,
+        error=error,
+    )
+
+
+@dataclass
+class PageScope:
+    """The page's widgets and the app's queries and pages, read once per request."""
+
+    widgets: list[dict]
+    queries: list[str]
+    pages: list[tuple[str, str]]
+
+    @classmethod
+    def of(cls, app: App, page: Page) -> PageScope:
+        return cls(
+            widgets=snapshot(page),
+            queries=list(app.queries.order_by("name").values_list("name", flat=True)),
+            pages=list(app.pages.values_list("slug", "name")),
+        )
+
+    @property
+    def known(self) -> frozenset[str]:
+        return known_names(self.widgets, self.queries)
+
+    def events_scope(self) -> canvas_events.Scope:
+        return canvas_events.Scope(
+            queries=tuple(self.queries),
+            widgets=tuple(w["name"] for w in self.widgets),
+            modals=tuple(w["name"] for w in self.widgets if w["type"] == "modal"),
+            pages=tuple(self.pages),
+            known_names=self.known,
+        )
+
+
+def pane_context(app: App, page: Page, widget: Widget | None, scope: PageScope | None = None,
+                 posted: Any = None) -> dict[str, Any]:  # fmt: skip
+    """What templates/editor/canvas/pane.html needs for ``widget`` (None: nothing selected)."""
+    if widget is None:
+        return {"app": app, "page": page, "widget": None}
+    scope = scope or PageScope.of(app, page)
+    known = scope.known
+    try:
+        widget_type = get_type(widget.type)
+    except LookupError:
+        widget_type = None
+    fields = [make_field(widget, prop, known) for prop in widget_type.props] if widget_type else []
+    event_names = widget_type.events if widget_type else ()
+    events_scope = scope.events_scope()
+    return {
+        "app": app,
+        "page": page,
+        "widget": widget,
+        "widget_type": widget_type,
+        "fields": fields,
+        "events": canvas_events.rows(widget.events or {}, event_names, events_scope, posted),
+        "scope": events_scope,
+        "actions": canvas_events.ACTIONS,
+        "toast_kinds": canvas_events.TOAST_KINDS,
+        "suggestions": suggestions(scope.widgets, scope.queries),
+        "has_container_parent": widget.parent_id is not None,
+    }
