@@ -455,14 +455,18 @@ class PageRuntime:
             raise Http404("No such run")
         if not run.finished:
             return Output(main=self.poller(run, path, trigger))
+        action = self._action_at(path)
+        if action is None or (action and action.get("query") != run.query.name):
+            # The path must lead to the run_query that made this run: a client cannot
+            # pick another chain to continue.
+            raise Http404("No such action for this run")
         states = self.read_states(data, files)
         out = Output()
-        action = self._action_at(path)
         ok = run.status == "success"
         error = run.error
         if run.status == "unknown":
             error = f"Unknown outcome: {run.error} Check before sending again."
-        self._finished_chain(action or {}, path, states, out, trigger, ok=ok, error=error)
+        self._finished_chain(action, path, states, out, trigger, ok=ok, error=error)
         self._rerender_readers(run.query.name, states, out)
         return out
 
@@ -476,8 +480,8 @@ class PageRuntime:
     def _action_at(self, path: str) -> dict | None:
         head, *steps = path.split("/")
         widget, _, event = head.partition(":")
-        if widget.startswith("load"):
-            return {}
+        if widget == "load":
+            return {"query": event}
         actions = (self.widgets.get(widget, {}).get("events") or {}).get(event) or []
         action = None
         for step in steps:

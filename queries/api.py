@@ -14,11 +14,13 @@ import json
 import time
 
 from django.conf import settings
+from django.db.models import Q
 from django.http import HttpRequest, JsonResponse
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
+from builder.models import Role
 from datasources.plugins.base import FileContent
 from queries.errors import RunRequestError
 from queries.execution import create_run
@@ -105,8 +107,15 @@ def create_run_view(request: HttpRequest, app: str, query: str) -> JsonResponse:
 @token_required
 @require_GET
 def run_view(request: HttpRequest, run_id: int) -> JsonResponse:
+    # A member reads their own runs; editors and admins read every run of the workspace.
     runs = QueryRun.objects.filter(pk=run_id, workspace__memberships__user=request.user)
-    run = runs.first()
+    run = runs.filter(
+        Q(created_by=request.user)
+        | Q(
+            workspace__memberships__user=request.user,
+            workspace__memberships__role__in=[Role.EDITOR, Role.ADMIN],
+        )
+    ).first()
     if run is None:
         return _error(404, "No such run.")
     try:

@@ -14,6 +14,7 @@ from django.contrib.auth import get_user_model
 from playwright.sync_api import expect
 
 from builder.models import App, Role, Widget, Workspace
+from tests.support.browser import htmx_idle
 
 pytestmark = pytest.mark.e2e
 
@@ -58,11 +59,13 @@ def drop_in(page, type_: str, container: str) -> None:
 
 def saved(page) -> None:
     expect(page.locator("#cv-status")).to_have_text("All changes saved")
+    htmx_idle(page)
 
 
 def select(page, name: str):
     page.locator(f"#cv-w-{name}").click(position={"x": 8, "y": 8})
     expect(page.locator("#pf-name-input")).to_have_value(name)
+    htmx_idle(page)
 
 
 def rename(page, old: str, new: str) -> None:
@@ -166,7 +169,9 @@ def test_a_new_user_builds_and_publishes_an_app(
     select(page, "button1")
     page.locator('select[name="add:click"]').select_option("run_query")
     expect(page.locator('select[name="click-0-query"]')).to_have_value("send_note")
+    htmx_idle(page)
     page.locator('select[name="add:click-0-on_success"]').select_option("show_toast")
+    htmx_idle(page)
     page.locator('input[name="click-0-on_success-0-message"]').fill("Sent, thank you!")
     page.locator('input[name="click-0-on_success-0-message"]').press("Tab")
     saved(page)

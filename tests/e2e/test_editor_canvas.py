@@ -6,6 +6,7 @@ import pytest
 from playwright.sync_api import expect
 
 from builder.models import App, Page, Widget
+from tests.support.browser import htmx_idle
 
 pytestmark = pytest.mark.e2e
 
@@ -115,6 +116,7 @@ def test_building_a_page_with_the_mouse(shop, live_server, sign_in, page, screen
     page.reload()
     page.locator("#cv-w-text1").click()
     expect(page.locator("#cv-pane .cv-pane-type")).to_have_text("Text")
+    htmx_idle(page)
     page.keyboard.press("Delete")
     expect(page.locator("#cv-w-text1")).to_have_count(0)
     expect(status).to_have_text("All changes saved")
@@ -128,6 +130,7 @@ def test_building_a_page_with_the_mouse(shop, live_server, sign_in, page, screen
     page.locator("#cv-w-input1").click()
     label = page.locator("#pf-label-input")
     expect(label).to_have_value("Label")
+    htmx_idle(page)
     label.fill("Email for << us")
     expect(page.locator(".cv-suggest li", has_text="user")).to_be_visible()
     page.keyboard.press("Enter")
@@ -147,6 +150,7 @@ def test_keyboard_copy_paste_undo_redo(shop, live_server, sign_in, page):
     page.goto(f"{live_server.url}/edit/{app.slug}/p/{home.slug}/")
     page.locator("#cv-w-title").click()
     expect(page.locator("#pf-name-input")).to_have_value("title")
+    htmx_idle(page)
     page.locator("#cv-w-title").click()  # focus back on the canvas
     page.keyboard.press("Control+c")
     page.keyboard.press("Control+v")
@@ -202,9 +206,12 @@ def test_a_form_takes_dropped_fields_and_its_events_are_wired_in_the_pane(
     # Wire its submit: run send_message, then a toast.
     page.mouse.click(*centre(frame.locator(".kiln-form-title")))
     expect(page.locator("#cv-pane .cv-pane-type")).to_have_text("Form")
+    htmx_idle(page)
     page.locator('select[name="add:submit"]').select_option("run_query")
     expect(page.locator('select[name="submit-0-query"]')).to_have_value("send_message")
+    htmx_idle(page)
     page.locator('select[name="add:submit-0-on_success"]').select_option("show_toast")
+    htmx_idle(page)
     message = page.locator('input[name="submit-0-on_success-0-message"]')
     message.press_sequentially("Sent to << fom1.data.email >>")
     expect(page.locator("#ev-warn-submit-0-on_success-0")).to_contain_text("unknown name")

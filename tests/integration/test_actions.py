@@ -144,3 +144,12 @@ def test_someone_elses_run_cannot_be_polled(client, team, app):
     client.force_login(team.teammate)
     poll = client.post(f"/apps/tools/home/runs/{run.pk}/poll", {"path": "x", "trigger": "x"})
     assert poll.status_code == 404
+
+
+def test_a_poll_cannot_continue_another_chain(client, team, app):
+    client.force_login(team.viewer)
+    click(client, "ping_btn")
+    run = QueryRun.objects.get()
+    poll = client.post(f"/apps/tools/home/runs/{run.pk}/poll",
+                       {"path": "toast_btn:click/0", "trigger": "toast_btn"})  # fmt: skip
+    assert poll.status_code == 404

@@ -173,6 +173,8 @@ def test_test_connection_reports_success(client, team, smtp_server):
 
 def test_test_connection_uses_the_saved_password(client, team, ds, smtp_factory, trust_test_ca):
     server = smtp_factory(security="starttls", users={"mailer": PASSWORD})
+    ds.config = {**ds.config, "host": "localhost", "port": server.port}
+    ds.save()
     client.force_login(team.owner)
     data = form_data(host="localhost", port=str(server.port), password="")
     response = client.post(url("test_saved", team, ds.pk), data)
@@ -185,3 +187,18 @@ def test_test_connection_reports_bad_settings_by_field(client, team):
     assert 'data-ok="false"' in response.text
     assert "Port: Enter a whole number." in response.text
     assert "Username is required" in response.text
+
+
+def test_the_saved_password_is_not_sent_to_another_server(client, team, ds, smtp_factory):
+    # An editor points the datasource at a server of theirs and leaves the password blank.
+    rogue = smtp_factory(users={"mailer": "anything"})
+    client.force_login(team.teammate)
+    data = form_data(host="127.0.0.1", port=str(rogue.port), security="none", password="")
+    response = client.post(url("test_saved", team, ds.pk), data)
+    assert 'data-ok="false"' in response.text
+    assert "type it again" in response.text
+    assert rogue.auth_attempts == []
+    response = client.post(url("edit", team, ds.pk), data)
+    assert response.status_code == 422
+    ds.refresh_from_db()
+    assert ds.config["security"] == "starttls" and ds.secret == PASSWORD

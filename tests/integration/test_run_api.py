@@ -202,3 +202,19 @@ def test_query_names_are_readable_in_bindings(client, contact, token, smtp_serve
     query.save()
     post_run(client, app.slug, token)
     assert smtp_server.received[1].message["Subject"] == "Last: success Email sent successfully"
+
+
+def test_members_read_their_own_runs_and_editors_read_all(client, contact, team):
+    app, _ = contact
+    viewer_key = ApiToken.issue(team.viewer)[1]
+    owner_key = ApiToken.issue(team.owner)[1]
+    run_id = post_run(client, app.slug, owner_key).json()["id"]
+    as_viewer = client.get(
+        f"/api/v1/runs/{run_id}", headers={"Authorization": f"Bearer {viewer_key}"}
+    )
+    assert as_viewer.status_code == 404
+    editor_key = ApiToken.issue(team.teammate)[1]
+    as_editor = client.get(
+        f"/api/v1/runs/{run_id}", headers={"Authorization": f"Bearer {editor_key}"}
+    )
+    assert as_editor.status_code == 200

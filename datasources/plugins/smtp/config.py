@@ -99,9 +99,14 @@ class SmtpConfigForm(forms.Form):
         label="Verify the server's TLS certificate", required=False, initial=True
     )
 
+    #: The saved password goes only to the server it was saved for: change any of these
+    #: and it must be typed again (else an editor could send it to a server of theirs).
+    SECRET_BOUND_TO = ("host", "port", "security", "username")
+
     def __init__(self, *args, stored_secret: str = "", **kwargs):
         super().__init__(*args, **kwargs)
         self.stored_secret = stored_secret
+        self.stored_config = dict(self.initial or {})
         if stored_secret:
             self.fields["password"].help_text = "Leave blank to keep the saved password."
 
@@ -131,9 +136,22 @@ class SmtpConfigForm(forms.Form):
         if data.get("auth") == Auth.PASSWORD:
             if not data.get("username"):
                 self.add_error("username", "Username is required (or choose “No authentication”).")
-            if not (data.get("password") or self.stored_secret):
+            if not data.get("password") and self.stored_secret and not self._same_server(data):
+                self.add_error(
+                    "password",
+                    "Password: type it again — the host, port, security or username "
+                    "changed, and the saved password is only sent to the server it was "
+                    "saved for.",
+                )
+            elif not (data.get("password") or self.stored_secret):
                 self.add_error("password", "Password is required (or choose “No authentication”).")
         return data
+
+    def _same_server(self, data: dict) -> bool:
+        return all(
+            str(data.get(name) or "") == str(self.stored_config.get(name) or "")
+            for name in self.SECRET_BOUND_TO
+        )
 
     def stored(self) -> tuple[dict, str]:
         """The non-secret config and the secret, to save on the datasource."""
