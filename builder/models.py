@@ -145,6 +145,25 @@ class Page(models.Model):
             self.slug = _free_slug(Page, self.name, app=self.app)
         super().save(*args, **kwargs)
 
+    def widgets_in_order(self) -> list[Widget]:
+        """The widgets in layout order, each parent before its children."""
+        widgets = list(self.widgets.order_by("y", "x", "id"))
+        known = {widget.pk for widget in widgets}
+        children: dict[int | None, list[Widget]] = {}
+        for widget in widgets:
+            parent = widget.parent_id if widget.parent_id in known else None
+            children.setdefault(parent, []).append(widget)
+        ordered: list[Widget] = []
+        pending = list(reversed(children.get(None, [])))
+        while pending:
+            widget = pending.pop()
+            ordered.append(widget)
+            pending.extend(reversed(children.get(widget.pk, [])))
+        # Widgets caught in a parent cycle are unreachable from the roots: keep them last,
+        # so that nothing is silently dropped.
+        seen = {widget.pk for widget in ordered}
+        return ordered + [widget for widget in widgets if widget.pk not in seen]
+
 
 class Widget(models.Model):
     """A widget on a page. Its name is what bindings use (``form1.data.email``)."""

@@ -100,22 +100,8 @@ def _export_page(page: Page) -> dict:
 
 def _widgets_in_order(page: Page) -> list[tuple[Widget, dict[int, str]]]:
     """The page's widgets in layout order, each parent before its children."""
-    widgets = list(page.widgets.order_by("y", "x", "id"))
-    names = {widget.pk: widget.name for widget in widgets}
-    children: dict[int | None, list[Widget]] = {}
-    for widget in widgets:
-        parent = widget.parent_id if widget.parent_id in names else None
-        children.setdefault(parent, []).append(widget)
-    ordered: list[Widget] = []
-    pending = list(reversed(children.get(None, [])))
-    while pending:
-        widget = pending.pop()
-        ordered.append(widget)
-        pending.extend(reversed(children.get(widget.pk, [])))
-    # Widgets caught in a parent cycle are unreachable from the roots; keep them, so the
-    # import reports the cycle instead of the export dropping them.
-    seen = {widget.pk for widget in ordered}
-    ordered += [widget for widget in widgets if widget.pk not in seen]
+    ordered = page.widgets_in_order()
+    names = {widget.pk: widget.name for widget in ordered}
     return [(widget, names) for widget in ordered]
 
 

@@ -26,18 +26,8 @@ T = TypeVar("T")
 
 def snapshot(page: Page) -> list[dict]:
     """The page's widgets as dicts, each parent before its children, in layout order."""
-    widgets = list(page.widgets.order_by("y", "x", "id"))
-    names = {widget.pk: widget.name for widget in widgets}
-    children: dict[int | None, list[Widget]] = {}
-    for widget in widgets:
-        parent = widget.parent_id if widget.parent_id in names else None
-        children.setdefault(parent, []).append(widget)
-    ordered: list[Widget] = []
-    pending = list(reversed(children.get(None, [])))
-    while pending:
-        widget = pending.pop()
-        ordered.append(widget)
-        pending.extend(reversed(children.get(widget.pk, [])))
+    ordered = page.widgets_in_order()
+    names = {widget.pk: widget.name for widget in ordered}
     return [
         {
             "name": widget.name,
