@@ -21,7 +21,7 @@ from jinja2 import Environment
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from queries.bindings import evaluate  # noqa: E402
+from bindings import evaluate  # noqa: E402
 
 TEMPLATE = "<< form1.data.email|lower >> and << user.name >>"
 EXPRESSION = "form1.data.email|lower"

@@ -27,7 +27,7 @@ def main(count: int) -> None:
     var = tempfile.mkdtemp(prefix="kiln-bench-")
     os.environ.update(
         {
-            "DJANGO_SETTINGS_MODULE": "builder.settings",
+            "DJANGO_SETTINGS_MODULE": "kiln.settings",
             "KILN_VAR_DIR": var,
             "DATABASE_URL": f"sqlite:///{var}/bench.sqlite3",
             "KILN_SMTP_PORTS": "any",
@@ -45,11 +45,11 @@ def main(count: int) -> None:
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
 
-    from builder.models import Role, Workspace
     from queries.execution import create_run
     from queries.models import QueryRun
     from tests.support.apps import make_app, welcome_inputs
     from tests.support.smtp_server import SmtpServer
+    from workspaces.models import Role, Workspace
 
     call_command("migrate", verbosity=0)
     smtp = SmtpServer().start()

@@ -7,7 +7,7 @@ The page: one Table of 1,000 literal rows (5 columns, 10 rows a page, searchable
 simple widgets (inputs, texts, some bound to << url.x >>, buttons, checkboxes) on the
 12-column grid. Both sides go through django.test.Client.get with a logged-in member, so
 both include the whole request cycle (middleware, session and user look-up, base.html):
-  kiln   GET /apps/<slug>/?x=7 -> builder.viewer.page: loads the published version, evaluates
+  kiln   GET /apps/<slug>/?x=7 -> viewer.views.page: loads the published version, evaluates
          every property (the table's data included), reads the widgets' states, renders
          each widget's template;
   plain  GET /plain/<slug>/?x=7 -> a view in this script: the same rows from a Python list, the
@@ -145,7 +145,7 @@ def main(count: int) -> None:
     var = tempfile.mkdtemp(prefix="kiln-bench-")
     os.environ.update(
         {
-            "DJANGO_SETTINGS_MODULE": "builder.settings",
+            "DJANGO_SETTINGS_MODULE": "kiln.settings",
             "KILN_VAR_DIR": var,
             "DATABASE_URL": f"sqlite:///{var}/bench.sqlite3",
             "LOG_LEVEL": "WARNING",
@@ -165,8 +165,9 @@ def main(count: int) -> None:
     from django.test import Client
     from django.urls import include, path
 
-    from builder.models import App, Page, Role, Widget, Workspace
+    from builder.models import App, Page, Widget
     from builder.publishing import publish
+    from workspaces.models import Role, Workspace
 
     call_command("migrate", verbosity=0)
 
@@ -220,7 +221,7 @@ def main(count: int) -> None:
         return TemplateResponse(request, plain_template, context)
 
     urls = types.ModuleType("bench_viewer_urls")
-    urls.urlpatterns = [path("plain/<slug:app>/", plain_page), path("", include("builder.urls"))]
+    urls.urlpatterns = [path("plain/<slug:app>/", plain_page), path("", include("kiln.urls"))]
     sys.modules[urls.__name__] = urls
     settings.ROOT_URLCONF = urls.__name__
 

@@ -1,29 +1,38 @@
-"""Who may reach what. Another workspace's object is a 404, never a 403."""
+"""Who may reach an app. Another workspace's app is a 404, never a 403."""
 
 from __future__ import annotations
 
-from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest
 
-from builder.models import Membership, Role, Workspace
+from builder.models import App, Page
+from workspaces.access import get_membership
+from workspaces.models import Role
 
 
-def get_membership(request: HttpRequest, slug: str, role: Role = Role.VIEWER) -> Membership:
-    """The signed-in user's membership of workspace ``slug``, which must allow ``role``.
+def get_app_for_editor(request: HttpRequest, slug: str) -> App:
+    """The app, for its workspace's editors and admins; viewers get 403, others 404."""
+    app = App.objects.select_related("workspace").filter(slug=slug).first()
+    if app is None:
+        raise Http404("No such app")
+    get_membership(request, app.workspace.slug, Role.EDITOR)
+    return app
 
-    Non-members get 404; members below ``role`` get 403.
-    """
-    membership = (
-        Membership.objects.select_related("workspace")
-        .filter(workspace__slug=slug, user_id=request.user.pk)
+
+def get_page_for_editor(request: HttpRequest, slug: str, page: str) -> tuple[App, Page]:
+    app = get_app_for_editor(request, slug)
+    found = app.pages.filter(slug=page).first()
+    if found is None:
+        raise Http404("No such page")
+    return app, found
+
+
+def get_app_for_member(request: HttpRequest, slug: str) -> App:
+    """The app, for any member of its workspace (any role); everyone else gets 404."""
+    app = (
+        App.objects.select_related("workspace")
+        .filter(slug=slug, workspace__memberships__user_id=request.user.pk)
         .first()
     )
-    if membership is None:
-        raise Http404("No such workspace")
-    if not membership.allows(role):
-        raise PermissionDenied(f"This needs the {role.label.lower()} role in this workspace")
-    return membership
-
-
-def workspaces_of(user) -> list[Workspace]:
-    return list(Workspace.objects.filter(memberships__user=user).order_by("name"))
+    if app is None:
+        raise Http404("No such app")
+    return app

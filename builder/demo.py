@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from django.db import transaction
 
-from builder.models import App, Page, Widget, Workspace
+from builder.models import App, Page, Query, Widget
 from builder.publishing import publish
 from datasources.models import Datasource
-from queries.models import Query
+from workspaces.models import Workspace
 
 SEND_FIELDS = {
     "from": "Kiln demo <demo@kiln.test>",

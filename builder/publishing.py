@@ -5,13 +5,12 @@ from __future__ import annotations
 from django.db import transaction
 from django.db.models import Max
 
+from builder.document import export_app
 from builder.models import App, AppVersion
 
 
 @transaction.atomic
 def publish(app: App, user=None) -> AppVersion:
-    from queries.appfile import export_app
-
     App.objects.select_for_update().filter(pk=app.pk).first()
     number = (app.versions.aggregate(n=Max("number"))["n"] or 0) + 1
     return AppVersion.objects.create(

@@ -2,8 +2,9 @@ from __future__ import annotations
 
 from django import forms
 
-from builder.models import Workspace
 from datasources.models import Datasource
+from datasources.plugins import get_plugin
+from workspaces.models import Workspace
 
 
 class DatasourceNameForm(forms.Form):
@@ -26,8 +27,6 @@ class DatasourceNameForm(forms.Form):
 
 def config_form_for(kind: str, data=None, instance: Datasource | None = None) -> forms.Form:
     """The plugin's settings form, filled from ``data`` or from a saved datasource."""
-    from datasources.plugins import get_plugin
-
     form_class = get_plugin(kind).config_form
     stored_secret = instance.secret if instance is not None else ""
     initial = dict(instance.config) if instance is not None else None

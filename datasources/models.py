@@ -5,8 +5,8 @@ from typing import Any
 from django.db import models
 from encrypted_model_fields.fields import EncryptedCharField
 
-from builder.models import Workspace
 from datasources.plugins import Plugin, get_plugin, plugin_choices
+from workspaces.models import Workspace
 
 
 class Datasource(models.Model):

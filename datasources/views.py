@@ -11,12 +11,12 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from builder.access import get_membership
-from builder.models import Role
 from datasources.errors import PluginError
 from datasources.forms import DatasourceNameForm, config_form_for
 from datasources.models import Datasource
 from datasources.plugins import PLUGINS, get_plugin
+from workspaces.access import get_membership
+from workspaces.models import Role
 
 log = logging.getLogger(__name__)
 

@@ -20,11 +20,12 @@ from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from builder.models import Role
-from datasources.plugins.base import FileContent
+from builder.models import Query
 from queries.errors import RunRequestError
 from queries.execution import create_run
-from queries.models import ApiToken, Query, QueryRun
+from queries.models import ApiToken, QueryRun
+from workspaces.files import FileContent
+from workspaces.models import Role
 
 
 def _error(status: int, message: str, field: str | None = None) -> JsonResponse:

@@ -7,10 +7,10 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from builder.models import App, Page
+from builder.models import App, Page, Query
 from builder.names import validate_identifier
 from queries.errors import RunRequestError
-from queries.models import Query, QueryRun
+from queries.models import QueryRun
 
 RECENT_RUNS = 50
 

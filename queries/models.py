@@ -7,33 +7,8 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from builder.models import App, Workspace
-from builder.names import validate_identifier
-from datasources.models import Datasource
-
-
-class Query(models.Model):
-    """What a widget event runs: an action of a datasource, with bound fields."""
-
-    app = models.ForeignKey(App, on_delete=models.CASCADE, related_name="queries")
-    name = models.CharField(max_length=64, validators=[validate_identifier])
-    datasource = models.ForeignKey(Datasource, on_delete=models.PROTECT, related_name="queries")
-    action = models.CharField(max_length=50, default="send_email")
-    #: The action's fields as typed, with << >> bindings (e.g. {"to": "<< form1.data.email >>"}).
-    fields = models.JSONField(default=dict, blank=True)
-    run_on_page_load = models.BooleanField(default=False)
-    confirm_before_run = models.BooleanField(default=False)
-    timeout_seconds = models.PositiveIntegerField(default=60)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
-
-    class Meta:
-        ordering = ["name"]
-        verbose_name_plural = "queries"
-        constraints = [models.UniqueConstraint(fields=["app", "name"], name="query_name_unique")]
-
-    def __str__(self) -> str:
-        return self.name
+from builder.models import Query
+from workspaces.models import Workspace
 
 
 class RunStatus(models.TextChoices):

@@ -1,8 +1,20 @@
+"""The Celery side of the outbox: the tasks, handing a run to the broker, and the sweep
+that re-enqueues runs whose task may have been lost."""
+
 from __future__ import annotations
 
-from celery import shared_task
+import logging
+from datetime import timedelta
 
-from queries.execution import enqueue, execute_run, sweep
+from celery import shared_task
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+
+from queries.models import QueryRun, RunStatus
+from queries.outbox import execute_run
+
+log = logging.getLogger(__name__)
 
 
 @shared_task(name="queries.execute_run", acks_late=True, ignore_result=True)
@@ -18,3 +30,43 @@ def execute_run_task(run_id: int) -> str:
 @shared_task(name="queries.sweep_outbox", ignore_result=True)
 def sweep_outbox_task() -> dict:
     return sweep()
+
+
+def enqueue(run_id: int, countdown: float | None = None) -> bool:
+    """Hand the run to Celery. If the broker is down the run stays queued and the sweep
+    enqueues it later: nothing is lost."""
+    QueryRun.objects.filter(pk=run_id).update(enqueued_at=timezone.now())
+    try:
+        result = execute_run_task.apply_async(
+            (run_id,),
+            countdown=countdown,
+            retry=True,
+            retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5},
+        )
+    except Exception as exc:  # kombu raises OperationalError, redis-py its own errors
+        if getattr(settings, "CELERY_TASK_ALWAYS_EAGER", False):
+            raise
+        QueryRun.objects.filter(pk=run_id).update(enqueued_at=None)
+        log.warning("broker unavailable, run %s stays queued for the sweep: %s", run_id, exc)
+        return False
+    QueryRun.objects.filter(pk=run_id).update(task_id=result.id or "")
+    return True
+
+
+def sweep(now=None) -> dict[str, int]:
+    """Re-enqueue queued runs whose task may be lost (never enqueued, or due for longer
+    than the grace period), and mark runs stuck in running as unknown."""
+    now = now or timezone.now()
+    grace = timedelta(seconds=settings.KILN_SWEEP_GRACE_SECONDS)
+    lost = QueryRun.objects.filter(status=RunStatus.QUEUED).filter(
+        Q(enqueued_at__isnull=True, next_attempt_at__lte=now)
+        | Q(next_attempt_at__lte=now - grace, enqueued_at__lte=now - grace)
+    )
+    enqueued = sum(enqueue(run_id) for run_id in lost.values_list("pk", flat=True))
+    stuck_before = now - timedelta(seconds=settings.KILN_RUN_STUCK_SECONDS)
+    stuck = QueryRun.objects.filter(status=RunStatus.RUNNING, started_at__lt=stuck_before).update(
+        status=RunStatus.UNKNOWN,
+        error="The worker stopped while sending; the email may or may not have been sent.",
+        finished_at=now,
+    )
+    return {"enqueued": enqueued, "unknown": stuck}

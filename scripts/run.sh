@@ -26,9 +26,9 @@ trap cleanup EXIT INT TERM
 .venv/bin/python manage.py devmailbox &
 pids+=($!)
 if [ -n "${REDIS_URL:-}" ]; then
-  .venv/bin/celery -A builder worker --loglevel=INFO &
+  .venv/bin/celery -A kiln worker --loglevel=INFO &
   pids+=($!)
-  .venv/bin/celery -A builder beat --loglevel=INFO --schedule var/celerybeat-schedule &
+  .venv/bin/celery -A kiln beat --loglevel=INFO --schedule var/celerybeat-schedule &
   pids+=($!)
 else
   # No beat without Redis: this loop retries runs that failed for a passing reason.
@@ -41,6 +41,6 @@ echo
 echo "Kiln is starting on http://$addr/  (sign in as demo / kiln-demo)"
 echo "Dev mailbox: http://$addr/devmailbox/"
 echo
-.venv/bin/gunicorn builder.wsgi --bind "$addr" --workers 2 --threads 4 --access-logfile - &
+.venv/bin/gunicorn kiln.wsgi --bind "$addr" --workers 2 --threads 4 --access-logfile - &
 pids+=($!)
 wait -n "${pids[@]}"

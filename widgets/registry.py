@@ -7,6 +7,8 @@ the checklist).
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
+
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
@@ -28,17 +30,36 @@ _TYPES: dict[str, str] = {
 }
 
 
-def _load(paths: dict[str, str]) -> dict[str, WidgetType]:
-    types = {}
-    for name, path in paths.items():
-        widget_type = import_string(path)()
-        if widget_type.type != name:
-            raise ImproperlyConfigured(f"{path} says its type is {widget_type.type!r}")
-        types[name] = widget_type
-    return types
+class _Registry(Mapping[str, WidgetType]):
+    """The widget types by name, each class imported on first use (a type module may
+    import this registry to look up its children's types)."""
+
+    def __init__(self, paths: dict[str, str]):
+        self._paths = paths
+        self._types: dict[str, WidgetType] | None = None
+
+    def _loaded(self) -> dict[str, WidgetType]:
+        if self._types is None:
+            types = {}
+            for name, path in self._paths.items():
+                widget_type = import_string(path)()
+                if widget_type.type != name:
+                    raise ImproperlyConfigured(f"{path} says its type is {widget_type.type!r}")
+                types[name] = widget_type
+            self._types = types
+        return self._types
+
+    def __getitem__(self, name: str) -> WidgetType:
+        return self._loaded()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._loaded())
+
+    def __len__(self) -> int:
+        return len(self._paths)
 
 
-TYPES: dict[str, WidgetType] = _load(_TYPES)
+TYPES: Mapping[str, WidgetType] = _Registry(_TYPES)
 
 
 def get_type(name: str) -> WidgetType:

@@ -13,8 +13,9 @@ import pytest
 from django.contrib.auth import get_user_model
 from playwright.sync_api import expect
 
-from builder.models import App, Role, Widget, Workspace
+from builder.models import App, Widget
 from tests.support.browser import htmx_idle
+from workspaces.models import Role, Workspace
 
 pytestmark = pytest.mark.e2e
 

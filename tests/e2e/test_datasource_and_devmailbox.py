@@ -7,11 +7,11 @@ import pytest
 from django.core.management import call_command
 from playwright.sync_api import expect
 
-from builder.models import Workspace
 from datasources.models import Datasource
 from datasources.plugins import get_plugin
 from devmailbox import server as devmailbox_server
 from tests.support.smtp_server import free_port
+from workspaces.models import Workspace
 
 pytestmark = pytest.mark.e2e
 

@@ -176,8 +176,8 @@ def test_keyboard_copy_paste_undo_redo(shop, live_server, sign_in, page):
 def test_a_form_takes_dropped_fields_and_its_events_are_wired_in_the_pane(
     shop, live_server, sign_in, page, screenshot
 ):
+    from builder.models import Query
     from datasources.models import Datasource
-    from queries.models import Query
 
     app, home = shop
     datasource = Datasource.objects.create(

@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from builder.models import App, Page, Widget
+from builder.models import App, Page, Query, Widget
 from builder.publishing import publish
 from datasources.models import Datasource
-from queries.models import Query, QueryRun
+from queries.models import QueryRun
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -9,10 +9,10 @@ import json
 import pytest
 from django.core.management import CommandError, call_command
 
-from builder.models import App, Page, Widget, Workspace
+from builder.document import AppFileError, export_app, import_app
+from builder.models import App, Page, Query, Widget
 from datasources.models import Datasource
-from queries.appfile import AppFileError, export_app, import_app
-from queries.models import Query
+from workspaces.models import Workspace
 
 PASSWORD_ENV = {"SMTP_PASSWORD": "pw-new"}
 

@@ -9,11 +9,12 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
-from builder.models import App, Role, Workspace
+from builder.models import App, Query
 from datasources.models import Datasource
 from queries.execution import create_run
-from queries.models import Query, QueryRun
+from queries.models import QueryRun
 from tests.support.apps import make_app, welcome_inputs
+from workspaces.models import Role, Workspace
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

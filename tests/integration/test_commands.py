@@ -8,8 +8,8 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
-from builder.models import Role, Workspace
 from datasources.models import Datasource
+from workspaces.models import Role, Workspace
 
 
 def run(*args) -> str:

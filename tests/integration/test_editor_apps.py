@@ -10,12 +10,11 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.http import HttpResponse
 from django.urls import NoReverseMatch, include, path, reverse
 
-from builder import urls as root_urls
-from builder.editor import urls_apps
-from builder.models import App, AppVersion, Page, Widget
+from builder.models import App, AppVersion, Page, Query, Widget
 from builder.publishing import publish
 from datasources.models import Datasource
-from queries.models import Query
+from editor import urls_apps
+from kiln import urls as root_urls
 from tests.support.apps import make_app
 
 pytestmark = [pytest.mark.django_db]

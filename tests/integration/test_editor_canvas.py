@@ -10,9 +10,9 @@ from urllib.parse import unquote
 import pytest
 from django.urls import reverse
 
-from builder.models import App, Page, PageEdit, Widget
+from builder.models import App, Page, PageEdit, Query, Widget
 from datasources.models import Datasource
-from queries.models import Query, QueryRun
+from queries.models import QueryRun
 
 pytestmark = pytest.mark.django_db
 

@@ -11,13 +11,13 @@ import types
 import pytest
 from django.urls import reverse
 
-from builder.editor.queries import TEXT_FIELDS, default_test_values
-from builder.models import App, Page, Widget
+from builder.models import App, Page, Query, Widget
 from datasources.errors import FieldError
 from datasources.models import Datasource
 from datasources.plugins.base import Plugin
 from datasources.plugins.smtp.plugin import SmtpPlugin
-from queries.models import Query, QueryRun
+from editor.queries import TEXT_FIELDS, default_test_values
+from queries.models import QueryRun
 from tests.support.apps import WELCOME_FIELDS, make_app, welcome_inputs
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -614,7 +614,7 @@ def test_it_previews_a_workspace_file_only_in_its_workspace(team):
 
     from django.core.files.base import ContentFile
 
-    from builder.models import WorkspaceFile
+    from workspaces.models import WorkspaceFile
 
     stored = WorkspaceFile.objects.create(
         workspace=team.workspace, name="terms.pdf", content_type="application/pdf", size=4,

@@ -8,8 +8,10 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
-from queries.execution import claim, create_run, execute_run, sweep
+from queries.execution import create_run
 from queries.models import QueryRun
+from queries.outbox import claim, execute_run
+from queries.tasks import sweep
 from tests.support.apps import make_app, welcome_inputs
 
 pytestmark = pytest.mark.django_db(transaction=True)

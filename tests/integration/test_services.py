@@ -13,7 +13,7 @@ def test_redis_server_answers(redis_server):
 
 
 def test_celery_worker_answers_a_ping(celery_worker, redis_server):
-    from builder.celery import app
+    from kiln.celery import app
 
     replies = app.control.ping(timeout=2)
     assert replies and all(reply[name] == {"ok": "pong"} for reply in replies for name in reply)

@@ -106,7 +106,7 @@ def test_a_workspace_file_is_attached(smtp_server, db, tmp_path, settings):
 
     from django.core.files.base import ContentFile
 
-    from builder.models import Workspace, WorkspaceFile
+    from workspaces.models import Workspace, WorkspaceFile
 
     settings.MEDIA_ROOT = tmp_path
     ws, other = Workspace.objects.create(name="A"), Workspace.objects.create(name="B")

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
 
-from builder.models import Role, Workspace
+from workspaces.models import Role, Workspace
 
 
 @dataclass

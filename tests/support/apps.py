@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from builder.models import App, Page, Widget
+from builder.models import App, Page, Query, Widget
 from datasources.models import Datasource
-from queries.models import Query
 
 WELCOME_FIELDS = {
     "from": "Kiln <app@kiln.test>",

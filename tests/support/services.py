@@ -57,7 +57,7 @@ class RedisServer:
 
 def use_broker(url: str, *, eager: bool) -> tuple[str, bool]:
     """Point this process's Celery app at ``url``; returns the previous setting."""
-    from builder.celery import app
+    from kiln.celery import app
 
     previous = app.conf.broker_url, app.conf.task_always_eager
     app.conf.broker_url, app.conf.task_always_eager = url, eager
@@ -70,7 +70,7 @@ def use_broker(url: str, *, eager: bool) -> tuple[str, bool]:
 
 
 class CeleryWorker:
-    """``celery -A builder worker`` in its own process, against ``redis_url`` and the
+    """``celery -A kiln worker`` in its own process, against ``redis_url`` and the
     test database (a SQLite file, or the same PostgreSQL database)."""
 
     def __init__(self, redis_url: str, database_url: str, extra_env: dict | None = None):
@@ -88,7 +88,7 @@ class CeleryWorker:
 
     def start(self) -> CeleryWorker:
         cmd = [
-            sys.executable, "-m", "celery", "-A", "builder", "worker", "--pool=solo",
+            sys.executable, "-m", "celery", "-A", "kiln", "worker", "--pool=solo",
             "--concurrency=1", "--loglevel=INFO", "--without-gossip", "--without-mingle",
             "-n", f"kiln-test-{os.getpid()}@%h",
         ]  # fmt: skip
@@ -100,7 +100,7 @@ class CeleryWorker:
         return self
 
     def wait_ready(self, timeout: float = 30) -> None:
-        from builder.celery import app
+        from kiln.celery import app
 
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

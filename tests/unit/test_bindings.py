@@ -7,8 +7,7 @@ import pickle
 import pytest
 from markupsafe import Markup
 
-from queries import bindings
-from queries.bindings import (
+from bindings import (
     MAX_OUTPUT,
     BindingError,
     check_names,
@@ -17,6 +16,7 @@ from queries.bindings import (
     has_bindings,
     referenced_names,
 )
+from bindings import engine as bindings
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ import stat
 
 import pytest
 
-from builder.envconf import env, envbool, envint, envlist, local_secret
+from kiln.envconf import env, envbool, envint, envlist, local_secret
 
 
 def test_a_secret_is_generated_once_with_mode_0600(tmp_path):

@@ -1,4 +1,4 @@
-from queries.bindings import evaluate
+from bindings import evaluate
 from queries.context import UrlParams
 
 

@@ -10,8 +10,8 @@ from django.http import QueryDict
 from django.utils.datastructures import MultiValueDict
 from django.utils.safestring import SafeString, mark_safe
 
-from datasources.plugins.base import FileContent
 from widgets import TYPES, Prop, RenderAttrs, WidgetSpec, WidgetType, get_type
+from workspaces.files import FileContent
 
 MB = 1024 * 1024
 CLICK = mark_safe('hx-post="/event" hx-vals="{&quot;widget&quot;: &quot;b1&quot;}"')

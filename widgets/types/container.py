@@ -4,12 +4,11 @@ that a form around it sees them too."""
 from __future__ import annotations
 
 from widgets.base import COMMON_PROPS, Prop, WidgetSpec, WidgetType
+from widgets.registry import get_type
 
 
 def gather(spec: WidgetSpec, child_states: dict[str, dict]) -> dict:
     """``data`` (each child's main value by name) and ``isValid`` from the children."""
-    from widgets.registry import get_type  # the registry imports this module
-
     data: dict = {}
     valid = True
     for child in spec.children:

@@ -6,9 +6,9 @@ from __future__ import annotations
 import math
 import mimetypes
 
-from datasources.plugins.base import FileContent
 from widgets.base import COMMON_PROPS, Prop, WidgetType, label_of
 from widgets.values import format_number
+from workspaces.files import FileContent
 
 MB = 1024 * 1024
 

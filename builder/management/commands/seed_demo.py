@@ -8,8 +8,8 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from builder.demo import create_demo_app
-from builder.models import Role, Workspace
 from datasources.models import Datasource
+from workspaces.models import Role, Workspace
 
 
 class Command(BaseCommand):

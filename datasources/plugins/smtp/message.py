@@ -25,7 +25,7 @@ from django.utils import timezone
 from email_validator import EmailNotValidError, validate_email
 
 from datasources.errors import FieldError
-from datasources.plugins.base import FileContent
+from workspaces.files import FileContent
 
 LABELS = {
     "from": "From email",

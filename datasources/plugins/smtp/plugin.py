@@ -13,6 +13,7 @@ from datasources.plugins.base import (
 from datasources.plugins.smtp import transport
 from datasources.plugins.smtp.config import SmtpConfigForm, SmtpSettings
 from datasources.plugins.smtp.message import Attachment, build_email, parse_addresses
+from workspaces.models import WorkspaceFile
 
 #: The success data of a send, exactly as in the seed's response format.
 SENT = {"success": True, "message": "Email sent successfully"}
@@ -136,8 +137,6 @@ def _file_resolver(context: Any):
         return None
 
     def resolve(file_id) -> Attachment:
-        from builder.models import WorkspaceFile
-
         try:
             stored = WorkspaceFile.objects.get(workspace=workspace, pk=int(file_id))
         except (WorkspaceFile.DoesNotExist, TypeError, ValueError):

@@ -10,7 +10,7 @@ import time
 
 from django.core.management.base import BaseCommand
 
-from queries.execution import sweep
+from queries.tasks import sweep
 
 
 class Command(BaseCommand):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from builder.editor import apps
+from editor import apps
 
 urlpatterns = [
     # The workspace's apps

@@ -13,15 +13,7 @@ from pathlib import Path
 import dj_database_url
 from cryptography.fernet import Fernet
 
-from builder.envconf import (
-    env,
-    envbool,
-    envfloat,
-    envint,
-    envlist,
-    local_secret,
-    random_token,
-)
+from kiln.envconf import env, envbool, envfloat, envint, envlist, local_secret, random_token
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env("KILN_VAR_DIR", str(BASE_DIR / "var")))
@@ -47,10 +39,11 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_htmx",
     "template_partials",
-    "builder",
+    "workspaces",
     "datasources",
-    "devmailbox",
+    "builder",
     "queries",
+    "devmailbox",
 ]
 
 MIDDLEWARE = [
@@ -65,8 +58,8 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
 ]
 
-ROOT_URLCONF = "builder.urls"
-WSGI_APPLICATION = "builder.wsgi.application"
+ROOT_URLCONF = "kiln.urls"
+WSGI_APPLICATION = "kiln.wsgi.application"
 
 TEMPLATES = [
     {
@@ -78,7 +71,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "builder.context_processors.kiln",
+                "kiln.context_processors.kiln",
             ],
         },
     },

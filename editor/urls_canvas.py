@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from builder.editor import canvas
+from editor import canvas
 
 PAGE = "edit/<slug:app>/p/<slug:page>/"
 WIDGET = PAGE + "w/<str:name>/"

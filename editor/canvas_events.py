@@ -16,7 +16,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from queries.bindings import check_names
+from bindings import check_names
 
 from .canvas_edits import EditError
 

@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from builder import views
+from kiln import views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -11,8 +11,8 @@ urlpatterns = [
     path("w/<slug:workspace>/datasources/", include("datasources.urls")),
     path("devmailbox/", include("devmailbox.urls")),
     path("api/v1/", include("queries.urls")),
-    path("apps/", include("builder.viewer_urls")),
-    path("", include("builder.editor_urls")),
+    path("apps/", include("viewer.urls")),
+    path("", include("editor.urls")),
     path("healthz", views.healthz, name="healthz"),
     path("admin/", admin.site.urls),
 ]

@@ -4,7 +4,7 @@ import os
 
 from celery import Celery
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "builder.settings")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kiln.settings")
 
 app = Celery("kiln")
 app.config_from_object("django.conf:settings", namespace="CELERY")

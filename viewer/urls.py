@@ -1,6 +1,6 @@
 from django.urls import path
 
-from builder import viewer
+from viewer import views as viewer
 
 app_name = "viewer"
 

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from builder.editor import queries
+from editor import queries
 
 urlpatterns = [
     path("edit/<slug:app>/queries/", queries.query_list, name="queries"),

@@ -7,8 +7,9 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
-from builder.models import Widget, Workspace
-from queries.appfile import AppFileError, import_app
+from builder.document import AppFileError, import_app
+from builder.models import Widget
+from workspaces.models import Workspace
 
 
 class Command(BaseCommand):

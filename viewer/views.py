@@ -9,8 +9,8 @@ from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
 
-from builder.runtime import Output, PageRuntime, load_app, load_draft, run_download
 from queries.models import QueryRun
+from viewer.runtime import Output, PageRuntime, load_app, load_draft, run_download
 
 
 def _runtime(request: HttpRequest, app: str, page: str | None, preview: bool) -> PageRuntime:

@@ -28,17 +28,17 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from builder.editor.access import get_app_for_editor
-from builder.models import App, Widget
+from bindings import BindingError, check_names, evaluate, has_bindings
+from builder.access import get_app_for_editor
+from builder.models import App, Query, Widget
 from builder.names import validate_identifier
 from datasources.errors import PluginError
 from datasources.models import Datasource
 from datasources.plugins.smtp.message import LABELS
-from queries.bindings import BindingError, check_names, evaluate, has_bindings
 from queries.context import binding_context, check_inputs
 from queries.errors import RunRequestError
 from queries.execution import create_run, evaluate_query_fields
-from queries.models import Query, QueryRun, RunStatus
+from queries.models import QueryRun, RunStatus
 from widgets import get_type
 from widgets.values import as_bool
 

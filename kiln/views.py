@@ -5,7 +5,7 @@ from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
-from builder.models import Membership
+from workspaces.models import Membership
 
 
 @login_required

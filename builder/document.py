@@ -22,12 +22,12 @@ from django.core.validators import validate_slug
 from django.db import transaction
 from django.utils.text import slugify
 
-from builder.models import App, Page, Widget, Workspace
+from builder.models import App, Page, Query, Widget
 from builder.names import validate_identifier
 from datasources.forms import config_form_for
 from datasources.models import Datasource
 from datasources.plugins import PLUGINS, get_plugin
-from queries.models import Query
+from workspaces.models import Workspace
 
 KIND = "app"
 VERSION = 1

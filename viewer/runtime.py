@@ -21,36 +21,30 @@ from django.utils.datastructures import MultiValueDict
 from django.utils.html import escape, format_html
 from django.utils.safestring import SafeString, mark_safe
 
-from builder.models import App, AppVersion, Role
+from bindings import BindingError, evaluate, referenced_names
+from builder.access import get_app_for_editor, get_app_for_member
+from builder.document import export_app
+from builder.models import App, AppVersion, Query
 from builder.publishing import published
-from queries.bindings import BindingError, evaluate, referenced_names
 from queries.context import binding_context
 from queries.errors import RunRequestError
 from queries.execution import create_run
-from queries.models import Query, QueryRun
+from queries.models import QueryRun
 from widgets import RenderAttrs, WidgetSpec, get_type
+from workspaces.models import Role
 
 POLL_DELAY = "600ms"
 
 
 def load_draft(request: HttpRequest, slug: str) -> tuple[App, AppVersion]:
     """The app as it is being edited (not saved as a version), for its editors."""
-    from builder.editor.access import get_app_for_editor
-    from queries.appfile import export_app
-
     app = get_app_for_editor(request, slug)
     return app, AppVersion(app=app, number=0, document=export_app(app))
 
 
 def load_app(request: HttpRequest, slug: str) -> tuple[App, AppVersion]:
     """The app and its published version, for a member of its workspace (any role)."""
-    app = (
-        App.objects.select_related("workspace")
-        .filter(slug=slug, workspace__memberships__user_id=request.user.pk)
-        .first()
-    )
-    if app is None:
-        raise Http404("No such app")
+    app = get_app_for_member(request, slug)
     version = published(app)
     if version is None:
         raise Http404("This app has not been published yet")

@@ -2,7 +2,7 @@
 
 from django.urls import include, path
 
-from builder.editor import urls_apps, urls_canvas, urls_queries
+from editor import urls_apps, urls_canvas, urls_queries
 
 app_name = "editor"
 urlpatterns = [

@@ -6,8 +6,8 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
+from builder.document import export_app
 from builder.models import App
-from queries.appfile import export_app
 
 
 class Command(BaseCommand):

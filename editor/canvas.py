@@ -20,13 +20,13 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import reswap, retarget
 from django_htmx.middleware import HtmxDetails
 
+from builder.access import get_page_for_editor
 from builder.models import App, Page, Widget
 from widgets import WidgetType, get_type
 
 from . import canvas_edits as edits
 from . import canvas_events as chains
 from . import canvas_history
-from .access import get_page_for_editor
 from .canvas_render import PageScope, make_field, palette, pane_context, render_grid
 
 CLIPBOARD = "kiln_canvas_clipboard"

@@ -25,11 +25,12 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
-from builder.access import get_membership, workspaces_of
-from builder.editor.access import get_app_for_editor, get_page_for_editor
-from builder.models import App, AppVersion, Page, Role
+from builder.access import get_app_for_editor, get_page_for_editor
+from builder.document import AppFileError, export_app, import_app
+from builder.models import App, AppVersion, Page
 from builder.publishing import publish
-from queries.appfile import AppFileError, export_app, import_app
+from workspaces.access import get_membership, workspaces_of
+from workspaces.models import Role
 
 NAME_MAX = 100  # App.name and Page.name
 MAX_APP_FILE_BYTES = 5 * 1024 * 1024

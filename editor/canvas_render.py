@@ -20,9 +20,9 @@ from django.utils.datastructures import MultiValueDict
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 
+from bindings import check_names
 from builder.models import App, AppVersion, Page, Widget
-from builder.runtime import PageRuntime
-from queries.bindings import check_names
+from viewer.runtime import PageRuntime
 from widgets import TYPES, Prop, RenderAttrs, WidgetSpec, get_type
 from widgets.values import as_bool
 

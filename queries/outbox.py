@@ -1,0 +1,125 @@
+"""Executing runs: claim a due run (queued -> running, one conditional UPDATE, so a
+redelivered task never sends twice), send it through its datasource's plugin, record
+the outcome, and schedule a retry for a transient failure. Free of Celery: the tasks
+in queries.tasks call it, in a worker or eagerly in the web process."""
+
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass
+from datetime import timedelta
+from types import SimpleNamespace
+
+from django.conf import settings
+from django.db.models import F
+from django.utils import timezone
+
+from datasources.errors import DeliveryUnknown, PluginError
+from queries.models import QueryRun, RunAttachment, RunStatus
+from workspaces.files import FileContent
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: str
+    retry_in: float | None = None
+
+
+def backoff(attempt: int) -> float:
+    """Seconds before the next attempt: exponential with jitter, capped."""
+    base = settings.KILN_RUN_RETRY_BASE_SECONDS * 2 ** (attempt - 1)
+    return min(base * random.uniform(0.8, 1.2), settings.KILN_RUN_RETRY_MAX_SECONDS)
+
+
+def claim(run_id: int) -> bool:
+    """Move a due run from queued to running; exactly one caller can win."""
+    now = timezone.now()
+    claimed = QueryRun.objects.filter(
+        pk=run_id, status=RunStatus.QUEUED, next_attempt_at__lte=now
+    ).update(status=RunStatus.RUNNING, started_at=now, attempts=F("attempts") + 1)
+    return claimed == 1
+
+
+def execute_run(run_id: int) -> Outcome | None:
+    """Claim and run one run. None when another delivery of the task had it already."""
+    if not claim(run_id):
+        log.info("run %s not claimed: already taken or not due", run_id)
+        return None
+    run = QueryRun.objects.select_related("query__datasource", "workspace").get(pk=run_id)
+    datasource = run.query.datasource
+    files = [FileContent(a.name, a.content_type, _read(a)) for a in run.attachments.all()]
+    context = SimpleNamespace(workspace=run.workspace, files=files)
+    try:
+        result = datasource.plugin.execute(
+            datasource.settings(), run.query.action, run.fields, context
+        )
+    except DeliveryUnknown as exc:
+        return _finish(run, RunStatus.UNKNOWN, error=exc.message, failure=exc)
+    except PluginError as exc:
+        return _failed(run, exc)
+    except Exception as exc:
+        log.exception("run %s failed unexpectedly", run_id)
+        error = PluginError(f"Kiln failed to run this query ({type(exc).__name__}).")
+        return _finish(run, RunStatus.ERROR, error=error.message, failure=exc)
+    return _finish(run, RunStatus.SUCCESS, data=result.data, details=result.details)
+
+
+def _read(attachment: RunAttachment) -> bytes:
+    with attachment.file.open("rb") as f:
+        return f.read()
+
+
+def _failure(run: QueryRun, exc: BaseException) -> list[dict]:
+    entry = {
+        "at": timezone.now().isoformat(),
+        "attempt": run.attempts,
+        "type": type(exc).__name__,
+        "message": getattr(exc, "message", str(exc)),
+    }
+    return [*run.failures, entry]
+
+
+def _failed(run: QueryRun, exc: PluginError) -> Outcome:
+    deadline = run.created_at + timedelta(seconds=run.query.timeout_seconds)
+    delay = backoff(run.attempts)
+    retry_at = timezone.now() + timedelta(seconds=delay)
+    if exc.permanent or run.attempts >= run.max_attempts or retry_at > deadline:
+        error = exc.message
+        if not exc.permanent:
+            error = f"Gave up after {run.attempts} attempt(s): {exc.message}"
+        return _finish(run, RunStatus.ERROR, error=error, field=exc.field or "", failure=exc)
+    updated = QueryRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(
+        status=RunStatus.QUEUED,
+        next_attempt_at=retry_at,
+        error=exc.message,
+        error_field=exc.field or "",
+        failures=_failure(run, exc),
+    )
+    log.info("run %s attempt %s failed (%s); retry in %.1f s", run.pk, run.attempts, exc, delay)
+    return Outcome(RunStatus.QUEUED, retry_in=delay if updated else None)
+
+
+def _finish(
+    run: QueryRun,
+    status: str,
+    *,
+    data=None,
+    details=None,
+    error: str = "",
+    field: str = "",
+    failure: BaseException | None = None,
+) -> Outcome:
+    QueryRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(
+        status=status,
+        data=data,
+        details=details or {},
+        error=error,
+        error_field=field,
+        failures=_failure(run, failure) if failure else run.failures,
+        finished_at=timezone.now(),
+    )
+    log.info("run %s finished: %s", run.pk, status)
+    return Outcome(status)
