@@ -8,7 +8,6 @@ a sandboxed iframe, and attachments are only ever downloads.
 from __future__ import annotations
 
 import functools
-import unicodedata
 from collections.abc import Callable
 
 from django.conf import settings
@@ -25,6 +24,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
+from core.filenames import safe_filename
 from devmailbox.models import MailboxMessage
 
 PAGE_SIZE = 50
@@ -39,8 +39,6 @@ HTML_BODY_CSP = "sandbox; default-src 'none'; img-src data:; style-src 'unsafe-i
 DOWNLOAD_CSP = "sandbox; default-src 'none'"
 
 # Characters Windows forbids in names, plus quotes and separators.
-_FILENAME_FORBIDDEN = set('<>:"/\\|?*')
-
 View = Callable[..., HttpResponse]
 
 
@@ -154,22 +152,6 @@ def clear(request: HtmxHttpRequest) -> HttpResponse:
     if request.htmx:
         return HttpResponseClientRedirect(url)
     return redirect(url)
-
-
-def safe_filename(name: str, fallback: str) -> str:
-    """A download name from a sender-chosen one: no path, no control or bidi characters.
-
-    Bidi overrides (U+202E) would let "invoice\u202egpj.exe" display as "invoiceexe.jpg".
-    """
-    name = name.replace("\\", "/").rsplit("/", 1)[-1]
-    name = "".join(
-        "_" if char in _FILENAME_FORBIDDEN else char
-        for char in name
-        if unicodedata.category(char) not in ("Cc", "Cf")
-    )
-    # Leading dots would make a hidden file, or "..".
-    name = name.strip().lstrip(".").strip()
-    return name[:200] or fallback
 
 
 def _download(data: bytes, filename: str, content_type: str) -> HttpResponse:

@@ -10,6 +10,8 @@ import os
 import secrets
 from pathlib import Path
 
+from core.text import parse_bool
+
 
 def env(name: str, default: str = "") -> str:
     path = os.environ.get(f"{name}_FILE")
@@ -19,14 +21,13 @@ def env(name: str, default: str = "") -> str:
 
 
 def envbool(name: str, default: bool) -> bool:
-    value = env(name, "").strip().lower()
+    value = env(name, "").strip()
     if not value:
         return default
-    if value in {"1", "true", "yes", "on"}:
-        return True
-    if value in {"0", "false", "no", "off"}:
-        return False
-    raise ValueError(f"{name} must be true or false, not {value!r}")
+    parsed = parse_bool(value)
+    if parsed is None:
+        raise ValueError(f"{name} must be true or false, not {value.lower()!r}")
+    return parsed
 
 
 def envint(name: str, default: int) -> int:

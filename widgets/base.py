@@ -17,7 +17,8 @@ from django.template.loader import render_to_string
 from django.utils.datastructures import MultiValueDict
 from django.utils.safestring import SafeString, mark_safe
 
-from widgets.values import as_bool, display_text, parse_number
+from core.text import as_bool
+from widgets.values import display_text, parse_number
 
 PROP_KINDS = ("text", "multiline", "number", "bool", "select", "json", "list")
 

@@ -8,7 +8,8 @@ import math
 import re
 from typing import Any
 
-_FALSE_WORDS = {"", "false", "0", "no", "off", "none", "null"}
+from core.text import as_bool  # noqa: F401  (editor modules still import it from here)
+
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
 
@@ -29,13 +30,6 @@ def parse_number(value: Any) -> int | float | None:
         return int(text)
     number = float(text)
     return number if math.isfinite(number) else None
-
-
-def as_bool(value: Any) -> bool:
-    """Truth as people type it: "false", "no", "off", "0" and "" are false."""
-    if isinstance(value, str):
-        return value.strip().lower() not in _FALSE_WORDS
-    return bool(value)
 
 
 def format_number(value: int | float) -> str:

@@ -17,9 +17,9 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from django.urls import reverse
 
+from core.filenames import safe_filename
 from devmailbox import server
 from devmailbox.models import MailboxMessage
-from devmailbox.views import safe_filename
 from tests.support.smtp_server import free_port
 
 SUBJECT = "Grüße ✓"

@@ -1,4 +1,4 @@
-"""The << >> binding engine (queries/bindings.py): values, escaping, errors, the sandbox."""
+"""The << >> binding engine (the bindings package): values, escaping, errors, the sandbox."""
 
 from __future__ import annotations
 
@@ -13,10 +13,12 @@ from bindings import (
     check_names,
     evaluate,
     evaluate_fields,
+    evaluation,
     has_bindings,
     referenced_names,
+    sandbox,
+    templates,
 )
-from bindings import engine as bindings
 
 
 @pytest.fixture
@@ -466,7 +468,7 @@ def test_it_refuses_an_overlong_expression(ctx):
 
 
 def test_it_stops_when_the_time_limit_is_spent(ctx, monkeypatch):
-    monkeypatch.setattr(bindings, "TIME_LIMIT", 0.0)
+    monkeypatch.setattr(evaluation, "TIME_LIMIT", 0.0)
     err = refusal("<< range(100)|map('string')|list >>", ctx)
     assert err.message.startswith("took too long")
 
@@ -513,14 +515,14 @@ def test_check_names_warns_about_syntax_errors_and_never_raises():
 
 def test_compiled_expressions_are_cached(ctx, monkeypatch):
     calls = []
-    compile_expression = bindings._ENV.compile_expression
+    compile_expression = sandbox.ENV.compile_expression
 
     def counting(source, **kwargs):
         calls.append(source)
         return compile_expression(source, **kwargs)
 
-    monkeypatch.setattr(bindings._ENV, "compile_expression", counting)
-    bindings._compile.cache_clear()
+    monkeypatch.setattr(sandbox.ENV, "compile_expression", counting)
+    templates.compile_binding.cache_clear()
     for _ in range(3):
         assert evaluate("f", "<< count + 1 >> and << count + 1 >>", ctx) == "4 and 4"
     assert calls == ["count + 1"]

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from core.text import as_bool
 from widgets.base import COMMON_PROPS, WidgetType, field_props, label_of
-from widgets.values import as_bool
 
 # Posted beside an enabled checkbox, so that "absent" can mean "unchecked" only when the
 # browser did have the checkbox to post.

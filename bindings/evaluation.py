@@ -1,0 +1,267 @@
+"""Evaluating fields: one binding yields its native value, text with bindings a string;
+values bound into HTML are escaped; errors name the field and the expression."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Collection, Iterator, Mapping, MappingView
+from typing import Any
+
+from jinja2 import nodes
+from jinja2.exceptions import (
+    SecurityError,
+    TemplateError,
+    UndefinedError,
+)
+from jinja2.runtime import Undefined
+from markupsafe import Markup, escape
+
+from bindings.errors import BindingError, Refused
+from bindings.limits import MAX_NESTING, MAX_OUTPUT, MAX_VALUE, TIME_LIMIT
+from bindings.sandbox import ENV, RUN, Budget, charge, check_text_size
+from bindings.templates import Binding, Compiled, TemplateProblem, compile_binding, split_template
+
+# ---------------------------------------------------------------------- evaluation
+
+
+def has_bindings(template: object) -> bool:
+    """True if ``template`` is a str with an unescaped ``<<`` followed by a ``>>``.
+
+    For display only: a field without bindings may still hold ``\\<<`` (which evaluate()
+    turns into ``<<``) or an unclosed ``<<`` (which evaluate() reports), so evaluate every
+    field rather than only those with bindings.
+    """
+    if not isinstance(template, str):
+        return False
+    i = 0
+    while (j := template.find("<<", i)) >= 0:
+        if j == 0 or template[j - 1] != "\\":
+            return template.find(">>", j + 2) >= 0
+        i = j + 2
+    return False
+
+
+def evaluate(
+    field: str, template: object, context: Mapping[str, Any], *, html: bool = False
+) -> Any:
+    """The value of one field: native for a single binding, else a string.
+
+    Lists and dicts are evaluated item by item (keys are not), under the field's one time
+    and work budget. ``html=True`` escapes interpolated values unless they are ``Markup``
+    (``|safe``). Raises :class:`BindingError` for every problem, never anything else.
+    """
+    run = Budget(deadline=time.monotonic() + TIME_LIMIT)
+    token = RUN.set(run)
+    try:
+        return _evaluate_value(field, template, context, html, run)
+    finally:
+        RUN.reset(token)
+
+
+def evaluate_fields(
+    fields: Mapping[str, Any],
+    context: Mapping[str, Any],
+    *,
+    html_fields: Collection[str] = (),
+) -> dict[str, Any]:
+    """Every field evaluated; the first error is raised (it names its field)."""
+    return {
+        name: evaluate(name, template, context, html=name in html_fields)
+        for name, template in fields.items()
+    }
+
+
+def _evaluate_value(field: str, template: Any, context: Mapping, html: bool, run: Budget) -> Any:
+    if isinstance(template, str):
+        return _evaluate_str(field, template, context, html, run)
+    if isinstance(template, list):
+        return [_evaluate_value(field, item, context, html, run) for item in template]
+    if isinstance(template, dict):
+        return {
+            key: _evaluate_value(field, item, context, html, run) for key, item in template.items()
+        }
+    return template
+
+
+def _evaluate_str(field: str, template: str, context: Mapping, html: bool, run: Budget) -> Any:
+    try:
+        parts = split_template(template)
+    except TemplateProblem as exc:
+        raise BindingError(field, "", str(exc)) from None
+    bindings = [part for part in parts if isinstance(part, Binding)]
+    if not bindings:
+        return "".join(parts)  # type: ignore[arg-type]
+
+    if len(bindings) == 1 and all(isinstance(part, Binding) or not part.strip() for part in parts):
+        expression = bindings[0].expression
+        value = _run_expression(field, expression, context, run)
+        # A list or dict goes on to be stored and sent: bound it too, more loosely than text.
+        _refuse_big(field, expression, value, MAX_VALUE)
+        if html and isinstance(value, str) and not isinstance(value, Markup):
+            value = str(escape(value))
+        if isinstance(value, str):
+            _check_output(field, expression, len(value))
+        _check_time(field, expression, run)
+        return value
+
+    pieces: list[str] = []
+    size = 0
+    for part in parts:
+        if isinstance(part, Binding):
+            value = _run_expression(field, part.expression, context, run)
+            _refuse_big(field, part.expression, value, MAX_OUTPUT)
+            text = _as_text(value, html)
+        else:
+            text = part
+        size += len(text)
+        _check_output(field, "", size)
+        pieces.append(text)
+    _check_time(field, "", run)
+    return "".join(pieces)
+
+
+def _as_text(value: Any, html: bool) -> str:
+    if value is None:
+        return ""
+    if html:
+        return str(value) if isinstance(value, Markup) else str(escape(str(value)))
+    return str(value)
+
+
+def _refuse_big(field: str, expression: str, value: Any, limit: int) -> None:
+    try:
+        check_text_size(value, limit)
+    except Refused as exc:
+        raise BindingError(field, expression, str(exc)) from None
+
+
+def _check_output(field: str, expression: str, size: int) -> None:
+    if size > MAX_OUTPUT:
+        raise BindingError(
+            field, expression, f"output too long: more than {MAX_OUTPUT:,} characters"
+        )
+
+
+def _check_time(field: str, expression: str, run: Budget) -> None:
+    if time.monotonic() > run.deadline:
+        raise BindingError(field, expression, f"took too long (limit {TIME_LIMIT:g} s)")
+
+
+def _run_expression(field: str, expression: str, context: Mapping, run: Budget) -> Any:
+    compiled = compile_binding(expression)
+    if compiled.error:
+        raise BindingError(field, expression, compiled.error)
+    run.missing.clear()
+    try:
+        value = compiled.function(context)
+        return _settle(value, run, 0)
+    except Refused as exc:
+        raise BindingError(field, expression, str(exc)) from None
+    except SecurityError as exc:
+        raise BindingError(field, expression, exc.message or "not allowed (unsafe)") from None
+    except UndefinedError as exc:
+        message = _describe_undefined(exc, compiled, context, run)
+        raise BindingError(field, expression, message) from None
+    except TemplateError as exc:
+        raise BindingError(field, expression, f"failed: {exc.message}") from None
+    except Exception as exc:  # the expression's own errors: ZeroDivisionError, TypeError, …
+        raise BindingError(field, expression, f"failed: {type(exc).__name__}: {exc}") from None
+
+
+def _settle(value: Any, run: Budget, depth: int) -> Any:
+    """The value as the caller gets it: lazy sequences made lists, no undefined inside."""
+    if isinstance(value, (str, int, float, type(None))):
+        return value
+    if isinstance(value, Undefined):
+        value._fail_with_undefined_error()
+    if depth > MAX_NESTING + 2:
+        # Deeper than any literal the expression could write: this is context data, which
+        # holds no undefined or lazy values.
+        return value
+    if isinstance(value, (Iterator, range, MappingView)):
+        items = []
+        for item in value:
+            items.append(item)
+            if len(items) > MAX_OUTPUT:
+                raise Refused(f"result too large: more than {MAX_OUTPUT:,} items")
+        charge(items)
+        value = items
+    if isinstance(value, (list, tuple)):
+        settled = [_settle(item, run, depth + 1) for item in value]
+        if any(new is not old for new, old in zip(settled, value, strict=True)):
+            return settled if isinstance(value, list) else tuple(settled)
+        return value
+    if isinstance(value, dict):
+        settled_dict = {key: _settle(item, run, depth + 1) for key, item in value.items()}
+        if any(settled_dict[key] is not item for key, item in value.items()):
+            return settled_dict
+        return value
+    return value
+
+
+_UNKNOWN_NAME = re.compile(r"'(.+)' is undefined")
+
+
+def _describe_undefined(
+    exc: UndefinedError, compiled: Compiled, context: Mapping, run: Budget
+) -> str:
+    message = exc.message or "undefined value"
+    match = _UNKNOWN_NAME.fullmatch(message)
+    if match:
+        return f"unknown name {match.group(1)!r}"
+    for undefined in run.missing:
+        if undefined._undefined_message == message:
+            described = _describe_missing(
+                undefined._undefined_obj, undefined._undefined_name, compiled, context
+            )
+            if described:
+                return described
+    return message
+
+
+def _describe_missing(obj: Any, name: Any, compiled: Compiled, context: Mapping) -> str | None:
+    """``'form1.data' has no attribute 'x'``: the path in the expression that led to obj."""
+    if compiled.tree is None:
+        return None
+    tree = compiled.tree
+    for node in [tree, *tree.find_all((nodes.Getattr, nodes.Getitem))]:
+        if isinstance(node, nodes.Getattr):
+            key, kind = node.attr, "attribute"
+        elif isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const):
+            key, kind = node.arg.value, "item"
+        else:
+            continue
+        if key != name:
+            continue
+        path = _path_text(node.node)
+        if path is None:
+            continue
+        try:
+            target = _resolve(node.node, context)
+        except Exception:
+            continue
+        if target is obj:
+            return f"'{path}' has no {kind} {name!r}"
+    return None
+
+
+def _path_text(node: nodes.Node) -> str | None:
+    if isinstance(node, nodes.Name):
+        return node.name
+    if isinstance(node, nodes.Getattr):
+        inner = _path_text(node.node)
+        return None if inner is None else f"{inner}.{node.attr}"
+    if isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const):
+        inner = _path_text(node.node)
+        return None if inner is None else f"{inner}[{node.arg.value!r}]"
+    return None
+
+
+def _resolve(node: nodes.Node, context: Mapping) -> Any:
+    if isinstance(node, nodes.Name):
+        return context[node.name]
+    if isinstance(node, nodes.Getattr):
+        return ENV.getattr(_resolve(node.node, context), node.attr)
+    assert isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const)
+    return ENV.getitem(_resolve(node.node, context), node.arg.value)
