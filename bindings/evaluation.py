@@ -181,7 +181,7 @@ def _settle(value: Any, run: Budget, depth: int) -> Any:
         return value
     if isinstance(value, (Iterator, range, MappingView)):
         items = []
-        for item in value:
+        for item in value:  # type: ignore[union-attr]
             items.append(item)
             if len(items) > MAX_OUTPUT:
                 raise Refused(f"result too large: more than {MAX_OUTPUT:,} items")

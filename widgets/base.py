@@ -224,16 +224,17 @@ class WidgetType:
             "props": props,
             "state": state,
             "errors": list(errors or ()),
-            "binding_errors": [
-                (self.prop(name).label if self.prop(name) else name, message)
-                for name, message in warnings.items()
-            ],
+            "binding_errors": [(self._label(name), message) for name, message in warnings.items()],
             # The runtime's own HTML for the children, rendered already.
             "children_html": [mark_safe(html) for html in children_html or ()],
             "attrs": attrs or RenderAttrs(),
         }
         context.update(self.get_context(spec, props, state, attrs or RenderAttrs()))
         return render_to_string(self.template, context)
+
+    def _label(self, name: str) -> str:
+        prop = self.prop(name)
+        return prop.label if prop is not None else name
 
     def get_context(
         self, spec: WidgetSpec, props: dict, state: dict | None, attrs: RenderAttrs
@@ -252,5 +253,6 @@ def posted(data: QueryDict | None, key: str) -> str | None:
     hidden input of the same name), or None."""
     if data is None or key not in data:
         return None
-    values = data.getlist(key) if hasattr(data, "getlist") else [data[key]]
+    # A plain dict (an API caller's inputs) has one value per key.
+    values = data.getlist(key) if isinstance(data, MultiValueDict) else [data[key]]
     return values[-1] if values else None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import mimetypes
+from typing import Any
 
 from widgets.base import COMMON_PROPS, Prop, WidgetType, label_of
 from widgets.values import format_number
@@ -92,7 +93,7 @@ class FilePickerWidget(WidgetType):
             for upload in uploads
             if upload.name
         ]
-        state = {"files": picked}
+        state: dict[str, Any] = {"files": picked}
         state["isValid"] = not self.validate(spec, state)
         return state
 
