@@ -29,29 +29,6 @@ COLUMNS = 12
 MAX_Y = 1000
 MAX_H = 100
 
-#: (w, h) of a new widget of each type; others get DEFAULT_SIZE.
-SIZES: dict[str, tuple[int, int]] = {
-    "text": (4, 1),
-    "input": (4, 2),
-    "select": (4, 2),
-    "checkbox": (3, 1),
-    "button": (2, 1),
-    "form": (6, 7),
-    "filepicker": (4, 2),
-    "table": (8, 6),
-    "container": (6, 4),
-    "modal": (6, 4),
-}
-DEFAULT_SIZE = (4, 2)
-
-#: Properties a new widget starts with, beyond its type's defaults: fields get a label, so
-#: that a freshly dropped input is not an unlabelled box.
-INITIAL_PROPERTIES: dict[str, dict[str, Any]] = {
-    "input": {"label": "Label"},
-    "select": {"label": "Label"},
-    "checkbox": {"label": "Label"},
-}
-
 
 class EditError(ValueError):
     """A change the editor refuses; ``field`` names what to fix, ``str()`` says why."""
@@ -67,7 +44,7 @@ class EditError(ValueError):
 
 # Layout ----------------------------------------------------------------------------------
 def size_of(widget_type: str) -> tuple[int, int]:
-    return SIZES.get(widget_type, DEFAULT_SIZE)
+    return get_type(widget_type).size
 
 
 def whole_number(data, key: str) -> int | None:
@@ -186,7 +163,7 @@ def add_widget(page: Page, widget_type: str, x: int, y: int, parent: str = "") -
         parent=container,
         name=free_name(widget_type, taken_names(page)),
         type=widget_type,
-        properties=copy.deepcopy(INITIAL_PROPERTIES.get(widget_type, {})),
+        properties=copy.deepcopy(get_type(widget_type).initial_properties),
         x=x,
         y=y,
         w=w,

@@ -40,29 +40,15 @@ QUERY_KEYS = ("data", "error", "status", "last_run_at", "runs")
 #: Extra rows below the last widget, to drop new widgets into.
 SPARE_ROWS = 6
 MIN_ROWS = 12
-# Palette icons: the inside of a 24×24 stroked SVG, drawn here so that no font is needed.
-ICONS = {
-    "text": '<path d="M5 6h14M12 6v13"/>',
-    "input": '<rect x="3" y="7" width="18" height="10" rx="2"/><path d="M7 10v4"/>',
-    "select": '<rect x="3" y="7" width="18" height="10" rx="2"/><path d="M14 11l2 2 2-2"/>',
-    "checkbox": '<rect x="4" y="4" width="16" height="16" rx="3"/><path d="M8 12l3 3 5-6"/>',
-    "button": '<rect x="3" y="8" width="18" height="8" rx="4"/><path d="M9 12h6"/>',
-    "form": '<rect x="4" y="3" width="16" height="18" rx="2"/><path d="M8 8h8M8 12h8M8 16h4"/>',
-    "filepicker": '<path d="M12 16V5M7 10l5-5 5 5M5 19h14"/>',
-    "table": '<rect x="3" y="5" width="18" height="14" rx="2"/>'
-    '<path d="M3 10h18M3 14.5h18M9 5v14"/>',
-    "container": '<rect x="3" y="4" width="18" height="16" rx="2" stroke-dasharray="3 2.5"/>',
-    "modal": '<rect x="3" y="4" width="18" height="16" rx="2"/><path d="M3 9h18M15.5 6.5h2"/>',
-}
-DEFAULT_ICON = '<rect x="4" y="4" width="16" height="16" rx="2"/>'
 
 
 def icon(widget_type: str) -> SafeString:
-    inner = ICONS.get(widget_type, DEFAULT_ICON)
-    return mark_safe(
-        '<svg viewBox="0 0 24 24" width="18" height="18" fill="none" stroke="currentColor" '
-        f'stroke-width="2" stroke-linecap="round" stroke-linejoin="round">{inner}</svg>'
-    )
+    """The palette's icon of a widget type (templates/widgets/icons/<type>.svg)."""
+    try:
+        template = get_type(widget_type).icon_template
+    except LookupError:
+        template = "widgets/icons/default.svg"
+    return render_to_string("editor/canvas/icon.html", {"icon": template})
 
 
 def palette() -> list[dict]:

@@ -142,9 +142,25 @@ class WidgetType:
     #: Which key of this widget's state an enclosing form puts in ``form.data``
     #: (None: the widget adds nothing, like a Text or a Button).
     value_key: ClassVar[str | None] = None
+    #: (w, h) of a new widget of this type on the page's 12-column grid.
+    size: ClassVar[tuple[int, int]] = (4, 2)
+    #: Properties a new widget starts with, beyond the defaults (a field gets a label, so
+    #: that a freshly dropped input is not an unlabelled box).
+    initial_properties: ClassVar[dict[str, Any]] = {}
 
     def __repr__(self) -> str:
         return f"<WidgetType {self.type}>"
+
+    @property
+    def icon_template(self) -> str:
+        """The palette's icon: the inside of a 24×24 stroked SVG, in a template."""
+        return f"widgets/icons/{self.type}.svg"
+
+    def default_state(self, props: dict) -> dict | None:
+        """The state a page would send for this widget if nobody touched it, from its
+        properties (``default_value`` evaluated); None for a widget without state. A
+        container's ``data`` is left for the caller to gather from its children."""
+        return None
 
     # Properties -----------------------------------------------------------------------
     def prop(self, name: str) -> Prop | None:

@@ -9,6 +9,7 @@ from widgets.base import COMMON_PROPS, Prop, WidgetType
 class ButtonWidget(WidgetType):
     type = "button"
     label = "Button"
+    size = (2, 1)
     template = "widgets/button.html"
     events = ("click",)
     props = (

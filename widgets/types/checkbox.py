@@ -13,6 +13,8 @@ PRESENT = "{name}.__present"
 class CheckboxWidget(WidgetType):
     type = "checkbox"
     label = "Checkbox"
+    size = (3, 1)
+    initial_properties = {"label": "Label"}
     template = "widgets/checkbox.html"
     events = ("change",)
     value_key = "isChecked"
@@ -48,3 +50,6 @@ class CheckboxWidget(WidgetType):
         else:
             checked = as_bool(state.get("isChecked", state.get("value")))
         return {"checked": checked, "present": PRESENT.format(name=spec.name)}
+
+    def default_state(self, props: dict) -> dict | None:
+        return {"value": as_bool(props.get("default_value"))}

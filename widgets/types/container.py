@@ -27,6 +27,7 @@ def gather(spec: WidgetSpec, child_states: dict[str, dict]) -> dict:
 class ContainerWidget(WidgetType):
     type = "container"
     label = "Container"
+    size = (6, 4)
     template = "widgets/container.html"
     container = True
     props = (Prop("title", "Title", "text", default=""), *COMMON_PROPS)
@@ -37,3 +38,6 @@ class ContainerWidget(WidgetType):
     def form_data(self, name, state):
         # A box inside a form is layout only: its fields are the form's fields.
         return dict(state.get("data") or {})
+
+    def default_state(self, props: dict) -> dict | None:
+        return {"data": {}}

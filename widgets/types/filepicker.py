@@ -59,6 +59,7 @@ def size_text(size: int) -> str:
 class FilePickerWidget(WidgetType):
     type = "filepicker"
     label = "File picker"
+    size = (4, 2)
     template = "widgets/filepicker.html"
     events = ("change",)
     value_key = "files"
@@ -144,3 +145,6 @@ class FilePickerWidget(WidgetType):
             "max_mb": format_number(props["max_file_size_mb"] or 0),
             "label_text": label_of(spec, props),
         }
+
+    def default_state(self, props: dict) -> dict | None:
+        return {"files": []}

@@ -14,6 +14,7 @@ from widgets.types.container import gather
 class FormWidget(WidgetType):
     type = "form"
     label = "Form"
+    size = (6, 7)
     template = "widgets/form.html"
     container = True
     events = ("submit",)
@@ -28,3 +29,6 @@ class FormWidget(WidgetType):
 
     def read_state(self, spec, data, files, child_states):
         return gather(spec, child_states)
+
+    def default_state(self, props: dict) -> dict | None:
+        return {"data": {}}

@@ -15,6 +15,8 @@ INPUT_TYPES = ("text", "email", "number", "password", "multiline")
 class InputWidget(WidgetType):
     type = "input"
     label = "Input"
+    size = (4, 2)
+    initial_properties = {"label": "Label"}
     template = "widgets/input.html"
     events = ("change",)
     value_key = "value"
@@ -125,6 +127,10 @@ class InputWidget(WidgetType):
             "limits": limits,
             "default": "" if kind == "password" else props["default_value"],
         }
+
+    def default_state(self, props: dict) -> dict | None:
+        value = props.get("default_value")
+        return {"value": "" if value is None else value}
 
 
 def _chars(n: int | float) -> str:

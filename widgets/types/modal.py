@@ -9,5 +9,10 @@ from widgets.types.container import ContainerWidget
 class ModalWidget(ContainerWidget):
     type = "modal"
     label = "Modal"
+    size = (6, 4)
     template = "widgets/modal.html"
     props = (Prop("title", "Title", "text", default="Modal"), *COMMON_PROPS)
+
+    def default_state(self, props: dict) -> dict | None:
+        # A modal holds no form data of its own.
+        return None

@@ -28,6 +28,8 @@ def normalize_options(raw: Any) -> list[dict]:
 class SelectWidget(WidgetType):
     type = "select"
     label = "Select"
+    size = (4, 2)
+    initial_properties = {"label": "Label"}
     template = "widgets/select.html"
     events = ("change",)
     value_key = "value"
@@ -76,6 +78,10 @@ class SelectWidget(WidgetType):
             for option in normalize_options(props["options"])
         ]
         return {"options": options, "current": current, "default": props["default_value"]}
+
+    def default_state(self, props: dict) -> dict | None:
+        value = props.get("default_value")
+        return {"value": "" if value is None else value}
 
 
 def _find(options: list[dict], value: Any) -> dict | None:

@@ -135,6 +135,7 @@ def next_sort(current: str, key: str) -> str:
 class TableWidget(WidgetType):
     type = "table"
     label = "Table"
+    size = (8, 6)
     template = "widgets/table.html"
     events = ("row_selected",)
     props = (
@@ -252,3 +253,6 @@ class TableWidget(WidgetType):
             "selected_elsewhere": view.selected is not None and view.selected not in shown_indexes,
             "select_attrs": attrs.events.get("row_selected") or attrs.refresh,
         }
+
+    def default_state(self, props: dict) -> dict | None:
+        return {"selected_row": None, "data": []}

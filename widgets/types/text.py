@@ -8,6 +8,7 @@ from widgets.base import COMMON_PROPS, Prop, WidgetType
 class TextWidget(WidgetType):
     type = "text"
     label = "Text"
+    size = (4, 1)
     template = "widgets/text.html"
     props = (
         Prop("text", "Text", "multiline", default="Text"),
