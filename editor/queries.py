@@ -183,9 +183,7 @@ class QueryForm(_NameMixin, forms.Form):
                 fields[key] = data[key]
             elif spec.kind == "choice":
                 fields[key] = data[key] or spec.choice_of(stored)
-            elif stored is not None and not isinstance(stored, str) and data[key] == _as_text(
-                stored
-            ):
+            elif _unchanged_value(stored, data[key]):
                 continue  # a list from the app's code, shown as JSON and left unchanged
             else:
                 fields[key] = data[key]
@@ -205,6 +203,10 @@ class QueryForm(_NameMixin, forms.Form):
         with transaction.atomic():
             query.save()
         return renamed
+
+
+def _unchanged_value(stored: Any, text: str) -> bool:
+    return stored is not None and not isinstance(stored, str) and text == _as_text(stored)
 
 
 def _as_text(value: Any) -> str:

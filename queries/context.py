@@ -89,11 +89,8 @@ def binding_context(
         context.update(dict.fromkeys(page.widgets.values_list("name", flat=True), {}))
     context.update(inputs)
     for query in Query.objects.filter(app=app).select_related("datasource"):
-        runs = list(
-            QueryRun.objects.filter(
-                query=query, created_by_id=getattr(user, "pk", None)
-            ).order_by("-created_at", "-id")[:RECENT_RUNS]
-        )
+        mine = QueryRun.objects.filter(query=query, created_by_id=getattr(user, "pk", None))
+        runs = list(mine.order_by("-created_at", "-id")[:RECENT_RUNS])
         for run in runs:
             run.query = query  # the summary reads its action: no query per run
         context[query.name] = query_state(runs, query.datasource.plugin)

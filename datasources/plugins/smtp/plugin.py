@@ -183,7 +183,6 @@ class SmtpPlugin(Plugin):
         )
 
 
-
 def _file_resolver(context: Any):
     workspace = getattr(context, "workspace", None)
     if workspace is None:
