@@ -26,7 +26,7 @@ from builder.models import App, Page, Query, Widget
 from builder.names import validate_identifier
 from datasources.forms import config_form_for
 from datasources.models import Datasource
-from datasources.plugins import PLUGINS, get_plugin
+from datasources.plugins import get_plugin, plugin_kinds
 from workspaces.models import Workspace
 
 KIND = "app"
@@ -251,8 +251,8 @@ class _Reader:
                 raise AppFileError(f"{path}.{key}", "is required")
         name = _text(obj["name"], f"{path}.name", max_length=100)
         kind = _text(obj["kind"], f"{path}.kind", max_length=30)
-        if kind not in PLUGINS:
-            known = ", ".join(sorted(PLUGINS))
+        if kind not in plugin_kinds():
+            known = ", ".join(sorted(plugin_kinds()))
             raise AppFileError(f"{path}.kind", f"unknown datasource kind “{kind}” (known: {known})")
         form_class = get_plugin(kind).config_form
         secrets = secret_fields(form_class)

@@ -42,5 +42,7 @@ class Datasource(models.Model):
 
     @property
     def summary(self) -> str:
-        host, port = self.config.get("host"), self.config.get("port")
-        return f"{host}:{port}" if host else ""
+        try:
+            return self.plugin.config_summary(self.config)
+        except LookupError:
+            return ""

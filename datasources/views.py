@@ -14,7 +14,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from datasources.errors import PluginError
 from datasources.forms import DatasourceNameForm, config_form_for
 from datasources.models import Datasource
-from datasources.plugins import PLUGINS, get_plugin
+from datasources.plugins import get_plugin, plugin_kinds
 from workspaces.access import get_membership
 from workspaces.models import Role
 
@@ -30,7 +30,7 @@ def _datasource(request: HttpRequest, workspace: str, pk: int) -> Datasource:
 def datasource_list(request: HttpRequest, workspace: str) -> HttpResponse:
     membership = get_membership(request, workspace, Role.EDITOR)
     datasources = membership.workspace.datasources.all()
-    plugins = [get_plugin(kind) for kind in PLUGINS]
+    plugins = [get_plugin(kind) for kind in plugin_kinds()]
     return render(
         request,
         "datasources/list.html",
@@ -71,7 +71,7 @@ def _save(request, workspace, kind, instance: Datasource | None) -> HttpResponse
 @require_http_methods(["GET", "POST"])
 def datasource_create(request: HttpRequest, workspace: str, kind: str) -> HttpResponse:
     membership = get_membership(request, workspace, Role.EDITOR)
-    if kind not in PLUGINS:
+    if kind not in plugin_kinds():
         raise Http404("No such kind of datasource")
     if request.method == "POST":
         return _save(request, membership.workspace, kind, None)
@@ -128,7 +128,7 @@ def datasource_test(request: HttpRequest, workspace: str, pk: int | None = None)
     if pk is not None:
         instance = get_object_or_404(Datasource, pk=pk, workspace=membership.workspace)
     kind = instance.kind if instance else request.POST.get("kind", "")
-    if kind not in PLUGINS:
+    if kind not in plugin_kinds():
         raise Http404("No such kind of datasource")
     config_form = config_form_for(kind, request.POST, instance)
     if config_form.is_valid():

@@ -1,6 +1,10 @@
-"""The query editor: an app's queries, and one query's Send email fields with warnings
-for bindings that read unknown names, test values, Run (a real run through the outbox)
-and Preview (the email built and checked as a run would, but not sent).
+"""The query editor: an app's queries, and one query's fields with warnings for bindings
+that read unknown names, test values, Run (a real run through the outbox) and Preview
+(the action checked as a run would, but not done).
+
+The form is built from the fields the query's plugin declares for its action
+(``ActionSpec`` in datasources/plugins/base.py): labels, help, placeholders, required
+markers, toggles and choices; nothing here knows any one plugin.
 
 Every view needs the editor role (``get_app_for_editor``: outsiders 404, viewers 403).
 Panes are swapped with htmx; without JavaScript the same views answer plain forms with
@@ -34,7 +38,7 @@ from builder.models import App, Query, Widget
 from builder.names import validate_identifier
 from datasources.errors import PluginError
 from datasources.models import Datasource
-from datasources.plugins.smtp.message import LABELS
+from datasources.plugins.base import ActionSpec, FieldSpec
 from queries.context import binding_context, check_inputs
 from queries.errors import RunRequestError
 from queries.execution import create_run, evaluate_query_fields
@@ -50,33 +54,31 @@ RUN_WAIT_SECONDS = 15.0
 POLL_SECONDS = 0.1
 #: Names every binding may read besides widgets and queries (queries/context.py).
 CONTEXT_NAMES = ("user", "url", "app", "page")
-DEFAULT_ACTION = "send_email"
-
-#: The Send email fields that hold text with << >> bindings, as the seed orders them
-#: (the toggle and the body type sit between them on the page).
-TEXT_FIELDS = ("from", "reply_to", "to", "cc", "bcc", "subject", "body", "attachments")
-REQUIRED = frozenset({"from", "to"})
-HELP = {
-    "from": "The address the email is sent from; Name <address> sets a display name.",
-    "reply_to": "Where replies to this email go.",
-    "to": "Recipients: separate several with commas, or bind a list.",
-    "cc": "Copied recipients: separate several with commas, or bind a list.",
-    "bcc": "Hidden recipients: in the envelope only, never in a header.",
-    "subject": "",
-    "body": "In an HTML body, bound values are escaped; add |safe for HTML you trust.",
-    "attachments": "Files from a file picker (<< files1.files >>) or workspace files.",
-}
-PLACEHOLDERS = {
-    "from": "Support <support@example.com>",
-    "reply_to": "<< form1.data.email >>",
-    "to": "<< form1.data.email >>",
-    "cc": "team@example.com, << cc_input.value >>",
-    "bcc": "archive@example.com",
-    "subject": "Welcome, << form1.data.name >>!",
-    "body": "Hello << form1.data.name >>,\n\nthanks for writing to us.",
-    "attachments": "<< files1.files >>",
-}
 TEST_VALUES_LABEL = "Test values"
+#: The editor's own fields: an action's fields must not be named like them.
+OWN_FIELDS = frozenset(
+    {"name", "datasource", "run_on_page_load", "confirm_before_run", "timeout_seconds"}
+    | {"test_values"}
+)
+#: Kinds of field shown as text with << >> bindings.
+TEXT_KINDS = frozenset({"text", "textarea", "files"})
+
+
+def action_spec(query: Query) -> ActionSpec:
+    """The declaration of the query's action; an unknown one shows no fields."""
+    return query.datasource.plugin.actions.get(query.action) or ActionSpec(
+        query.action, query.action, ()
+    )
+
+
+def shown_fields(spec: ActionSpec) -> list[FieldSpec]:
+    """The action's fields the editor shows, in the declared order."""
+    return [f for f in spec.fields.values() if f.shown and f.name not in OWN_FIELDS]
+
+
+def text_fields(spec: ActionSpec) -> list[str]:
+    """The shown fields that hold text with << >> bindings."""
+    return [f.name for f in shown_fields(spec) if f.kind in TEXT_KINDS]
 
 
 # ---------------------------------------------------------------------- forms
@@ -125,8 +127,9 @@ class NewQueryForm(_NameMixin, forms.Form):
 
 
 class QueryForm(_NameMixin, forms.Form):
-    """The editor's form: name and datasource, the Send email fields as raw text, the
-    options. ``test_values`` rides along (Run and Preview read it) but is not stored."""
+    """The editor's form: name and datasource, the action's fields (text fields as raw
+    text), the options. ``test_values`` rides along (Run and Preview read it) but is
+    not stored."""
 
     name = forms.CharField(
         max_length=64,
@@ -136,13 +139,6 @@ class QueryForm(_NameMixin, forms.Form):
         ),
     )
     datasource = forms.ModelChoiceField(queryset=Datasource.objects.none(), empty_label=None)
-    set_reply_to = forms.BooleanField(required=False, label=LABELS["set_reply_to"])
-    body_type = forms.ChoiceField(
-        required=False,
-        choices=[("text", "Text"), ("html", "HTML")],
-        widget=forms.RadioSelect,
-        label="Body type",
-    )
     run_on_page_load = forms.BooleanField(required=False, label="Run on page load")
     confirm_before_run = forms.BooleanField(
         required=False, label="Ask for confirmation before running"
@@ -154,48 +150,52 @@ class QueryForm(_NameMixin, forms.Form):
         help_text="The run's whole budget, retries included (1–600).",
     )
     test_values = forms.CharField(required=False, strip=False, label=TEST_VALUES_LABEL)
+    #: Set by ``save``: the name changed.
+    renamed = False
 
     def __init__(self, *args, app: App, query: Query, **kwargs):
         kwargs.setdefault("initial", _initial(query))
         super().__init__(*args, **kwargs)
         self.app = app
         self.query = query
+        self.spec = action_spec(query)
         self.fields["datasource"].queryset = _datasources(app)
-        for key in TEXT_FIELDS:
-            attrs = {
-                "class": "qe-code",
-                "spellcheck": "false",
-                "autocomplete": "off",
-                "placeholder": PLACEHOLDERS[key],
-                "aria-describedby": f"msgs-{key}",
-            }
-            if key == "body":
-                widget: forms.Widget = forms.Textarea(attrs={**attrs, "rows": 10})
-            else:
-                widget = forms.TextInput(attrs=attrs)
-            self.fields[key] = forms.CharField(
-                required=False, strip=False, label=LABELS[key], widget=widget
-            )
+        for spec in shown_fields(self.spec):
+            self.fields[spec.name] = _form_field(spec)
+        # The editor's own fields after the action's, as the page lays them out.
+        for key in ("run_on_page_load", "confirm_before_run", "timeout_seconds", "test_values"):
+            self.fields[key] = self.fields.pop(key)
         self.fields["test_values"].widget = forms.Textarea(
             attrs={"class": "qe-code", "rows": 12, "spellcheck": "false"}
         )
 
     def save(self) -> bool:
-        """Store the cleaned form; True if the query was renamed. Fields the editor does
-        not show (``from_name``) and non-text values left as they were are kept."""
+        """Store the cleaned form; True if the page must be drawn anew (the query was
+        renamed, or its datasource is of a kind without its action). Fields the editor
+        does not show and non-text values left as they were are kept."""
         data = self.cleaned_data
         query = self.query
         fields = dict(query.fields)
-        for key in TEXT_FIELDS:
+        for spec in shown_fields(self.spec):
+            key = spec.name
             stored = fields.get(key)
-            if stored is not None and not isinstance(stored, str) and data[key] == _as_text(stored):
+            if spec.kind == "toggle":
+                fields[key] = data[key]
+            elif spec.kind == "choice":
+                fields[key] = data[key] or spec.choice_of(stored)
+            elif _unchanged_value(stored, data[key]):
                 continue  # a list from the app's code, shown as JSON and left unchanged
-            fields[key] = data[key]
-        fields["set_reply_to"] = data["set_reply_to"]
-        fields["body_type"] = data["body_type"] or _body_type(fields.get("body_type"))
+            else:
+                fields[key] = data[key]
         renamed = query.name != data["name"]
+        self.renamed = renamed
         query.name = data["name"]
         query.datasource = data["datasource"]
+        plugin = query.datasource.plugin
+        if query.action not in plugin.actions:
+            # Another kind of datasource: its first action, and the page drawn anew.
+            query.action = plugin.first_action
+            renamed = True
         query.fields = fields
         query.run_on_page_load = data["run_on_page_load"]
         query.confirm_before_run = data["confirm_before_run"]
@@ -203,6 +203,10 @@ class QueryForm(_NameMixin, forms.Form):
         with transaction.atomic():
             query.save()
         return renamed
+
+
+def _unchanged_value(stored: Any, text: str) -> bool:
+    return stored is not None and not isinstance(stored, str) and text == _as_text(stored)
 
 
 def _as_text(value: Any) -> str:
@@ -213,19 +217,46 @@ def _as_text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def _body_type(value: Any) -> str:
-    text = str(value or "").strip().lower()
-    return "html" if text in ("html", "text/html") else "text"
+def _form_field(spec: FieldSpec) -> forms.Field:
+    """The form field that edits one declared field."""
+    if spec.kind == "toggle":
+        return forms.BooleanField(required=False, label=spec.label)
+    if spec.kind == "choice":
+        return forms.ChoiceField(
+            required=False, choices=list(spec.choices), widget=forms.RadioSelect, label=spec.label
+        )
+    attrs = {
+        "spellcheck": "false",
+        "autocomplete": "off",
+        "placeholder": spec.placeholder,
+        "aria-describedby": f"msgs-{spec.name}",
+    }
+    if spec.bindable:
+        attrs = {"class": "qe-code", **attrs}
+    if spec.kind == "textarea":
+        widget: forms.Widget = forms.Textarea(attrs={**attrs, "rows": 10})
+    else:
+        widget = forms.TextInput(attrs=attrs)
+    return forms.CharField(required=False, strip=False, label=spec.label, widget=widget)
+
+
+def _initial_value(spec: FieldSpec, stored: Any) -> Any:
+    if spec.kind == "toggle":
+        return as_bool(spec.default if stored is None else stored)
+    if spec.kind == "choice":
+        return spec.choice_of(stored)
+    return _as_text(spec.default if stored is None else stored)
 
 
 def _initial(query: Query) -> dict:
     fields = query.fields
-    initial = {key: _as_text(fields.get(key)) for key in TEXT_FIELDS}
+    initial = {
+        spec.name: _initial_value(spec, fields.get(spec.name))
+        for spec in shown_fields(action_spec(query))
+    }
     initial.update(
         name=query.name,
         datasource=query.datasource_id,
-        set_reply_to=as_bool(fields.get("set_reply_to")),
-        body_type=_body_type(fields.get("body_type")),
         run_on_page_load=query.run_on_page_load,
         confirm_before_run=query.confirm_before_run,
         timeout_seconds=query.timeout_seconds,
@@ -244,10 +275,13 @@ def known_names(app: App) -> set[str]:
     return {*widgets, *queries, *CONTEXT_NAMES}
 
 
-def field_warnings(texts: dict[str, Any], known: set[str]) -> dict[str, list[str]]:
-    """Per field, its bindings that fail to parse or read a name that does not exist."""
+def field_warnings(
+    texts: dict[str, Any], known: set[str], keys: list[str] | None = None
+) -> dict[str, list[str]]:
+    """Per field (of ``keys``, else of ``texts``), its bindings that fail to parse or
+    read a name that does not exist."""
     warnings = {}
-    for key in TEXT_FIELDS:
+    for key in texts if keys is None else keys:
         found = check_names(key, texts.get(key) or "", known)
         # Shown under the field itself: its name in front would only repeat the label.
         warnings[key] = [w.removeprefix(f"{key}: ") for w in found]
@@ -371,7 +405,8 @@ def _remember_test_values(request: HttpRequest, app: App, text: str) -> None:
 
 @dataclass
 class FieldRow:
-    """One field of the form with what is shown under it."""
+    """One field of the form with what is shown under it; ``spec`` and ``beside`` (the
+    choices shown in its label row) for the action's fields."""
 
     key: str
     field: BoundField
@@ -379,10 +414,16 @@ class FieldRow:
     required: bool = False
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    spec: FieldSpec | None = None
+    beside: list[FieldRow] = field(default_factory=list)
 
     @property
     def label(self) -> str:
         return self.field.label
+
+    @property
+    def kind(self) -> str:
+        return self.spec.kind if self.spec else ""
 
 
 @dataclass
@@ -396,10 +437,12 @@ class Result:
     preview: dict | None = None
     error: str = ""
     field: str = ""
+    #: The action's declaration, set when the page is drawn: it names the fields.
+    spec: ActionSpec | None = None
 
     @property
     def field_label(self) -> str:
-        return label_of(self.field)
+        return label_of(self.field, self.spec)
 
     @property
     def message(self) -> str:
@@ -411,7 +454,7 @@ class Result:
         return self.run is not None and _retrying(self.run)
 
 
-def label_of(key: str) -> str:
+def label_of(key: str, spec: ActionSpec | None = None) -> str:
     if not key:
         return ""
     if key == "test_values" or key == "inputs" or key.startswith("inputs."):
@@ -423,28 +466,37 @@ def label_of(key: str) -> str:
         "fields": "Fields",
         "action": "Action",
     }
-    return LABELS.get(key) or extra.get(key) or key
+    if spec is not None and key in spec.fields:
+        return spec.fields[key].label
+    return extra.get(key) or key
 
 
 def _rows(form: QueryForm, warnings: dict[str, list[str]]) -> dict[str, FieldRow]:
+    specs = {spec.name: spec for spec in shown_fields(form.spec)}
     rows = {}
     for name in form.fields:
+        spec = specs.get(name)
         rows[name] = FieldRow(
             key=name,
             field=form[name],
-            help=HELP.get(name, ""),
-            required=name in REQUIRED,
+            help=spec.help if spec else "",
+            required=spec.required if spec else False,
             errors=list(form.errors.get(name, [])),
             warnings=warnings.get(name, []),
+            spec=spec,
         )
+    for spec in specs.values():
+        if spec.beside in rows:
+            rows[spec.beside].beside.append(rows[spec.name])
     return rows
 
 
 def _texts(form: QueryForm) -> dict[str, Any]:
     """The field texts as typed (posted) or as stored (not bound)."""
+    keys = text_fields(form.spec)
     if form.is_bound:
-        return {key: form.data.get(key, "") for key in TEXT_FIELDS}
-    return {key: form.initial.get(key, "") for key in TEXT_FIELDS}
+        return {key: form.data.get(key, "") for key in keys}
+    return {key: form.initial.get(key, "") for key in keys}
 
 
 def _query_list(app: App) -> list[dict]:
@@ -467,6 +519,8 @@ def _editor_context(
     known = known_names(app)
     warnings = field_warnings(_texts(form), known)
     rows = _rows(form, warnings)
+    if result is not None:
+        result.spec = form.spec
     if result is not None and result.message and result.field in rows:
         # The response pane names the field; the field shows it too.
         rows[result.field].errors.append(result.message)
@@ -477,7 +531,14 @@ def _editor_context(
         "query": query,
         "form": form,
         "rows": rows,
-        "send_fields": [rows[key] for key in TEXT_FIELDS],
+        "spec": form.spec,
+        "plugin": query.datasource.plugin,
+        # Choices shown beside another field are drawn in that field's label row.
+        "action_fields": [
+            rows[spec.name]
+            for spec in shown_fields(form.spec)
+            if not (spec.beside and spec.beside in rows)
+        ],
         "all_rows": list(rows.values()),
         "warning_count": sum(len(w) for w in warnings.values()),
         "result": result,
@@ -525,7 +586,7 @@ def query_list(request: HttpRequest, app: str) -> HttpResponse:
                     app=found,
                     name=form.cleaned_data["name"],
                     datasource=form.cleaned_data["datasource"],
-                    action=DEFAULT_ACTION,
+                    action=form.cleaned_data["datasource"].plugin.first_action,
                     fields={},
                 )
             messages.success(request, f"Created the query “{query.name}”.")
@@ -585,7 +646,8 @@ def query_save(request: HttpRequest, app: str, name: str) -> HttpResponse:
     form = _bound_form(request, found, query)
     saved, renamed = _save(request, found, form)
     if renamed:
-        messages.success(request, f"Renamed the query to “{query.name}”.")
+        if form.renamed:
+            messages.success(request, f"Renamed the query to “{query.name}”.")
         return _renamed_response(request, query)
     status = 200 if saved else 422
     context = _editor_context(found, query, form, saved=saved)
@@ -676,8 +738,8 @@ def query_run(request: HttpRequest, app: str, name: str) -> HttpResponse:
 @login_required
 @require_POST
 def query_preview(request: HttpRequest, app: str, name: str) -> HttpResponse:
-    """Save the posted form, then build the email with the test values, checked as a
-    run would check it, and show it. Nothing is stored or sent."""
+    """Save the posted form, then let the plugin say what a run with the test values
+    would do, checked as a run would check it, and show it. Nothing is stored or sent."""
     found = get_app_for_editor(request, app)
     query = _get_query(found, name)
     form = _bound_form(request, found, query)
@@ -689,18 +751,17 @@ def query_preview(request: HttpRequest, app: str, name: str) -> HttpResponse:
     try:
         inputs = parse_test_values(form.cleaned_data["test_values"])
         evaluated = evaluate_query_fields(query, binding_context(found, request.user, inputs))
-        preview = query.datasource.plugin.preview(
+        preview = query.datasource.plugin.preview_run(
             query.action, evaluated, SimpleNamespace(workspace=found.workspace)
         )
     except RunRequestError as exc:
         result = Result(kind="error", error=exc.message, field=exc.field)
     except PluginError as exc:
-        result = Result(kind="error", error=exc.message, field=exc.field or "fields")
-    except NotImplementedError:
-        label = query.datasource.plugin.label
-        result = Result(kind="error", error=f"{label} queries have no preview.", field="")
+        # "No preview" is about the plugin, not about a field.
+        where = "" if exc.code == "no_preview" else exc.field or "fields"
+        result = Result(kind="error", error=exc.message, field=where)
     else:
-        result = Result(kind="preview", preview=preview)
+        result = Result(kind="preview", preview=preview, data_json=_dump(preview))
         return _result_response(request, found, query, form, result, saved=True, status=200)
     return _result_response(request, found, query, form, result, saved=True, status=422)
 

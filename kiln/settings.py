@@ -169,6 +169,12 @@ KILN_SMTP_MAX_RECIPIENTS = envint("KILN_SMTP_MAX_RECIPIENTS", 500)
 KILN_SMTP_MAX_ATTACHMENT_BYTES = envint("KILN_SMTP_MAX_ATTACHMENT_BYTES", 25 * 1024 * 1024)
 KILN_SMTP_DEFAULT_TIMEOUT = envint("KILN_SMTP_DEFAULT_TIMEOUT", 30)
 
+# Datasource plugins outside datasources/plugins/ ("kind=dotted.path.Class", comma
+# separated): the tests' own plugin, passed on to the Celery worker they start.
+KILN_EXTRA_PLUGINS = dict(
+    item.split("=", 1) for item in envlist("KILN_EXTRA_PLUGINS") if "=" in item
+)
+
 # The built-in dev mailbox (python manage.py devmailbox) and its pages.
 KILN_DEVMAILBOX = envbool("KILN_DEVMAILBOX", True)
 KILN_DEVMAILBOX_HOST = env("KILN_DEVMAILBOX_HOST", "127.0.0.1")

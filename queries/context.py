@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from builder.models import App, Page, Query
 from builder.names import validate_identifier
+from datasources.plugins import Plugin
 from queries.errors import RunRequestError
 from queries.models import QueryRun
 
@@ -23,13 +24,15 @@ class UrlParams(dict):
         return None
 
 
-def run_row(run: QueryRun) -> dict[str, Any]:
-    """One run as a row of ``<< query_name.runs >>`` (e.g. for a Table)."""
+def run_row(run: QueryRun, plugin: Plugin | None = None) -> dict[str, Any]:
+    """One run as a row of ``<< query_name.runs >>`` (e.g. for a Table): its status
+    and times, and the columns its plugin summarises it with (``run_summary``)."""
+    if plugin is None:
+        plugin = run.query.datasource.plugin
     return {
         "id": run.pk,
         "status": run.status,
-        "to": run.fields.get("to", ""),
-        "subject": run.fields.get("subject", ""),
+        **plugin.run_summary(run.query.action, run.fields),
         "error": run.error,
         "created_at": _when(run.created_at),
         "finished_at": _when(run.finished_at),
@@ -40,10 +43,10 @@ def _when(moment) -> str:
     return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M:%S") if moment else ""
 
 
-def query_state(runs: list[QueryRun]) -> dict[str, Any]:
+def query_state(runs: list[QueryRun], plugin: Plugin | None = None) -> dict[str, Any]:
     """What ``<< query_name.x >>`` sees, from the user's runs of that query, newest first:
     the latest run's ``data``, ``error``, ``status`` and ``last_run_at``, and ``runs``."""
-    rows = [run_row(run) for run in runs]
+    rows = [run_row(run, plugin) for run in runs]
     if not runs:
         return {"data": None, "error": None, "status": None, "last_run_at": None, "runs": []}
     run = runs[0]
@@ -85,11 +88,12 @@ def binding_context(
     if page is not None:
         context.update(dict.fromkeys(page.widgets.values_list("name", flat=True), {}))
     context.update(inputs)
-    for query in Query.objects.filter(app=app):
-        runs = QueryRun.objects.filter(
-            query=query, created_by_id=getattr(user, "pk", None)
-        ).order_by("-created_at", "-id")[:RECENT_RUNS]
-        context[query.name] = query_state(list(runs))
+    for query in Query.objects.filter(app=app).select_related("datasource"):
+        mine = QueryRun.objects.filter(query=query, created_by_id=getattr(user, "pk", None))
+        runs = list(mine.order_by("-created_at", "-id")[:RECENT_RUNS])
+        for run in runs:
+            run.query = query  # the summary reads its action: no query per run
+        context[query.name] = query_state(runs, query.datasource.plugin)
     context.update(
         {
             "user": {

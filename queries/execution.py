@@ -26,8 +26,11 @@ def evaluate_query_fields(query: Query, context: dict, fields: dict | None = Non
     """Every field of ``query`` (or ``fields``, a published copy of them) evaluated;
     HTML fields (per the plugin) escape the values bound into them."""
     plugin = query.datasource.plugin
-    late = plugin.html_candidates
     fields = query.fields if fields is None else fields
+    try:
+        late = plugin.late_fields(query.action)
+    except PluginError as exc:
+        raise RunRequestError(exc.field or "fields", exc.message) from None
     try:
         evaluated = {
             name: evaluate(name, template, context)
@@ -59,7 +62,7 @@ def create_run(
     evaluated = evaluate_query_fields(query, context, fields)
     plugin = query.datasource.plugin
     try:
-        prepared = plugin.prepare(
+        prepared = plugin.prepare_run(
             query.action, evaluated, SimpleNamespace(workspace=query.app.workspace)
         )
     except PluginError as exc:

@@ -16,6 +16,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from datasources.errors import DeliveryUnknown, PluginError
+from datasources.plugins.base import UNEXPECTED
 from queries.models import QueryRun, RunAttachment, RunStatus
 from workspaces.files import FileContent
 
@@ -53,14 +54,16 @@ def execute_run(run_id: int) -> Outcome | None:
     files = [FileContent(a.name, a.content_type, _read(a)) for a in run.attachments.all()]
     context = SimpleNamespace(workspace=run.workspace, files=files)
     try:
-        result = datasource.plugin.execute(
-            datasource.settings(), run.query.action, run.fields, context
-        )
+        result = datasource.plugin.run(datasource.settings(), run.query.action, run.fields, context)
     except DeliveryUnknown as exc:
         return _finish(run, RunStatus.UNKNOWN, error=exc.message, failure=exc)
     except PluginError as exc:
+        if exc.code == UNEXPECTED:
+            # Recorded as the exception the plugin did not expect, not as its wrapper.
+            return _finish(run, RunStatus.ERROR, error=exc.message, failure=exc.__cause__)
         return _failed(run, exc)
     except Exception as exc:
+        # Loading the settings is outside the plugin's guard.
         log.exception("run %s failed unexpectedly", run_id)
         error = PluginError(f"Kiln failed to run this query ({type(exc).__name__}).")
         return _finish(run, RunStatus.ERROR, error=error.message, failure=exc)

@@ -91,8 +91,14 @@ def celery_worker(redis_server, transactional_db, settings):
     worker = CeleryWorker(
         redis_server.url,
         _database_url(connection.settings_dict),
-        # Retries after a fraction of a second, so that tests see them.
-        extra_env={"KILN_RUN_RETRY_BASE_SECONDS": "0.3"},
+        # Retries after a fraction of a second, so that tests see them; plugins a test
+        # registered (settings.KILN_EXTRA_PLUGINS) exist in the worker too.
+        extra_env={
+            "KILN_RUN_RETRY_BASE_SECONDS": "0.3",
+            "KILN_EXTRA_PLUGINS": ",".join(
+                f"{kind}={path}" for kind, path in settings.KILN_EXTRA_PLUGINS.items()
+            ),
+        },
     )
     try:
         yield worker.start()

@@ -15,14 +15,15 @@ from builder.models import App, Page, Query, Widget
 from datasources.errors import FieldError
 from datasources.models import Datasource
 from datasources.plugins.base import Plugin
-from datasources.plugins.smtp.plugin import SmtpPlugin
-from editor.queries import TEXT_FIELDS, default_test_values
+from datasources.plugins.smtp.plugin import SEND_EMAIL, SmtpPlugin
+from editor.queries import default_test_values, text_fields
 from queries.models import QueryRun
 from tests.support.apps import WELCOME_FIELDS, make_app, welcome_inputs
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 HTMX = {"HX-Request": "true"}
+TEXT_FIELDS = text_fields(SEND_EMAIL)
 ORDER = [
     "From email",
     "Set Reply To Email",

@@ -27,7 +27,7 @@ class Command(BaseCommand):
             raise CommandError(f"No datasource {datasource!r} in workspace {workspace!r}.")
         fields = {"from": sender, "to": to, "subject": subject, "body": body}
         try:
-            result = found.plugin.execute(found.settings(), "send_email", fields)
+            result = found.plugin.run(found.settings(), "send_email", fields)
         except PluginError as exc:
             where = f" ({exc.field})" if exc.field else ""
             raise CommandError(f"Not sent{where}: {exc.message}") from None

@@ -7,30 +7,96 @@ from datasources.plugins.base import (
     ActionResult,
     ActionSpec,
     ConnectionCheck,
+    FieldSpec,
+    HtmlWhen,
     Plugin,
     Prepared,
+    jsonable,
 )
 from datasources.plugins.smtp import transport
 from datasources.plugins.smtp.config import SmtpConfigForm, SmtpSettings
-from datasources.plugins.smtp.message import Attachment, build_email, parse_addresses
+from datasources.plugins.smtp.message import LABELS, Attachment, build_email, parse_addresses
 from workspaces.models import WorkspaceFile
 
 #: The success data of a send, exactly as in the seed's response format.
 SENT = {"success": True, "message": "Email sent successfully"}
 
-SEND_EMAIL_FIELDS = (
-    "from",
-    "from_name",
-    "set_reply_to",
-    "reply_to",
-    "to",
-    "cc",
-    "bcc",
-    "subject",
-    "body",
-    "body_type",
-    "attachments",
+_HTML_BODY = HtmlWhen("body_type", frozenset({"html", "text/html"}))
+
+#: The Send email fields in the seed's order; the editor shows them in this order (the
+#: Reply To toggle after From, the body type beside Body, From name not at all).
+SEND_EMAIL = ActionSpec(
+    "send_email",
+    "Send email",
+    (
+        FieldSpec(
+            "from",
+            LABELS["from"],
+            help="The address the email is sent from; Name <address> sets a display name.",
+            placeholder="Support <support@example.com>",
+            required=True,
+        ),
+        FieldSpec("from_name", LABELS["from_name"], shown=False),
+        FieldSpec(
+            "set_reply_to", LABELS["set_reply_to"], kind="toggle", bindable=False, default=False
+        ),
+        FieldSpec(
+            "reply_to",
+            LABELS["reply_to"],
+            help="Where replies to this email go.",
+            placeholder="<< form1.data.email >>",
+        ),
+        FieldSpec(
+            "to",
+            LABELS["to"],
+            help="Recipients: separate several with commas, or bind a list.",
+            placeholder="<< form1.data.email >>",
+            required=True,
+        ),
+        FieldSpec(
+            "cc",
+            LABELS["cc"],
+            help="Copied recipients: separate several with commas, or bind a list.",
+            placeholder="team@example.com, << cc_input.value >>",
+        ),
+        FieldSpec(
+            "bcc",
+            LABELS["bcc"],
+            help="Hidden recipients: in the envelope only, never in a header.",
+            placeholder="archive@example.com",
+        ),
+        FieldSpec("subject", LABELS["subject"], placeholder="Welcome, << form1.data.name >>!"),
+        FieldSpec(
+            "body",
+            LABELS["body"],
+            kind="textarea",
+            help="In an HTML body, bound values are escaped; add |safe for HTML you trust.",
+            placeholder="Hello << form1.data.name >>,\n\nthanks for writing to us.",
+            html=_HTML_BODY,
+        ),
+        FieldSpec(
+            "body_type",
+            LABELS["body_type"],
+            kind="choice",
+            bindable=False,
+            choices=(("text", "Text"), ("html", "HTML")),
+            aliases={"text/html": "html"},
+            default="text",
+            beside="body",
+        ),
+        FieldSpec(
+            "attachments",
+            LABELS["attachments"],
+            kind="files",
+            help="Files from a file picker (<< files1.files >>) or workspace files.",
+            placeholder="<< files1.files >>",
+        ),
+    ),
+    preview_label="Preview email",
+    run_help="sends the email for real, with the test values.",
+    preview_help="shows the email that would be sent, without sending it.",
 )
+SEND_EMAIL_FIELDS = tuple(SEND_EMAIL.fields)
 
 
 #: The headers a preview shows, in this order (those the message has).
@@ -41,7 +107,10 @@ class SmtpPlugin(Plugin):
     kind = "smtp"
     label = "SMTP"
     config_form = SmtpConfigForm
-    actions = {"send_email": ActionSpec("send_email", "Send email", SEND_EMAIL_FIELDS)}
+    config_template = "datasources/smtp/config.html"
+    preview_template = "datasources/smtp/preview.html"
+    actions = {"send_email": SEND_EMAIL}
+    secret_fields = ("password",)
 
     def load_config(self, config: dict, secret: str) -> SmtpSettings:
         return SmtpSettings.from_stored(config, secret)
@@ -58,23 +127,22 @@ class SmtpPlugin(Plugin):
             True, f"Connected to {settings.host}:{settings.port}{how}{auth} successfully."
         )
 
-    html_candidates = frozenset({"body"})
+    def config_summary(self, config: dict) -> str:
+        host, port = config.get("host"), config.get("port")
+        return f"{host}:{port}" if host else ""
 
-    def html_fields(self, action: str, fields: dict) -> set[str]:
-        body_type = str(fields.get("body_type") or "").strip().lower()
-        return {"body"} if body_type in ("html", "text/html") else set()
+    def run_summary(self, action: str, fields: dict) -> dict[str, Any]:
+        return {"to": fields.get("to", ""), "subject": fields.get("subject", "")}
 
     def prepare(self, action: str, fields: dict, context: Any = None) -> Prepared:
-        self._check_action(action)
         email = build_email(fields, resolve_file=_file_resolver(context))
         stored = {name: fields[name] for name in SEND_EMAIL_FIELDS if name in fields}
         stored.pop("attachments", None)
-        return Prepared(fields=_jsonable(stored), files=email.attachments)
+        return Prepared(fields=jsonable(stored), files=email.attachments)
 
     def preview(self, action: str, fields: dict, context: Any = None) -> dict:
         """The email ``execute`` would send, built and checked the same way, not sent:
         its headers, the BCC and envelope recipients, both bodies and the attachments."""
-        self._check_action(action)
         email = build_email(fields, resolve_file=_file_resolver(context))
         message = email.message
         headers = [
@@ -97,7 +165,6 @@ class SmtpPlugin(Plugin):
     def execute(
         self, settings: SmtpSettings, action: str, fields: dict, context: Any = None
     ) -> ActionResult:
-        self._check_action(action)
         files = getattr(context, "files", None)
         if files is not None:
             fields = {**fields, "attachments": list(files)}
@@ -114,21 +181,6 @@ class SmtpPlugin(Plugin):
                 "server_reply": reply,
             },
         )
-
-    def _check_action(self, action: str) -> None:
-        if action not in self.actions:
-            raise PluginError(f"SMTP has no action {action!r}.", field="action")
-
-
-def _jsonable(value):
-    """Evaluated fields as stored on a run: JSON values, anything else as text."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if value is None or isinstance(value, str | int | float | bool):
-        return value
-    return str(value)
 
 
 def _file_resolver(context: Any):
