@@ -26,7 +26,7 @@ T = TypeVar("T")
 
 
 def snapshot(page: Page) -> list[dict]:
-    """The page's widgets as dumped ``WidgetDocument``\ s (what ``PageEdit`` stores), each
+    """The page's widgets as dumped ``WidgetDocument`` objects (what ``PageEdit`` stores), each
     parent before its children, in layout order."""
     return [widget.model_dump(mode="json") for widget in page.widget_documents()]
 
