@@ -1,12 +1,14 @@
 """Apps as code: an app, its pages, widgets and queries as one JSON document.
 
 ``export_app`` writes the document; ``import_app`` reads one into a workspace. The format
-is described in docs/app-format.md. Secrets never enter a file: a datasource's password is
-named by an environment variable (``"password": {"env": "SMTP_PASSWORD"}``) and read from
-the environment at import time.
+is described in docs/app-format.md and typed by the models of builder.schema
+(``AppDocument`` and the rest), which this module re-exports. Secrets never enter a file:
+a datasource's password is named by an environment variable (``"password": {"env":
+"SMTP_PASSWORD"}``) and read from the environment at import time.
 
-An import reads and checks the whole document into a plan before it stores anything, so
-that an error leaves the workspace as it was; the plan is stored inside one transaction.
+An import checks the document's shape with the models, then reads it against the
+workspace into a plan before it stores anything, so that an error leaves the workspace as
+it was; the plan is stored inside one transaction.
 """
 
 from __future__ import annotations
@@ -17,25 +19,45 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django import forms
-from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
-from django.core.validators import validate_slug
+from django.core.exceptions import NON_FIELD_ERRORS
 from django.db import transaction
 from django.utils.text import slugify
+from pydantic import ValidationError as SchemaError
 
-from builder.models import App, Page, Query, Widget
-from builder.names import validate_identifier
+from builder.models import App, Page, Query
+from builder.schema import (
+    INT_MAX,
+    KIND,
+    SMALL_INT_MAX,
+    VERSION,
+    AppDocument,
+    DatasourceDocument,
+    PageDocument,
+    QueryDocument,
+    WidgetDocument,
+    error_message,
+    error_path,
+)
 from datasources.forms import config_form_for
 from datasources.models import Datasource
 from datasources.plugins import get_plugin, plugin_kinds
 from workspaces.models import Workspace
 
-KIND = "app"
-VERSION = 1
-
-# Column limits of the models, checked here so that a bad file gives a path, not a
-# database error.
-SMALL_INT_MAX = 32767
-INT_MAX = 2147483647
+__all__ = [
+    "INT_MAX",
+    "KIND",
+    "SMALL_INT_MAX",
+    "VERSION",
+    "AppDocument",
+    "AppFileError",
+    "DatasourceDocument",
+    "PageDocument",
+    "QueryDocument",
+    "WidgetDocument",
+    "export_app",
+    "import_app",
+    "parse_document",
+]
 
 
 class AppFileError(ValueError):
@@ -50,13 +72,15 @@ class AppFileError(ValueError):
         return f"{self.path}: {self.message}"
 
 
-def secret_fields(form_class: type[forms.Form]) -> list[str]:
-    """The settings a plugin's form takes as secrets: they never enter an app file."""
-    return [
-        name
-        for name, form_field in form_class.base_fields.items()
-        if isinstance(form_field.widget, forms.PasswordInput)
-    ]
+def parse_document(document: Any) -> AppDocument:
+    """``document`` (parsed JSON) as an ``AppDocument``; ``AppFileError`` naming the first
+    problem of its shape."""
+    try:
+        return AppDocument.model_validate(document)
+    except SchemaError as exc:
+        error = exc.errors()[0]
+        key = (error.get("ctx") or {}).get("key")
+        raise AppFileError(error_path(error["loc"], key), error_message(error)) from None
 
 
 # Export
@@ -64,71 +88,7 @@ def secret_fields(form_class: type[forms.Form]) -> list[str]:
 
 def export_app(app: App) -> dict:
     """The app as a JSON-able document, with the datasources its queries use (no secrets)."""
-    queries = list(app.queries.select_related("datasource").order_by("name", "id"))
-    used = {query.datasource_id: query.datasource for query in queries}
-    datasources = sorted(used.values(), key=lambda datasource: datasource.name)
-    return {
-        "kiln": KIND,
-        "version": VERSION,
-        "app": {"name": app.name, "slug": app.slug},
-        "datasources": [_export_datasource(datasource) for datasource in datasources],
-        "pages": [_export_page(page) for page in app.pages.order_by("position", "id")],
-        "queries": [_export_query(query) for query in queries],
-    }
-
-
-def _export_datasource(datasource: Datasource) -> dict:
-    try:
-        hidden = set(secret_fields(get_plugin(datasource.kind).config_form))
-    except LookupError:
-        hidden = set()
-    # The config holds no secret by design; leaving the secret fields out anyway means a
-    # plugin that got this wrong still cannot leak one into a file.
-    hidden.add("secret")
-    config = {key: value for key, value in datasource.config.items() if key not in hidden}
-    return {"name": datasource.name, "kind": datasource.kind, "config": config}
-
-
-def _export_page(page: Page) -> dict:
-    return {
-        "name": page.name,
-        "slug": page.slug,
-        "position": page.position,
-        "widgets": [_export_widget(widget, names) for widget, names in _widgets_in_order(page)],
-    }
-
-
-def _widgets_in_order(page: Page) -> list[tuple[Widget, dict[int, str]]]:
-    """The page's widgets in layout order, each parent before its children."""
-    ordered = page.widgets_in_order()
-    names = {widget.pk: widget.name for widget in ordered}
-    return [(widget, names) for widget in ordered]
-
-
-def _export_widget(widget: Widget, names: dict[int, str]) -> dict:
-    return {
-        "name": widget.name,
-        "type": widget.type,
-        "parent": names.get(widget.parent_id),
-        "properties": widget.properties,
-        "events": widget.events,
-        "x": widget.x,
-        "y": widget.y,
-        "w": widget.w,
-        "h": widget.h,
-    }
-
-
-def _export_query(query: Query) -> dict:
-    return {
-        "name": query.name,
-        "datasource": query.datasource.name,
-        "action": query.action,
-        "fields": query.fields,
-        "run_on_page_load": query.run_on_page_load,
-        "confirm_before_run": query.confirm_before_run,
-        "timeout_seconds": query.timeout_seconds,
-    }
+    return app.to_document().model_dump(mode="json")
 
 
 # Import
@@ -142,7 +102,7 @@ def import_app(
     Raises ``AppFileError`` naming the first problem found.
     """
     with transaction.atomic():
-        plan = _Reader(workspace, environ).read(document)
+        plan = _Reader(workspace, environ).read(parse_document(document))
         return _store(plan, workspace)
 
 
@@ -158,15 +118,19 @@ class _DatasourcePlan:
 @dataclass
 class _WidgetPlan:
     index: int  # in the file, for error paths after reordering
-    name: str
-    type: str
-    parent: str | None
-    properties: dict
-    events: dict
-    x: int
-    y: int
-    w: int
-    h: int
+    document: WidgetDocument
+
+    @property
+    def name(self) -> str:
+        return self.document.name
+
+    @property
+    def parent(self) -> str | None:
+        return self.document.parent
+
+    @property
+    def events(self) -> dict:
+        return self.document.events
 
 
 @dataclass
@@ -178,87 +142,61 @@ class _PagePlan:
 
 
 @dataclass
-class _QueryPlan:
-    name: str
-    datasource: str
-    action: str
-    fields: dict
-    run_on_page_load: bool
-    confirm_before_run: bool
-    timeout_seconds: int
-
-
-@dataclass
 class _Plan:
     name: str
     slug: str
     datasources: dict[str, _DatasourcePlan]
     pages: list[_PagePlan]
-    queries: list[_QueryPlan]
+    queries: list[QueryDocument]
 
 
 class _Reader:
-    """Checks a document and turns it into a plan; touches the database only to read."""
+    """Checks a typed document against the workspace and the rest of the file, and turns
+    it into a plan; touches the database only to read."""
 
     def __init__(self, workspace: Workspace, environ: Mapping[str, str]):
         self.workspace = workspace
         self.environ = environ
 
-    def read(self, document: Any) -> _Plan:
-        doc = _object(document, "document")
-        _keys(doc, "", required=("kiln", "version", "app"), optional=_LISTS)
-        if doc["kiln"] != KIND:
-            raise AppFileError("kiln", f'must be "{KIND}" (this is not a Kiln app file)')
-        version = doc["version"]
-        if type(version) is not int or version != VERSION:
-            raise AppFileError("version", f"unsupported version {version!r}; expected {VERSION}")
-        app = _object(doc["app"], "app")
-        _keys(app, "app", required=("name",), optional=("slug",))
-        name = _text(app["name"], "app.name", max_length=100)
-        slug = _slug(app.get("slug"), "app.slug")
-
+    def read(self, doc: AppDocument) -> _Plan:
         datasources: dict[str, _DatasourcePlan] = {}
-        for i, entry in enumerate(_list(doc.get("datasources", []), "datasources")):
+        for i, entry in enumerate(doc.datasources):
             path = f"datasources[{i}]"
             plan = self.datasource(entry, path)
             if plan.name in datasources:
                 raise AppFileError(f"{path}.name", f"duplicate datasource name “{plan.name}”")
             datasources[plan.name] = plan
 
-        pages = [
-            self.page(entry, f"pages[{i}]", i)
-            for i, entry in enumerate(_list(doc.get("pages", []), "pages"))
-        ]
+        pages = [self.page(entry, f"pages[{i}]", i) for i, entry in enumerate(doc.pages)]
         _unique([page.slug for page in pages], "pages", "page", key="slug", skip_blank=True)
         _fill_page_slugs(pages)
 
-        queries = [
+        for i, entry in enumerate(doc.queries):
             self.query(entry, f"queries[{i}]", datasources)
-            for i, entry in enumerate(_list(doc.get("queries", []), "queries"))
-        ]
-        _unique([query.name for query in queries], "queries", "query")
-        query_names = {query.name for query in queries}
+        _unique([query.name for query in doc.queries], "queries", "query")
+        query_names = {query.name for query in doc.queries}
         for i, page in enumerate(pages):
             _check_run_query_events(page, f"pages[{i}]", query_names)
-        return _Plan(name, slug, datasources, pages, queries)
+        return _Plan(doc.app.name, doc.app.slug, datasources, pages, list(doc.queries))
 
     # Datasources
 
-    def datasource(self, entry: Any, path: str) -> _DatasourcePlan:
-        obj = _object(entry, path)
-        for key in ("name", "kind"):
-            if key not in obj:
-                raise AppFileError(f"{path}.{key}", "is required")
-        name = _text(obj["name"], f"{path}.name", max_length=100)
-        kind = _text(obj["kind"], f"{path}.kind", max_length=30)
+    def datasource(self, entry: DatasourceDocument, path: str) -> _DatasourcePlan:
+        name, kind = entry.name, entry.kind
         if kind not in plugin_kinds():
             known = ", ".join(sorted(plugin_kinds()))
             raise AppFileError(f"{path}.kind", f"unknown datasource kind “{kind}” (known: {known})")
         form_class = get_plugin(kind).config_form
-        secrets = secret_fields(form_class)
-        _keys(obj, path, required=("name", "kind"), optional=("config", *secrets))
+        secrets = list(get_plugin(kind).secret_fields)
+        extra = entry.model_extra or {}
+        for key in extra:
+            if key not in secrets:
+                known = ", ".join(("name", "kind", "config", *secrets))
+                raise AppFileError(f"{path}.{key}", f"unknown key (expected: {known})")
         # Checked before a reuse too: a secret written in the file is a leak either way.
-        sources = {key: _secret_source(obj[key], f"{path}.{key}") for key in secrets if key in obj}
+        sources = {
+            key: _secret_source(extra[key], f"{path}.{key}") for key in secrets if key in extra
+        }
 
         existing = self.workspace.datasources.filter(name=name).first()
         if existing is not None:
@@ -271,9 +209,8 @@ class _Reader:
             return _DatasourcePlan(name, kind, existing=existing)
 
         config_path = f"{path}.config"
-        config = _object(obj.get("config", {}), config_path)
         data = _form_defaults(form_class, skip=secrets)
-        for key, value in config.items():
+        for key, value in entry.config.items():
             key_path = f"{config_path}.{key}"
             if key in secrets:
                 raise AppFileError(key_path, _literal_secret(key))
@@ -313,57 +250,22 @@ class _Reader:
 
     # Pages and widgets
 
-    def page(self, entry: Any, path: str, index: int) -> _PagePlan:
-        obj = _object(entry, path)
-        _keys(obj, path, required=("name",), optional=("slug", "position", "widgets"))
-        widgets = [
-            self.widget(item, f"{path}.widgets[{j}]", j)
-            for j, item in enumerate(_list(obj.get("widgets", []), f"{path}.widgets"))
-        ]
+    def page(self, entry: PageDocument, path: str, index: int) -> _PagePlan:
+        widgets = [_WidgetPlan(j, widget) for j, widget in enumerate(entry.widgets)]
         _unique([widget.name for widget in widgets], f"{path}.widgets", "widget", scope="page")
         return _PagePlan(
-            name=_text(obj["name"], f"{path}.name", max_length=100),
-            slug=_slug(obj.get("slug"), f"{path}.slug"),
-            position=_int(obj.get("position", index), f"{path}.position", maximum=INT_MAX),
+            name=entry.name,
+            slug=entry.slug,
+            position=index if entry.position is None else entry.position,
             widgets=_parents_first(widgets, f"{path}.widgets"),
-        )
-
-    def widget(self, entry: Any, path: str, index: int) -> _WidgetPlan:
-        obj = _object(entry, path)
-        _keys(
-            obj,
-            path,
-            required=("name", "type"),
-            optional=("parent", "properties", "events", "x", "y", "w", "h"),
-        )
-        parent = obj.get("parent")
-        if parent is not None and not isinstance(parent, str):
-            raise AppFileError(f"{path}.parent", "must be a widget's name or null")
-        return _WidgetPlan(
-            index=index,
-            name=_identifier(obj["name"], f"{path}.name"),
-            type=_text(obj["type"], f"{path}.type", max_length=32),
-            parent=parent,
-            properties=_object(obj.get("properties", {}), f"{path}.properties"),
-            events=_object(obj.get("events", {}), f"{path}.events"),
-            x=_int(obj.get("x", 0), f"{path}.x", maximum=SMALL_INT_MAX),
-            y=_int(obj.get("y", 0), f"{path}.y", maximum=INT_MAX),
-            w=_int(obj.get("w", 4), f"{path}.w", maximum=SMALL_INT_MAX),
-            h=_int(obj.get("h", 1), f"{path}.h", maximum=SMALL_INT_MAX),
         )
 
     # Queries
 
-    def query(self, entry: Any, path: str, datasources: dict[str, _DatasourcePlan]) -> _QueryPlan:
-        obj = _object(entry, path)
-        _keys(
-            obj,
-            path,
-            required=("name", "datasource", "action"),
-            optional=("fields", "run_on_page_load", "confirm_before_run", "timeout_seconds"),
-        )
-        name = _identifier(obj["name"], f"{path}.name")
-        source = _text(obj["datasource"], f"{path}.datasource", max_length=100)
+    def query(
+        self, entry: QueryDocument, path: str, datasources: dict[str, _DatasourcePlan]
+    ) -> None:
+        source = entry.datasource
         if source in datasources:
             kind = datasources[source].kind
         else:
@@ -382,29 +284,15 @@ class _Reader:
             raise AppFileError(
                 f"{path}.datasource", f"datasource “{source}” has an unknown kind “{kind}”"
             ) from None
-        action = _text(obj["action"], f"{path}.action", max_length=50)
+        action = entry.action
         if action not in actions:
             known = ", ".join(actions)
             raise AppFileError(
                 f"{path}.action", f"{kind} has no action “{action}” (known: {known})"
             )
-        fields = _object(obj.get("fields", {}), f"{path}.fields")
-        for key in fields:
+        for key in entry.fields:
             if key not in actions[action].fields:
                 raise AppFileError(f"{path}.fields.{key}", f"{action} has no field “{key}”")
-        return _QueryPlan(
-            name=name,
-            datasource=source,
-            action=action,
-            fields=fields,
-            run_on_page_load=_bool(obj.get("run_on_page_load", False), f"{path}.run_on_page_load"),
-            confirm_before_run=_bool(
-                obj.get("confirm_before_run", False), f"{path}.confirm_before_run"
-            ),
-            timeout_seconds=_int(
-                obj.get("timeout_seconds", 60), f"{path}.timeout_seconds", 1, INT_MAX
-            ),
-        )
 
 
 def _store(plan: _Plan, workspace: Workspace) -> App:
@@ -424,106 +312,13 @@ def _store(plan: _Plan, workspace: Workspace) -> App:
         page = Page.objects.create(
             app=app, name=page_plan.name, slug=page_plan.slug, position=page_plan.position
         )
-        created: dict[str, Widget] = {}
-        for w in page_plan.widgets:
-            created[w.name] = Widget.objects.create(
-                page=page,
-                parent=created[w.parent] if w.parent else None,
-                name=w.name,
-                type=w.type,
-                properties=w.properties,
-                events=w.events,
-                x=w.x,
-                y=w.y,
-                w=w.w,
-                h=w.h,
-            )
-    for q in plan.queries:
-        Query.objects.create(
-            app=app,
-            name=q.name,
-            datasource=datasources[q.datasource],
-            action=q.action,
-            fields=q.fields,
-            run_on_page_load=q.run_on_page_load,
-            confirm_before_run=q.confirm_before_run,
-            timeout_seconds=q.timeout_seconds,
-        )
+        page.replace_widgets([widget.document for widget in page_plan.widgets])
+    for document in plan.queries:
+        Query.from_document(document, app=app, datasource=datasources[document.datasource]).save()
     return app
 
 
 # Checks shared by the reader
-
-_LISTS = ("datasources", "pages", "queries")
-
-
-def _join(path: str, key: str) -> str:
-    return f"{path}.{key}" if path else key
-
-
-def _object(value: Any, path: str) -> dict:
-    if not isinstance(value, dict):
-        raise AppFileError(path, "must be an object")
-    return value
-
-
-def _list(value: Any, path: str) -> list:
-    if not isinstance(value, list):
-        raise AppFileError(path, "must be a list")
-    return value
-
-
-def _keys(obj: dict, path: str, *, required: tuple, optional: tuple) -> None:
-    for key in required:
-        if key not in obj:
-            raise AppFileError(_join(path, key), "is required")
-    for key in obj:
-        if key not in required and key not in optional:
-            known = ", ".join((*required, *optional))
-            raise AppFileError(_join(path, str(key)), f"unknown key (expected: {known})")
-
-
-def _text(value: Any, path: str, *, max_length: int) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise AppFileError(path, "must be a non-empty string")
-    if len(value) > max_length:
-        raise AppFileError(path, f"must be at most {max_length} characters")
-    return value
-
-
-def _slug(value: Any, path: str) -> str:
-    """A slug, or "" when none is given (one is then made from the name)."""
-    if value is None or value == "":
-        return ""
-    _text(value, path, max_length=100)
-    try:
-        validate_slug(value)
-    except ValidationError:
-        raise AppFileError(path, "must contain only letters, digits, - and _") from None
-    return value
-
-
-def _identifier(value: Any, path: str) -> str:
-    if not isinstance(value, str):
-        raise AppFileError(path, "must be a string")
-    try:
-        validate_identifier(value)
-    except ValidationError as exc:
-        raise AppFileError(path, exc.messages[0]) from None
-    return value
-
-
-def _int(value: Any, path: str, minimum: int = 0, maximum: int = INT_MAX) -> int:
-    # bool is an int in Python, but `true` for a width is a mistake.
-    if type(value) is not int or not minimum <= value <= maximum:
-        raise AppFileError(path, f"must be a whole number from {minimum} to {maximum}")
-    return value
-
-
-def _bool(value: Any, path: str) -> bool:
-    if not isinstance(value, bool):
-        raise AppFileError(path, "must be true or false")
-    return value
 
 
 def _literal_secret(key: str) -> str:
@@ -538,8 +333,17 @@ def _secret_source(value: Any, path: str) -> str:
     key = path.rsplit(".", 1)[-1]
     if not isinstance(value, dict):
         raise AppFileError(path, _literal_secret(key))
-    _keys(value, path, required=("env",), optional=())
-    return _text(value["env"], f"{path}.env", max_length=255)
+    if "env" not in value:
+        raise AppFileError(f"{path}.env", "is required")
+    for name in value:
+        if name != "env":
+            raise AppFileError(f"{path}.{name}", "unknown key (expected: env)")
+    variable = value["env"]
+    if not isinstance(variable, str) or not variable.strip():
+        raise AppFileError(f"{path}.env", "must be a non-empty string")
+    if len(variable) > 255:
+        raise AppFileError(f"{path}.env", "must be at most 255 characters")
+    return variable
 
 
 def _form_defaults(form_class: type[forms.Form], *, skip: list[str]) -> dict:

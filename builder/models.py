@@ -4,7 +4,18 @@ from django.conf import settings
 from django.db import models
 
 from builder.names import validate_identifier
+from builder.schema import (
+    KIND,
+    VERSION,
+    AppDocument,
+    AppInfo,
+    DatasourceDocument,
+    PageDocument,
+    QueryDocument,
+    WidgetDocument,
+)
 from datasources.models import Datasource
+from datasources.plugins import get_plugin
 from workspaces.models import Workspace
 from workspaces.slugs import free_slug
 
@@ -29,6 +40,37 @@ class App(models.Model):
         if not self.slug:
             self.slug = free_slug(App, self.name)
         super().save(*args, **kwargs)
+
+    def to_document(self) -> AppDocument:
+        """The app as its document, with the datasources its queries use (no secrets)."""
+        queries = list(self.queries.select_related("datasource").order_by("name", "id"))
+        used = {query.datasource_id: query.datasource for query in queries}
+        datasources = sorted(used.values(), key=lambda datasource: datasource.name)
+        # Built from stored rows, which were checked when they were saved: not checked
+        # again, so that a name a later release reserves cannot break an export.
+        return AppDocument.model_construct(
+            kiln=KIND,
+            version=VERSION,
+            app=AppInfo.model_construct(name=self.name, slug=self.slug),
+            datasources=[datasource_document(datasource) for datasource in datasources],
+            pages=[page.to_document() for page in self.pages.order_by("position", "id")],
+            queries=[query.to_document() for query in queries],
+        )
+
+
+def datasource_document(datasource: Datasource) -> DatasourceDocument:
+    """A datasource as an app file lists it: its settings without secrets."""
+    try:
+        hidden = set(get_plugin(datasource.kind).secret_fields)
+    except LookupError:
+        hidden = set()
+    # The config holds no secret by design; leaving the secret fields out anyway means a
+    # plugin that got this wrong still cannot leak one into a file.
+    hidden.add("secret")
+    config = {key: value for key, value in datasource.config.items() if key not in hidden}
+    return DatasourceDocument.model_construct(
+        name=datasource.name, kind=datasource.kind, config=config
+    )
 
 
 class Page(models.Model):
@@ -68,6 +110,29 @@ class Page(models.Model):
         seen = {widget.pk for widget in ordered}
         return ordered + [widget for widget in widgets if widget.pk not in seen]
 
+    def to_document(self) -> PageDocument:
+        return PageDocument.model_construct(
+            name=self.name,
+            slug=self.slug,
+            position=self.position,
+            widgets=self.widget_documents(),
+        )
+
+    def widget_documents(self) -> list[WidgetDocument]:
+        """The widgets as documents, in layout order, each parent before its children."""
+        ordered = self.widgets_in_order()
+        names = {widget.pk: widget.name for widget in ordered}
+        return [widget.to_document(names) for widget in ordered]
+
+    def replace_widgets(self, widgets: list[WidgetDocument]) -> None:
+        """Makes the page's widgets exactly ``widgets`` (parents first)."""
+        self.widgets.all().delete()
+        created: dict[str, Widget] = {}
+        for item in widgets:
+            widget = Widget.from_document(item, page=self, parent=created.get(item.parent or ""))
+            widget.save()
+            created[widget.name] = widget
+
 
 class Widget(models.Model):
     """A widget on a page. Its name is what bindings use (``form1.data.email``)."""
@@ -93,6 +158,38 @@ class Widget(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def to_document(self, names: dict[int, str]) -> WidgetDocument:
+        """The widget as a document; ``names`` maps the page's widget ids to names."""
+        return WidgetDocument.model_construct(
+            name=self.name,
+            type=self.type,
+            parent=names.get(self.parent_id),
+            properties=self.properties,
+            events=self.events,
+            x=self.x,
+            y=self.y,
+            w=self.w,
+            h=self.h,
+        )
+
+    @classmethod
+    def from_document(
+        cls, document: WidgetDocument, *, page: Page, parent: Widget | None
+    ) -> Widget:
+        """An unsaved widget made from ``document``, in ``parent`` (a saved widget)."""
+        return cls(
+            page=page,
+            parent=parent,
+            name=document.name,
+            type=document.type,
+            properties=document.properties,
+            events=document.events,
+            x=document.x,
+            y=document.y,
+            w=document.w,
+            h=document.h,
+        )
+
 
 class Query(models.Model):
     """What a widget event runs: an action of a datasource, with bound fields."""
@@ -117,6 +214,31 @@ class Query(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def to_document(self) -> QueryDocument:
+        return QueryDocument.model_construct(
+            name=self.name,
+            datasource=self.datasource.name,
+            action=self.action,
+            fields=self.fields,
+            run_on_page_load=self.run_on_page_load,
+            confirm_before_run=self.confirm_before_run,
+            timeout_seconds=self.timeout_seconds,
+        )
+
+    @classmethod
+    def from_document(cls, document: QueryDocument, *, app: App, datasource: Datasource) -> Query:
+        """An unsaved query made from ``document``; ``datasource`` is the one it names."""
+        return cls(
+            app=app,
+            name=document.name,
+            datasource=datasource,
+            action=document.action,
+            fields=document.fields,
+            run_on_page_load=document.run_on_page_load,
+            confirm_before_run=document.confirm_before_run,
+            timeout_seconds=document.timeout_seconds,
+        )
+
 
 class AppVersion(models.Model):
     """A published version of an app: its document (the apps-as-code format), frozen.
@@ -138,10 +260,15 @@ class AppVersion(models.Model):
     def __str__(self) -> str:
         return f"{self.app} v{self.number}"
 
+    def app_document(self) -> AppDocument:
+        """The published document, typed."""
+        return AppDocument.model_validate(self.document)
+
 
 class PageEdit(models.Model):
-    """One change made in the page editor, for undo and redo: the page's widgets (as
-    dicts: name, type, parent name, properties, events, x, y, w, h) before and after it.
+    """One change made in the page editor, for undo and redo: the page's widgets (each a
+    dumped ``WidgetDocument``: name, type, parent name, properties, events, x, y, w, h)
+    before and after it.
 
     Undo puts ``before`` back and marks the edit undone; redo puts ``after`` back. A new
     edit drops the undone ones (builder.editor.canvas_history)."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 from django.db import transaction
 from django.db.models import Max
 
-from builder.document import export_app
 from builder.models import App, AppVersion
 
 
@@ -14,7 +13,10 @@ def publish(app: App, user=None) -> AppVersion:
     App.objects.select_for_update().filter(pk=app.pk).first()
     number = (app.versions.aggregate(n=Max("number"))["n"] or 0) + 1
     return AppVersion.objects.create(
-        app=app, number=number, document=export_app(app), published_by=user
+        app=app,
+        number=number,
+        document=app.to_document().model_dump(mode="json"),
+        published_by=user,
     )
 
 

@@ -19,9 +19,11 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import reswap, retarget
 from django_htmx.middleware import HtmxDetails
+from pydantic import ValidationError
 
 from builder.access import get_page_for_editor
 from builder.models import App, Page, Widget
+from builder.schema import WidgetDocument
 from widgets import WidgetType, get_type
 
 from . import canvas_edits as edits
@@ -168,11 +170,11 @@ def canvas_copy(request: HtmxHttpRequest, app: str, page: str, name: str) -> Htt
     """Puts the widget (with what is inside it) on the clipboard of this session."""
     found, page_obj = get_page_for_editor(request, app, page)
     _widget(page_obj, name)
-    items = edits.subtree(canvas_history.snapshot(page_obj), name)
+    items = edits.subtree(page_obj.widget_documents(), name)
     request.session[CLIPBOARD] = {
         "workspace": found.workspace_id,
         "page": page_obj.pk,
-        "items": items,
+        "items": [item.model_dump(mode="json") for item in items],
     }
     return HttpResponse(status=204)
 
@@ -184,12 +186,17 @@ def canvas_paste(request: HtmxHttpRequest, app: str, page: str) -> HttpResponse:
     else beside the original, offset below it."""
     found, page_obj = get_page_for_editor(request, app, page)
     clip = request.session.get(CLIPBOARD) or {}
-    items = clip.get("items") if clip.get("workspace") == found.workspace_id else None
+    stored = clip.get("items") if clip.get("workspace") == found.workspace_id else None
+    try:
+        items = [WidgetDocument.model_validate(item) for item in stored or []]
+    except ValidationError:
+        # An unreadable clipboard (say, from an older release) is an empty one, not a 500.
+        items = []
     if not items:
         return _refused("Nothing to paste: copy a widget first.", status=400)
     selected = page_obj.widgets.filter(name=request.POST.get("selected", "")).first()
     into = ""
-    if selected and selected.name != items[0]["name"]:
+    if selected and selected.name != items[0].name:
         try:
             into = selected.name if get_type(selected.type).container else ""
         except LookupError:
@@ -198,7 +205,7 @@ def canvas_paste(request: HtmxHttpRequest, app: str, page: str) -> HttpResponse:
     try:
         widget = canvas_history.record(
             page_obj,
-            f"Paste {items[0]['name']}",
+            f"Paste {items[0].name}",
             lambda: edits.paste(page_obj, items, into=into, same_page=same_page),
         )
     except edits.EditError as exc:

@@ -22,6 +22,7 @@ from django.core.exceptions import ValidationError
 
 from builder.models import Page, Widget
 from builder.names import validate_identifier
+from builder.schema import WidgetDocument
 from widgets import TYPES, Prop, get_type
 from widgets.values import parse_number
 
@@ -216,18 +217,20 @@ def delete(widget: Widget) -> None:
 
 
 # Copy and paste ----------------------------------------------------------------------------
-def subtree(snapshot: list[dict], name: str) -> list[dict]:
-    """``name`` and everything inside it, from a page snapshot (parents first)."""
+def subtree(widgets: list[WidgetDocument], name: str) -> list[WidgetDocument]:
+    """``name`` and everything inside it, from a page's widgets (parents first)."""
     names = {name}
     items = []
-    for item in snapshot:
-        if item["name"] == name or item.get("parent") in names:
-            names.add(item["name"])
-            items.append(copy.deepcopy(item))
+    for item in widgets:
+        if item.name == name or item.parent in names:
+            names.add(item.name)
+            items.append(item.model_copy(deep=True))
     return items
 
 
-def paste(page: Page, items: list[dict], into: str = "", same_page: bool = False) -> Widget:
+def paste(
+    page: Page, items: list[WidgetDocument], into: str = "", same_page: bool = False
+) -> Widget:
     """Creates copies of ``items`` (a :func:`subtree`) with fresh names.
 
     The copy goes into the container ``into`` when one is given; else beside the original
@@ -237,29 +240,22 @@ def paste(page: Page, items: list[dict], into: str = "", same_page: bool = False
     taken = taken_names(page)
     renamed: dict[str, str] = {}
     for item in items:
-        name = free_name(item["type"], taken)
+        name = free_name(item.type, taken)
         taken.add(name)
-        renamed[item["name"]] = name
+        renamed[item.name] = name
     root, *rest = items
     parent = None
     if into:
         parent = container_named(page, into)
-    elif same_page and root.get("parent"):
-        parent = page.widgets.filter(name=root["parent"]).first()
+    elif same_page and root.parent:
+        parent = page.widgets.filter(name=root.parent).first()
     created: dict[str, Widget] = {}
     for item in items:
         is_root = item is root
-        widget = Widget(
+        widget = Widget.from_document(
+            item.model_copy(update={"name": renamed[item.name]}),
             page=page,
-            name=renamed[item["name"]],
-            type=item["type"],
-            properties=item.get("properties") or {},
-            events=item.get("events") or {},
-            x=item.get("x", 0),
-            y=item.get("y", 0),
-            w=item.get("w", 4),
-            h=item.get("h", 1),
-            parent=parent if is_root else created[renamed[item["parent"]]],
+            parent=parent if is_root else created[renamed[item.parent]],
         )
         if is_root:
             if parent is not None:
@@ -270,7 +266,7 @@ def paste(page: Page, items: list[dict], into: str = "", same_page: bool = False
                 )
         widget.save()
         created[widget.name] = widget
-    copy_root = created[renamed[root["name"]]]
+    copy_root = created[renamed[root.name]]
     push_down(page, copy_root)
     return copy_root
 

@@ -16,7 +16,8 @@ from typing import TypeVar
 
 from django.db import transaction
 
-from builder.models import Page, PageEdit, Widget
+from builder.models import Page, PageEdit
+from builder.schema import WidgetDocument
 
 #: Edits kept per page; older ones can no longer be undone.
 HISTORY_LIMIT = 200
@@ -25,42 +26,14 @@ T = TypeVar("T")
 
 
 def snapshot(page: Page) -> list[dict]:
-    """The page's widgets as dicts, each parent before its children, in layout order."""
-    ordered = page.widgets_in_order()
-    names = {widget.pk: widget.name for widget in ordered}
-    return [
-        {
-            "name": widget.name,
-            "type": widget.type,
-            "parent": names.get(widget.parent_id),
-            "properties": widget.properties,
-            "events": widget.events,
-            "x": widget.x,
-            "y": widget.y,
-            "w": widget.w,
-            "h": widget.h,
-        }
-        for widget in ordered
-    ]
+    """The page's widgets as dumped ``WidgetDocument`` objects (what ``PageEdit`` stores), each
+    parent before its children, in layout order."""
+    return [widget.model_dump(mode="json") for widget in page.widget_documents()]
 
 
 def restore(page: Page, widgets: list[dict]) -> None:
     """Makes the page's widgets exactly ``widgets`` (a :func:`snapshot`: parents first)."""
-    page.widgets.all().delete()
-    created: dict[str, Widget] = {}
-    for item in widgets:
-        created[item["name"]] = Widget.objects.create(
-            page=page,
-            parent=created.get(item.get("parent") or ""),
-            name=item["name"],
-            type=item["type"],
-            properties=item.get("properties") or {},
-            events=item.get("events") or {},
-            x=item.get("x", 0),
-            y=item.get("y", 0),
-            w=item.get("w", 4),
-            h=item.get("h", 1),
-        )
+    page.replace_widgets([WidgetDocument.model_validate(item) for item in widgets])
 
 
 def record(page: Page, summary: str, change: Callable[[], T]) -> T:

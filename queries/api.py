@@ -21,6 +21,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from builder.models import Query
+from builder.publishing import published
 from queries.errors import RunRequestError
 from queries.execution import create_run
 from queries.models import ApiToken, QueryRun
@@ -95,8 +96,13 @@ def create_run_view(request: HttpRequest, app: str, query: str) -> JsonResponse:
     )
     if found is None:
         return _error(404, "No such app or query.")
+    # A published app runs as published; an app never published runs its draft.
+    version = published(found.app)
+    frozen = version.app_document().query(found.name) if version else None
+    if version is not None and frozen is None:
+        return _error(404, "No such query in the published app; publish it first.")
     try:
-        run = create_run(found, request.user, _inputs(request))
+        run = create_run(found, request.user, _inputs(request), published=frozen)
     except RunRequestError as exc:
         return _error(400, exc.message, exc.field)
     run.refresh_from_db()

@@ -13,7 +13,10 @@ from django.db import transaction
 
 from bindings import BindingError, evaluate
 from builder.models import Query
+from builder.schema import QueryDocument
 from datasources.errors import PluginError
+from datasources.models import Datasource
+from datasources.plugins import Plugin, get_plugin
 from queries.context import binding_context, check_inputs
 from queries.errors import RunRequestError
 from queries.models import QueryRun, RunAttachment
@@ -25,10 +28,13 @@ log = logging.getLogger(__name__)
 def evaluate_query_fields(query: Query, context: dict, fields: dict | None = None) -> dict:
     """Every field of ``query`` (or ``fields``, a published copy of them) evaluated;
     HTML fields (per the plugin) escape the values bound into them."""
-    plugin = query.datasource.plugin
     fields = query.fields if fields is None else fields
+    return _evaluate(query.datasource.plugin, query.action, fields, context)
+
+
+def _evaluate(plugin: Plugin, action: str, fields: dict, context: dict) -> dict:
     try:
-        late = plugin.late_fields(query.action)
+        late = plugin.late_fields(action)
     except PluginError as exc:
         raise RunRequestError(exc.field or "fields", exc.message) from None
     try:
@@ -37,12 +43,36 @@ def evaluate_query_fields(query: Query, context: dict, fields: dict | None = Non
             for name, template in fields.items()
             if name not in late
         }
-        html = plugin.html_fields(query.action, evaluated)
+        html = plugin.html_fields(action, evaluated)
         for name in late & fields.keys():
             evaluated[name] = evaluate(name, fields[name], context, html=name in html)
     except BindingError as exc:
         raise RunRequestError(exc.field, str(exc)) from None
     return evaluated
+
+
+def published_datasource(query: Query, published: QueryDocument) -> Datasource:
+    """The datasource a published query names, in the app's workspace, able to run its
+    action; ``RunRequestError`` naming the datasource when there is none."""
+    name = published.datasource
+    datasource = query.app.workspace.datasources.filter(name=name).first()
+    if datasource is None:
+        raise RunRequestError(
+            "datasource",
+            f"The datasource “{name}” that the published {query.name} uses does not exist "
+            "any more (deleted or renamed). Publish the app again to use another one.",
+        )
+    try:
+        actions = get_plugin(datasource.kind).actions
+    except LookupError:
+        actions = {}
+    if published.action not in actions:
+        raise RunRequestError(
+            "action",
+            f"The datasource “{name}” ({datasource.kind}) has no action "
+            f"“{published.action}”, which the published {query.name} runs.",
+        )
+    return datasource
 
 
 def create_run(
@@ -52,18 +82,26 @@ def create_run(
     *,
     url: dict | None = None,
     page=None,
-    fields: dict | None = None,
+    published: QueryDocument | None = None,
 ) -> QueryRun:
-    """Evaluate and check the query's fields (or ``fields``, as published), store the
-    run, and enqueue it once the transaction commits. Raises ``RunRequestError``
-    (nothing stored) for bad input."""
+    """Evaluate and check the query's fields, store the run, and enqueue it once the
+    transaction commits. Raises ``RunRequestError`` (nothing stored) for bad input.
+
+    With ``published`` (the query as a published version has it), the run goes through
+    the published datasource (by name), action, fields and timeout, not the query's row:
+    a published version is frozen. Without it, the query as edited runs."""
     inputs = check_inputs(inputs)
+    if published is None:
+        published = query.to_document()
+        datasource = query.datasource
+    else:
+        datasource = published_datasource(query, published)
     context = binding_context(query.app, user, inputs, url=url, page=page)
-    evaluated = evaluate_query_fields(query, context, fields)
-    plugin = query.datasource.plugin
+    plugin = datasource.plugin
+    evaluated = _evaluate(plugin, published.action, published.fields, context)
     try:
         prepared = plugin.prepare_run(
-            query.action, evaluated, SimpleNamespace(workspace=query.app.workspace)
+            published.action, evaluated, SimpleNamespace(workspace=query.app.workspace)
         )
     except PluginError as exc:
         raise RunRequestError(exc.field or "fields", exc.message) from None
@@ -71,6 +109,9 @@ def create_run(
         run = QueryRun.objects.create(
             workspace=query.app.workspace,
             query=query,
+            datasource=datasource,
+            action=published.action,
+            timeout_seconds=published.timeout_seconds,
             created_by=user if getattr(user, "pk", None) else None,
             fields=prepared.fields,
             max_attempts=settings.KILN_RUN_MAX_ATTEMPTS,

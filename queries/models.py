@@ -8,6 +8,7 @@ from django.db import models
 from django.utils import timezone
 
 from builder.models import Query
+from datasources.models import Datasource
 from workspaces.models import Workspace
 
 
@@ -32,6 +33,15 @@ class QueryRun(models.Model):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )
+    #: What the run goes through, fixed when it is created: from the published version
+    #: for a run of the published app, from the query as edited otherwise. The outbox
+    #: reads these, never the query's row, which the editor may change meanwhile. Null
+    #: when the datasource was deleted before the run was sent (the run then fails).
+    datasource = models.ForeignKey(
+        Datasource, null=True, blank=True, on_delete=models.SET_NULL, related_name="runs"
+    )
+    action = models.CharField(max_length=50, blank=True)
+    timeout_seconds = models.PositiveIntegerField(default=60)
     #: The evaluated fields, files left out (they are RunAttachments); never a secret.
     fields = models.JSONField(default=dict)
     status = models.CharField(max_length=10, choices=RunStatus.choices, default=RunStatus.QUEUED)

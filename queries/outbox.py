@@ -49,12 +49,15 @@ def execute_run(run_id: int) -> Outcome | None:
     if not claim(run_id):
         log.info("run %s not claimed: already taken or not due", run_id)
         return None
-    run = QueryRun.objects.select_related("query__datasource", "workspace").get(pk=run_id)
-    datasource = run.query.datasource
+    run = QueryRun.objects.select_related("datasource", "workspace").get(pk=run_id)
+    datasource = run.datasource
+    if datasource is None:
+        message = "The datasource of this run was deleted before it was sent."
+        return _finish(run, RunStatus.ERROR, error=message, field="datasource")
     files = [FileContent(a.name, a.content_type, _read(a)) for a in run.attachments.all()]
     context = SimpleNamespace(workspace=run.workspace, files=files)
     try:
-        result = datasource.plugin.run(datasource.settings(), run.query.action, run.fields, context)
+        result = datasource.plugin.run(datasource.settings(), run.action, run.fields, context)
     except DeliveryUnknown as exc:
         return _finish(run, RunStatus.UNKNOWN, error=exc.message, failure=exc)
     except PluginError as exc:
@@ -86,7 +89,7 @@ def _failure(run: QueryRun, exc: BaseException) -> list[dict]:
 
 
 def _failed(run: QueryRun, exc: PluginError) -> Outcome:
-    deadline = run.created_at + timedelta(seconds=run.query.timeout_seconds)
+    deadline = run.created_at + timedelta(seconds=run.timeout_seconds)
     delay = backoff(run.attempts)
     retry_at = timezone.now() + timedelta(seconds=delay)
     if exc.permanent or run.attempts >= run.max_attempts or retry_at > deadline:

@@ -26,6 +26,7 @@ from builder.access import get_app_for_editor, get_app_for_member
 from builder.document import export_app
 from builder.models import App, AppVersion, Query
 from builder.publishing import published
+from builder.schema import QueryDocument
 from queries.context import binding_context
 from queries.errors import RunRequestError
 from queries.execution import create_run
@@ -414,8 +415,8 @@ class PageRuntime:
             out.toasts.append(toast("error", f"The query {name!r} does not exist any more."))
             return
         try:
-            run = create_run(query, self.request.user, states, url=self.url,
-                             fields=published_query.get("fields"))  # fmt: skip
+            frozen = QueryDocument.model_validate(published_query)
+            run = create_run(query, self.request.user, states, url=self.url, published=frozen)
         except RunRequestError as exc:
             self._finished_chain(action, path, states, out, trigger, ok=False, error=exc.message)
             return
@@ -517,8 +518,8 @@ class PageRuntime:
             if query is None:
                 continue
             try:
-                run = create_run(query, self.request.user, states, url=self.url,
-                                 fields=doc.get("fields"))  # fmt: skip
+                frozen = QueryDocument.model_validate(doc)
+                run = create_run(query, self.request.user, states, url=self.url, published=frozen)
             except RunRequestError:
                 continue
             pollers.append(self.poller(run, f"load:{name}", "none"))

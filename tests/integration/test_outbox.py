@@ -95,6 +95,7 @@ def test_the_sweep_enqueues_runs_never_enqueued(query, team, smtp_server):
     with transaction.atomic():
         run = QueryRun.objects.create(
             workspace=team.workspace, query=query,
+            datasource=query.datasource, action=query.action,
             fields={"from": "a@kiln.test", "to": "b@example.com", "subject": "Swept"},
         )  # fmt: skip
     assert sweep()["enqueued"] == 1
