@@ -23,6 +23,7 @@ from django.core.exceptions import ValidationError
 from builder.models import Page, Widget
 from builder.names import validate_identifier
 from builder.schema import WidgetDocument
+from core.text import parse_bool
 from widgets import TYPES, Prop, get_type
 from widgets.values import parse_number
 
@@ -295,10 +296,9 @@ def clean_property(prop: Prop, raw: str | None) -> Cleaned:
         text = raw.strip()
         if _is_binding(prop, text):
             return Cleaned(raw)
-        if text.lower() in ("true", "on", "1", "yes"):
-            return Cleaned(True)
-        if text.lower() in ("false", "off", "0", "no", ""):
-            return Cleaned(False)
+        parsed = parse_bool(text)
+        if parsed is not None:
+            return Cleaned(parsed)
         raise EditError(f"{label}: “{text}” is not true or false.", prop.name)
     raw = "" if raw is None else raw
     text = raw.strip()

@@ -24,6 +24,8 @@ from django.conf import settings
 from django.utils import timezone
 from email_validator import EmailNotValidError, validate_email
 
+from core.filenames import safe_filename as core_safe_filename
+from core.text import as_bool
 from datasources.errors import FieldError
 from workspaces.files import FileContent
 
@@ -41,7 +43,6 @@ LABELS = {
     "attachments": "Attachment(s)",
 }
 _FORBIDDEN = re.compile(r"[\r\n\x00]")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _MIME_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*$", re.I)
 _DATA_URL = re.compile(r"^data:(?P<type>[^;,]*)(?P<params>(;[^;,]*)*),(?P<payload>.*)$", re.S)
 MAX_SUBJECT = 998
@@ -193,10 +194,10 @@ def text_of_html(html: str) -> str:
 
 
 def safe_filename(name: str, index: int) -> str:
+    """An attachment's name: refused if it would break the header it is written in,
+    else made safe as any offered file name is."""
     _header_safe("attachments", name)
-    name = re.split(r"[\\/]", name)[-1]
-    name = _CONTROL.sub("", name).strip().lstrip(".")
-    return name[:200] or f"attachment-{index}"
+    return core_safe_filename(name, f"attachment-{index}")
 
 
 def _content_type(given, name: str) -> str:
@@ -287,12 +288,6 @@ def _read_attachment(item, index: int, resolve_file: FileResolver | None) -> Att
     )
 
 
-def _flag(value) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() in {"1", "true", "yes", "on"}
-    return bool(value)
-
-
 def build_email(fields: dict, resolve_file: FileResolver | None = None) -> Email:
     """Check every field and build the message. Raises ``FieldError`` naming the field."""
     senders = parse_addresses("from", fields.get("from"), required=True, single=True)
@@ -301,7 +296,7 @@ def build_email(fields: dict, resolve_file: FileResolver | None = None) -> Email
     if from_name:
         sender = Address(display_name=from_name, username=sender.username, domain=sender.domain)
     reply_to = []
-    if _flag(fields.get("set_reply_to")):
+    if as_bool(fields.get("set_reply_to"), unknown=False):
         reply_to = parse_addresses("reply_to", fields.get("reply_to"), required=True)
     to = parse_addresses("to", fields.get("to"), required=True)
     cc = parse_addresses("cc", fields.get("cc"))
