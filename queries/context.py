@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.db.models import F, Window
+from django.db.models.functions import RowNumber
 from django.utils import timezone
 
 from builder.models import App, Page, Query
@@ -56,6 +59,32 @@ def query_state(runs: list[QueryRun]) -> dict[str, Any]:
     }
 
 
+def recent_runs(queries: Iterable[Query], user) -> dict[int, list[QueryRun]]:
+    """The user's latest RECENT_RUNS runs of each query (by query id, newest first), in
+    one SQL query however many queries there are."""
+    ids = [query.pk for query in queries]
+    found: dict[int, list[QueryRun]] = {pk: [] for pk in ids}
+    if not ids:
+        return found
+    newest_first = [F("created_at").desc(), F("id").desc()]
+    runs = (
+        QueryRun.objects.filter(query_id__in=ids, created_by_id=getattr(user, "pk", None))
+        .annotate(rank=Window(RowNumber(), partition_by=F("query_id"), order_by=newest_first))
+        .filter(rank__lte=RECENT_RUNS)
+        .order_by("query_id", *newest_first)
+    )
+    for run in runs:
+        found[run.query_id].append(run)
+    return found
+
+
+def query_states(queries: Iterable[Query], user) -> dict[str, dict[str, Any]]:
+    """``<< query_name.x >>`` for every query, by name (see :func:`query_state`)."""
+    queries = list(queries)
+    runs = recent_runs(queries, user)
+    return {query.name: query_state(runs[query.pk]) for query in queries}
+
+
 def check_inputs(inputs: Any) -> dict[str, dict]:
     """Widget state sent by a page or an API caller: ``{widget_name: {...}}``."""
     if inputs is None:
@@ -77,19 +106,25 @@ def check_inputs(inputs: Any) -> dict[str, dict]:
 
 
 def binding_context(
-    app: App, user, inputs: dict[str, dict], url: dict | None = None, page: Page | None = None
+    app: App,
+    user,
+    inputs: dict[str, dict],
+    url: dict | None = None,
+    page: Page | None = None,
+    *,
+    queries: dict[str, dict] | None = None,
 ) -> dict[str, Any]:
+    """What bindings read. ``queries``: the queries' part already read by the caller
+    (:func:`query_states`), else it is read here."""
     # Widgets of the page with no state sent still exist: reading them is an error about
     # their attribute, not an unknown name.
     context: dict[str, Any] = {}
     if page is not None:
         context.update(dict.fromkeys(page.widgets.values_list("name", flat=True), {}))
     context.update(inputs)
-    for query in Query.objects.filter(app=app):
-        runs = QueryRun.objects.filter(
-            query=query, created_by_id=getattr(user, "pk", None)
-        ).order_by("-created_at", "-id")[:RECENT_RUNS]
-        context[query.name] = query_state(list(runs))
+    if queries is None:
+        queries = query_states(Query.objects.filter(app=app), user)
+    context.update(queries)
     context.update(
         {
             "user": {
