@@ -40,8 +40,8 @@ def make_app(team, smtp_server, slug: str, queries: int) -> App:
             fields={"from": "a@kiln.test", "to": "b@example.com", "subject": f"Q{i}"},
         )  # fmt: skip
         # Every query is read by a widget of the page, and has runs of the user.
-        Widget.objects.create(page=home, name=f"t{i}", type="text",
-                              properties={"text": f"<< q{i}.status >> << q{i}.runs|length >>"})  # fmt: skip
+        text = f"<< q{i}.status >> << q{i}.runs|length >>"
+        Widget.objects.create(page=home, name=f"t{i}", type="text", properties={"text": text})
         for _ in range(3):
             QueryRun.objects.create(
                 workspace=team.workspace, query=query, created_by=team.viewer,
