@@ -17,36 +17,55 @@ from queries.models import QueryRun
 pytestmark = pytest.mark.django_db(transaction=True)
 
 CHAIN = [
-    {"action": "run_query", "query": "q0",
-     "on_success": [{"action": "show_toast", "kind": "success", "message": "Sent << q0.status >>"}],
-     "on_error": []},
+    {
+        "action": "run_query",
+        "query": "q0",
+        "on_success": [
+            {"action": "show_toast", "kind": "success", "message": "Sent << q0.status >>"}
+        ],
+        "on_error": [],
+    },
     {"action": "show_toast", "kind": "info", "message": "Sending to << name_in.value >>"},
-]  # fmt: skip
+]
 
 
 def make_app(team, smtp_server, slug: str, queries: int) -> App:
     datasource = Datasource.objects.create(
-        workspace=team.workspace, name=f"Mailer {slug}", kind="smtp",
-        config={"host": "127.0.0.1", "port": smtp_server.port, "security": "none",
-                "auth": "none", "timeout": 5, "verify_certificate": True},
-    )  # fmt: skip
+        workspace=team.workspace,
+        name=f"Mailer {slug}",
+        kind="smtp",
+        config={
+            "host": "127.0.0.1",
+            "port": smtp_server.port,
+            "security": "none",
+            "auth": "none",
+            "timeout": 5,
+            "verify_certificate": True,
+        },
+    )
     app = App.objects.create(workspace=team.workspace, name=slug.title(), slug=slug)
     home = Page.objects.create(app=app, name="Home", slug="home")
     Widget.objects.create(page=home, name="name_in", type="input", properties={"label": "Name"})
     Widget.objects.create(page=home, name="btn", type="button", events={"click": CHAIN})
     for i in range(queries):
         query = Query.objects.create(
-            app=app, name=f"q{i}", datasource=datasource,
+            app=app,
+            name=f"q{i}",
+            datasource=datasource,
             fields={"from": "a@kiln.test", "to": "b@example.com", "subject": f"Q{i}"},
-        )  # fmt: skip
+        )
         # Every query is read by a widget of the page, and has runs of the user.
         text = f"<< q{i}.status >> << q{i}.runs|length >>"
         Widget.objects.create(page=home, name=f"t{i}", type="text", properties={"text": text})
         for _ in range(3):
             QueryRun.objects.create(
-                workspace=team.workspace, query=query, created_by=team.viewer,
-                status="success", fields={"subject": f"Q{i}"}, finished_at=timezone.now(),
-            )  # fmt: skip
+                workspace=team.workspace,
+                query=query,
+                created_by=team.viewer,
+                status="success",
+                fields={"subject": f"Q{i}"},
+                finished_at=timezone.now(),
+            )
     publish(app, team.owner)
     return app
 
