@@ -230,7 +230,17 @@ class PageRuntime:
         ]
         return mark_safe("".join(html))
 
-    def render_cell(self, name, specs, prop_errors, states, errors, *, top=False, oob=False):
+    def render_cell(
+        self,
+        name: str,
+        specs: dict[str, WidgetSpec],
+        prop_errors: dict[str, dict[str, str]],
+        states: dict[str, dict] | None,
+        errors: list[str],
+        *,
+        top: bool = False,
+        oob: bool = False,
+    ) -> SafeString:
         doc = self.widgets[name]
         widget_type = get_type(doc["type"])
         children = [
@@ -322,7 +332,7 @@ class PageRuntime:
             )
         return ok
 
-    def evaluate(self, where: str, raw, states: dict, out: Output):
+    def evaluate(self, where: str, raw: Any, states: dict, out: Output) -> Any:
         """``raw`` evaluated with ``states``; None and an error toast if it fails."""
         try:
             return evaluate(where, raw, self.context(states))
@@ -339,7 +349,7 @@ class PageRuntime:
             .first()
         )
 
-    def rerender(self, name, states, out: Output, reset: bool = False) -> None:
+    def rerender(self, name: str, states: dict, out: Output, reset: bool = False) -> None:
         if name not in self.widgets:
             return
         if reset:
