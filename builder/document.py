@@ -24,6 +24,7 @@ from django.db import transaction
 from django.utils.text import slugify
 from pydantic import ValidationError as SchemaError
 
+from builder.actions import walk
 from builder.models import App, Page, Query
 from builder.schema import (
     INT_MAX,
@@ -428,17 +429,14 @@ def _fill_page_slugs(pages: list[_PagePlan]) -> None:
 
 
 def _check_run_query_events(page: _PagePlan, path: str, queries: set[str]) -> None:
-    """A ``run_query`` event must name a query of the file (a renamed query is caught here,
-    not when a user clicks the button)."""
+    """Every query an action names, in any chain, must be a query of the file (a renamed
+    query is caught here, not when a user clicks the button)."""
     for widget in page.widgets:
         for event, handlers in widget.events.items():
-            if not isinstance(handlers, list):
-                continue
-            for k, handler in enumerate(handlers):
-                if not isinstance(handler, dict) or handler.get("action") != "run_query":
-                    continue
-                if handler.get("query") not in queries:
-                    raise AppFileError(
-                        f"{path}.widgets[{widget.index}].events.{event}[{k}].query",
-                        f"no query named “{handler.get('query')}” in the file",
-                    )
+            for kind, action, where in walk(handlers, event):
+                for key, ref, _name in kind.references(action):
+                    if ref == "query" and action.get(key) not in queries:
+                        raise AppFileError(
+                            f"{path}.widgets[{widget.index}].events.{where}.{key}",
+                            f"no query named “{action.get(key)}” in the file",
+                        )

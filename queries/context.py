@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.db.models import F, Window
+from django.db.models.functions import RowNumber
 from django.utils import timezone
 
+from bindings.namespace import QUERY_KEYS
 from builder.models import App, Page, Query
 from builder.names import validate_identifier
 from datasources.plugins import Plugin
@@ -32,7 +36,7 @@ def run_row(run: QueryRun, plugin: Plugin | None = None) -> dict[str, Any]:
     return {
         "id": run.pk,
         "status": run.status,
-        **plugin.run_summary(run.query.action, run.fields),
+        **plugin.run_summary(run.action, run.fields),
         "error": run.error,
         "created_at": _when(run.created_at),
         "finished_at": _when(run.finished_at),
@@ -48,7 +52,7 @@ def query_state(runs: list[QueryRun], plugin: Plugin | None = None) -> dict[str,
     the latest run's ``data``, ``error``, ``status`` and ``last_run_at``, and ``runs``."""
     rows = [run_row(run, plugin) for run in runs]
     if not runs:
-        return {"data": None, "error": None, "status": None, "last_run_at": None, "runs": []}
+        return {**dict.fromkeys(QUERY_KEYS), "runs": []}
     run = runs[0]
     return {
         "data": run.data,
@@ -57,6 +61,32 @@ def query_state(runs: list[QueryRun], plugin: Plugin | None = None) -> dict[str,
         "last_run_at": run.finished_at.isoformat() if run.finished_at else None,
         "runs": rows,
     }
+
+
+def recent_runs(queries: Iterable[Query], user) -> dict[int, list[QueryRun]]:
+    """The user's latest RECENT_RUNS runs of each query (by query id, newest first), in
+    one SQL query however many queries there are."""
+    ids = [query.pk for query in queries]
+    found: dict[int, list[QueryRun]] = {pk: [] for pk in ids}
+    if not ids:
+        return found
+    newest_first = [F("created_at").desc(), F("id").desc()]
+    runs = (
+        QueryRun.objects.filter(query_id__in=ids, created_by_id=getattr(user, "pk", None))
+        .annotate(rank=Window(RowNumber(), partition_by=F("query_id"), order_by=newest_first))
+        .filter(rank__lte=RECENT_RUNS)
+        .order_by("query_id", *newest_first)
+    )
+    for run in runs:
+        found[run.query_id].append(run)
+    return found
+
+
+def query_states(queries: Iterable[Query], user) -> dict[str, dict[str, Any]]:
+    """``<< query_name.x >>`` for every query, by name (see :func:`query_state`)."""
+    queries = list(queries)
+    runs = recent_runs(queries, user)
+    return {query.name: query_state(runs[query.pk], query.datasource.plugin) for query in queries}
 
 
 def check_inputs(inputs: Any) -> dict[str, dict]:
@@ -80,20 +110,25 @@ def check_inputs(inputs: Any) -> dict[str, dict]:
 
 
 def binding_context(
-    app: App, user, inputs: dict[str, dict], url: dict | None = None, page: Page | None = None
+    app: App,
+    user,
+    inputs: dict[str, dict],
+    url: dict | None = None,
+    page: Page | None = None,
+    *,
+    queries: dict[str, dict] | None = None,
 ) -> dict[str, Any]:
+    """What bindings read. ``queries``: the queries' part already read by the caller
+    (:func:`query_states`), else it is read here."""
     # Widgets of the page with no state sent still exist: reading them is an error about
     # their attribute, not an unknown name.
     context: dict[str, Any] = {}
     if page is not None:
         context.update(dict.fromkeys(page.widgets.values_list("name", flat=True), {}))
     context.update(inputs)
-    for query in Query.objects.filter(app=app).select_related("datasource"):
-        mine = QueryRun.objects.filter(query=query, created_by_id=getattr(user, "pk", None))
-        runs = list(mine.order_by("-created_at", "-id")[:RECENT_RUNS])
-        for run in runs:
-            run.query = query  # the summary reads its action: no query per run
-        context[query.name] = query_state(runs, query.datasource.plugin)
+    if queries is None:
+        queries = query_states(Query.objects.filter(app=app).select_related("datasource"), user)
+    context.update(queries)
     context.update(
         {
             "user": {

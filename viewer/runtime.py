@@ -16,18 +16,19 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from django.http import Http404, HttpRequest, QueryDict
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.datastructures import MultiValueDict
-from django.utils.html import escape, format_html
 from django.utils.safestring import SafeString, mark_safe
 
 from bindings import BindingError, evaluate, referenced_names
 from builder.access import get_app_for_editor, get_app_for_member
+from builder.actions import REGISTRY, RunQuery, Step, StepPath, run_chain
 from builder.document import export_app
 from builder.models import App, AppVersion, Query
 from builder.publishing import published
 from builder.schema import QueryDocument
-from queries.context import binding_context
+from queries.context import binding_context, query_states
 from queries.errors import RunRequestError
 from queries.execution import create_run
 from queries.models import QueryRun
@@ -35,6 +36,7 @@ from widgets import RenderAttrs, WidgetSpec, get_type
 from workspaces.models import Role
 
 POLL_DELAY = "600ms"
+PARTIALS = "viewer/partials.html"
 
 
 def load_draft(request: HttpRequest, slug: str) -> tuple[App, AppVersion]:
@@ -64,29 +66,13 @@ class Output:
     triggers: dict[str, Any] = field(default_factory=dict)
 
     def html(self) -> str:
-        parts = [self.main, *self.fragments]
-        if self.toasts:
-            parts.append(f'<div hx-swap-oob="beforeend:#kiln-toasts">{"".join(self.toasts)}</div>')
-        if self.pollers:
-            parts.append(
-                f'<div hx-swap-oob="beforeend:#kiln-pollers">{"".join(self.pollers)}</div>'
-            )
-        return "".join(parts)
+        return render_to_string(f"{PARTIALS}#output", {"out": self})
 
 
-def toast(kind: str, message: str) -> str:
+def toast(kind: str, message: str) -> SafeString:
     kind = kind if kind in ("success", "error", "info") else "info"
     role = "alert" if kind == "error" else "status"
-    return format_html(
-        '<div class="kiln-toast kiln-toast-{}" role="{}" data-kind="{}">'
-        '<span class="kiln-toast-text">{}</span>'
-        '<button type="button" class="kiln-toast-close" aria-label="Dismiss" '
-        "hx-on:click=\"this.closest('.kiln-toast').remove()\">×</button></div>",
-        kind,
-        role,
-        kind,
-        message,
-    )
+    return render_to_string(f"{PARTIALS}#toast", {"kind": kind, "role": role, "message": message})
 
 
 class PageRuntime:
@@ -123,7 +109,9 @@ class PageRuntime:
         self.url = dict(parse_qsl(urlsplit(self._current_url()).query))
         membership = app.workspace.memberships.filter(user_id=request.user.pk).first()
         self.role = Role(membership.role) if membership else Role.VIEWER
-        self.busy: set[str] = set()
+        # Loaded once per request (see query_rows and context).
+        self._query_rows: dict[str, Query] | None = None
+        self._query_states: dict[str, dict] | None = None
 
     # URLs -----------------------------------------------------------------------------
     def _current_url(self) -> str:
@@ -154,8 +142,21 @@ class PageRuntime:
             visit(top)
         return order
 
+    def query_rows(self) -> dict[str, Query]:
+        """The app's queries by name, read once per request."""
+        if self._query_rows is None:
+            rows = Query.objects.filter(app=self.app).select_related("datasource", "app__workspace")
+            self._query_rows = {query.name: query for query in rows}
+        return self._query_rows
+
     def context(self, states: dict[str, dict]) -> dict[str, Any]:
-        context = binding_context(self.app, self.request.user, {}, url=self.url)
+        # The queries' part is read once per request: every evaluation of the request
+        # sees the same runs, until a run is added (see _run_query).
+        if self._query_states is None:
+            self._query_states = query_states(self.query_rows().values(), self.request.user)
+        context = binding_context(
+            self.app, self.request.user, {}, url=self.url, queries=self._query_states
+        )
         context.update({name: {} for name in self.widgets})
         context.update(states)
         context["page"] = {"name": self.page.get("name"), "slug": self.page.get("slug")}
@@ -183,8 +184,9 @@ class PageRuntime:
         for name in self._order():
             props, errors = self.evaluate_props(name, context)
             children = tuple(specs[c] for c in self.children.get(name, []))
-            specs[name] = WidgetSpec(name=name, type=self.widgets[name]["type"], props=props,
-                                     children=children)  # fmt: skip
+            specs[name] = WidgetSpec(
+                name=name, type=self.widgets[name]["type"], props=props, children=children
+            )
             prop_errors[name] = errors
         return specs, prop_errors
 
@@ -229,7 +231,17 @@ class PageRuntime:
         ]
         return mark_safe("".join(html))
 
-    def render_cell(self, name, specs, prop_errors, states, errors, *, top=False, oob=False):
+    def render_cell(
+        self,
+        name: str,
+        specs: dict[str, WidgetSpec],
+        prop_errors: dict[str, dict[str, str]],
+        states: dict[str, dict] | None,
+        errors: list[str],
+        *,
+        top: bool = False,
+        oob: bool = False,
+    ) -> SafeString:
         doc = self.widgets[name]
         widget_type = get_type(doc["type"])
         children = [
@@ -244,44 +256,30 @@ class PageRuntime:
             children_html=children,
             attrs=self.attrs(name),
         )
-        style = ""
+        context = {"name": name, "type": doc["type"], "inner": inner, "oob": oob}
         if top or doc.get("parent") is None:
-            style = (
-                f' style="grid-column: {int(doc.get("x", 0)) + 1} / span {int(doc.get("w", 12))};'
-                f' grid-row: {int(doc.get("y", 0)) + 1} / span {int(doc.get("h", 1))}"'
-            )
-        swap = ' hx-swap-oob="outerHTML"' if oob else ""
-        return (
-            f'<div class="kiln-cell kiln-cell-{escape(doc["type"])}" id="w-{escape(name)}"'
-            f"{style}{swap}>{inner}</div>"
-        )
+            context["place"] = grid_place(doc)
+        return render_to_string(f"{PARTIALS}#cell", context)
 
     def attrs(self, name: str) -> RenderAttrs:
         events: dict[str, SafeString] = {}
         for event, actions in (self.widgets[name].get("events") or {}).items():
             if not actions:
                 continue
-            vals = escape(json.dumps({"widget": name, "event": event}))
-            confirm = self._confirm(actions)
-            events[event] = format_html(
-                'hx-post="{}" hx-vals="{}" hx-include="#kiln-page" '
-                'hx-encoding="multipart/form-data" hx-swap="none" hx-sync="this:drop" '
-                'hx-disabled-elt="this"{}',
-                self._endpoint("event"),
-                mark_safe(vals),
-                format_html(' hx-confirm="{}"', confirm) if confirm else "",
-            )
-        refresh = format_html(
-            'hx-post="{}" hx-include="#kiln-page" hx-target="#w-{}" hx-swap="outerHTML"',
-            self._endpoint("widget", name),
-            name,
-        )
+            context = {
+                "url": self._endpoint("event"),
+                "vals": json.dumps({"widget": name, "event": event}),
+                "confirm": self._confirm(actions),
+            }
+            events[event] = render_to_string(f"{PARTIALS}#event_attrs", context)
+        context = {"url": self._endpoint("widget", name), "name": name}
+        refresh = render_to_string(f"{PARTIALS}#refresh_attrs", context)
         return RenderAttrs(events=events, refresh=refresh)
 
     def _confirm(self, actions: list[dict]) -> str:
         for action in actions:
             query = self.queries.get(action.get("query", ""))
-            if action.get("action") == "run_query" and query and query.get("confirm_before_run"):
+            if action.get("action") == RunQuery.key and query and query.get("confirm_before_run"):
                 return f"Run {query['name']}?"
         return ""
 
@@ -305,7 +303,8 @@ class PageRuntime:
         if not self._validate(widget, states, out):
             out.toasts.append(toast("error", "Check the highlighted fields."))
             return out
-        self.run_actions(actions, f"{widget}:{event}", states, out, trigger=widget)
+        step = Step(StepPath(event), widget, states)
+        run_chain(actions, step.path, step, ActionRunner(self, out))
         return out
 
     def _scope(self, widget: str) -> list[str]:
@@ -329,62 +328,20 @@ class PageRuntime:
             messages = get_type(specs[name].type).validate(specs[name], states[name])
             ok = ok and not messages
             # Only the messages are swapped: what was typed, and chosen files, stay.
-            items = "".join(format_html("<div>{}</div>", m) for m in messages)
             out.fragments.append(
-                f'<div class="kiln-field-errors" id="{escape(name)}-errors" role="alert" '
-                f'hx-swap-oob="true">{items}</div>'
+                render_to_string(f"{PARTIALS}#field_errors", {"name": name, "errors": messages})
             )
         return ok
 
-    def run_actions(self, actions, path: str, states: dict, out: Output, *, trigger: str) -> None:
-        for index, action in enumerate(actions):
-            self.run_action(action, f"{path}/{index}", states, out, trigger=trigger)
-
-    def run_action(self, action: dict, path: str, states: dict, out: Output, *, trigger: str):
-        kind = action.get("action")
-        if kind == "run_query":
-            self._run_query(action, path, states, out, trigger=trigger)
-        elif kind == "show_toast":
-            message = self._evaluate(f"{trigger}.toast", action.get("message", ""), states, out)
-            if message is not None:
-                out.toasts.append(toast(action.get("kind", "info"), str(message)))
-        elif kind == "reset_widget":
-            self._rerender(action.get("widget"), states, out, reset=True)
-        elif kind == "set_value":
-            value = self._evaluate(f"{trigger}.set_value", action.get("value"), states, out)
-            target = action.get("widget")
-            if target in self.widgets:
-                states = {**states, target: {"value": value, "text": "" if value is None
-                                             else str(value)}}  # fmt: skip
-                self._rerender(target, states, out)
-        elif kind == "navigate":
-            params = {}
-            for key, raw in (action.get("params") or {}).items():
-                params[key] = self._evaluate(f"{trigger}.navigate", raw, states, out)
-            target = self.page_url(action.get("page"))
-            out.redirect = target + (f"?{urlencode(params)}" if params else "")
-        elif kind in ("open_modal", "close_modal"):
-            out.triggers["kiln-modal"] = {"name": action.get("modal"), "open": kind == "open_modal"}
-        elif kind == "download":
-            query = Query.objects.filter(app=self.app, name=action.get("query", "")).first()
-            run = self._last_run(query)
-            if run is None:
-                out.toasts.append(toast("error", f"Nothing to download: {action.get('query')} "
-                                                 "has not run yet."))  # fmt: skip
-            else:
-                filename = action.get("filename") or f"{query.name}.json"
-                out.redirect = reverse("viewer:download", args=[self.app.slug, run.pk]) + (
-                    "?" + urlencode({"filename": filename})
-                )
-
-    def _evaluate(self, where: str, raw, states: dict, out: Output):
+    def evaluate(self, where: str, raw: Any, states: dict, out: Output) -> Any:
+        """``raw`` evaluated with ``states``; None and an error toast if it fails."""
         try:
             return evaluate(where, raw, self.context(states))
         except BindingError as exc:
             out.toasts.append(toast("error", str(exc)))
             return None
 
-    def _last_run(self, query: Query | None) -> QueryRun | None:
+    def last_run(self, query: Query | None) -> QueryRun | None:
         if query is None:
             return None
         return (
@@ -393,7 +350,7 @@ class PageRuntime:
             .first()
         )
 
-    def _rerender(self, name, states, out: Output, reset: bool = False) -> None:
+    def rerender(self, name: str, states: dict, out: Output, reset: bool = False) -> None:
         if name not in self.widgets:
             return
         if reset:
@@ -403,42 +360,41 @@ class PageRuntime:
             self.render_cell(name, specs, prop_errors, None if reset else states, [], oob=True)
         )
 
-    def _run_query(self, action: dict, path: str, states: dict, out: Output, *, trigger: str):
-        name = action.get("query", "")
+    def start_run(self, name: str, states: dict) -> QueryRun | None:
+        """A run of the published query ``name`` with ``states``; None when the query is
+        gone. Raises RunRequestError for bad input."""
         published_query = self.queries.get(name)
-        query = (
-            Query.objects.select_related("datasource", "app__workspace")
-            .filter(app=self.app, name=name)
-            .first()
-        )
+        query = self.query_rows().get(name)
         if published_query is None or query is None:
-            out.toasts.append(toast("error", f"The query {name!r} does not exist any more."))
-            return
-        try:
-            frozen = QueryDocument.model_validate(published_query)
-            run = create_run(query, self.request.user, states, url=self.url, published=frozen)
-        except RunRequestError as exc:
-            self._finished_chain(action, path, states, out, trigger, ok=False, error=exc.message)
-            return
-        out.pollers.append(self.poller(run, path, trigger))
-
-    def poller(self, run: QueryRun, path: str, trigger: str) -> str:
-        # While the poller is in the page, the style inside it shows the trigger as busy
-        # and stops a second click.
-        vals = escape(json.dumps({"path": path, "trigger": trigger}))
-        return (
-            f'<div class="kiln-poller" data-run="{run.pk}" hx-post="'
-            f'{self._endpoint("poll", run.pk)}" hx-vals="{vals}" hx-include="#kiln-page" '
-            f'hx-trigger="load delay:{POLL_DELAY}" hx-swap="outerHTML">'
-            f"<style>#w-{escape(trigger)} button {{ pointer-events: none; opacity: .65; "
-            f"cursor: progress; }} #w-{escape(trigger)} button[hx-post]::after "
-            f'{{ content: ""; display: inline-block; width: .8em; height: .8em; margin-left: '
-            f".5em; border: 2px solid currentColor; border-right-color: transparent; "
-            f"border-radius: 50%; animation: kiln-spin .7s linear infinite; }}</style></div>"
+            return None
+        run = create_run(
+            query,
+            self.request.user,
+            states,
+            url=self.url,
+            published=QueryDocument.model_validate(published_query),
         )
+        # The new run is what << name.status >> and the like read from now on.
+        self._query_states = None
+        return run
+
+    def poller(self, run: QueryRun, path: StepPath | None, trigger: str) -> SafeString:
+        # While the poller is in the page, viewer.js shows its trigger as busy.
+        vals = {"path": "" if path is None else str(path), "trigger": trigger}
+        context = {
+            "run": run,
+            "url": self._endpoint("poll", run.pk),
+            "vals": json.dumps(vals),
+            "trigger": trigger,
+            "delay": POLL_DELAY,
+        }
+        return render_to_string(f"{PARTIALS}#poller", context)
 
     def poll(self, run_id: int, path: str, trigger: str, data, files) -> Output:
-        """The poller again while the run goes on; then what its end brings."""
+        """The poller again while the run goes on; then what its end brings.
+
+        ``path`` is the StepPath of the run_query in ``trigger``'s events that made the
+        run, or empty for a query run on page load."""
         run = (
             QueryRun.objects.filter(
                 pk=run_id, query__app=self.app, created_by_id=self.request.user.pk
@@ -448,46 +404,41 @@ class PageRuntime:
         )
         if run is None:
             raise Http404("No such run")
+        # The path must lead to the run_query that made this run: a client cannot pick
+        # another chain to continue.
+        step_path, action = self._action_at(trigger, path, run.query.name)
         if not run.finished:
-            return Output(main=self.poller(run, path, trigger))
-        action = self._action_at(path)
-        if action is None or (action and action.get("query") != run.query.name):
-            # The path must lead to the run_query that made this run: a client cannot
-            # pick another chain to continue.
-            raise Http404("No such action for this run")
+            return Output(main=self.poller(run, step_path, trigger))
         states = self.read_states(data, files)
         out = Output()
         ok = run.status == "success"
         error = run.error
         if run.status == "unknown":
             error = f"Unknown outcome: {run.error} Check before sending again."
-        self._finished_chain(action, path, states, out, trigger, ok=ok, error=error)
+        step = Step(step_path, trigger, states)
+        REGISTRY[RunQuery.key].finished(action, step, ActionRunner(self, out), ok=ok, error=error)
         self._rerender_readers(run.query.name, states, out)
         return out
 
-    def _finished_chain(self, action, path, states, out, trigger, *, ok: bool, error: str):
-        handlers = action.get("on_success" if ok else "on_error") or []
-        if not ok and not any(h.get("action") == "show_toast" for h in handlers):
-            # With no toast of its own, a failure still says what went wrong.
-            out.toasts.append(toast("error", error or "The query failed."))
-        self.run_actions(handlers, f"{path}/{'s' if ok else 'e'}", states, out, trigger=trigger)
-
-    def _action_at(self, path: str) -> dict | None:
-        head, *steps = path.split("/")
-        widget, _, event = head.partition(":")
-        if widget == "load":
-            return {"query": event}
-        actions = (self.widgets.get(widget, {}).get("events") or {}).get(event) or []
-        action = None
-        for step in steps:
-            if step in ("s", "e"):
-                actions = (action or {}).get("on_success" if step == "s" else "on_error") or []
-                continue
-            try:
-                action = actions[int(step)]
-            except (ValueError, IndexError):
-                return None
-        return action
+    def _action_at(self, trigger: str, path: str, query: str) -> tuple[StepPath | None, dict]:
+        """The run_query at ``path`` of ``trigger``'s events, which must run ``query``."""
+        if not path:
+            if not (self.queries.get(query) or {}).get("run_on_page_load"):
+                raise Http404("No such action for this run")
+            return None, {"query": query}
+        try:
+            step_path = StepPath.parse(path)
+        except ValueError:
+            raise Http404("No such action for this run") from None
+        action = step_path.find((self.widgets.get(trigger) or {}).get("events") or {})
+        if (
+            not step_path.is_action
+            or not isinstance(action, dict)
+            or action.get("action") != RunQuery.key
+            or action.get("query") != query
+        ):
+            raise Http404("No such action for this run")
+        return step_path, action
 
     def _rerender_readers(self, query_name: str, states: dict, out: Output) -> None:
         specs, prop_errors = self.specs(self.context(states))
@@ -514,16 +465,67 @@ class PageRuntime:
         for name, doc in self.queries.items():
             if not doc.get("run_on_page_load"):
                 continue
-            query = Query.objects.filter(app=self.app, name=name).first()
-            if query is None:
-                continue
             try:
-                frozen = QueryDocument.model_validate(doc)
-                run = create_run(query, self.request.user, states, url=self.url, published=frozen)
+                run = self.start_run(name, states)
             except RunRequestError:
                 continue
-            pollers.append(self.poller(run, f"load:{name}", "none"))
+            if run is not None:
+                pollers.append(self.poller(run, None, ""))
         return pollers
+
+
+class ActionRunner:
+    """What the actions of one request do to its page (builder.actions.Runner)."""
+
+    def __init__(self, runtime: PageRuntime, out: Output):
+        self.runtime = runtime
+        self.out = out
+
+    def evaluate(self, where: str, raw: Any, step: Step) -> Any:
+        return self.runtime.evaluate(where, raw, step.states, self.out)
+
+    def toast(self, kind: str, message: str) -> None:
+        self.out.toasts.append(toast(kind, message))
+
+    def rerender(self, widget: str, step: Step, *, reset: bool = False) -> None:
+        self.runtime.rerender(widget, step.states, self.out, reset=reset)
+
+    def navigate(self, page: str, params: dict[str, Any]) -> None:
+        target = self.runtime.page_url(page or None)
+        self.out.redirect = target + (f"?{urlencode(params)}" if params else "")
+
+    def modal(self, name: str, *, open: bool) -> None:
+        self.out.triggers["kiln-modal"] = {"name": name, "open": open}
+
+    def run_query(self, query: str, action: dict, step: Step) -> None:
+        try:
+            run = self.runtime.start_run(query, step.states)
+        except RunRequestError as exc:
+            REGISTRY[RunQuery.key].finished(action, step, self, ok=False, error=exc.message)
+            return
+        if run is None:
+            self.toast("error", f"The query {query!r} does not exist any more.")
+            return
+        self.out.pollers.append(self.runtime.poller(run, step.path, step.trigger))
+
+    def download(self, query: str, filename: str) -> None:
+        row = self.runtime.query_rows().get(query)
+        run = self.runtime.last_run(row)
+        if run is None:
+            self.toast("error", f"Nothing to download: {query} has not run yet.")
+            return
+        url = reverse("viewer:download", args=[self.runtime.app.slug, run.pk])
+        self.out.redirect = f"{url}?{urlencode({'filename': filename or f'{query}.json'})}"
+
+    def run_chain(self, actions: list[dict], path: StepPath, step: Step) -> None:
+        run_chain(actions, path, step, self)
+
+
+def grid_place(doc: dict) -> dict[str, int]:
+    """Where a top-level cell sits on the page's 12-column grid (0-based x and y)."""
+    x = min(max(int(doc.get("x", 0)), 0), 11)
+    w = min(max(int(doc.get("w", 12)), 1), 12)
+    return {"x": x, "w": w, "y": max(int(doc.get("y", 0)), 0), "h": max(int(doc.get("h", 1)), 1)}
 
 
 def run_download(run: QueryRun, filename: str) -> tuple[bytes, str]:

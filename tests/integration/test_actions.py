@@ -115,7 +115,7 @@ def test_a_run_that_fails_shows_an_error_toast_without_handlers(client, team, ap
     click(client, "ping_btn")
     run = QueryRun.objects.get()
     poll = client.post(f"/apps/tools/home/runs/{run.pk}/poll",
-                       {"path": "ping_btn:click/0", "trigger": "ping_btn"})  # fmt: skip
+                       {"path": "click-0", "trigger": "ping_btn"})  # fmt: skip
     assert "kiln-toast-error" in poll.text and "550 5.1.1 Mailbox unavailable" in poll.text
 
 
@@ -151,5 +151,5 @@ def test_a_poll_cannot_continue_another_chain(client, team, app):
     click(client, "ping_btn")
     run = QueryRun.objects.get()
     poll = client.post(f"/apps/tools/home/runs/{run.pk}/poll",
-                       {"path": "toast_btn:click/0", "trigger": "toast_btn"})  # fmt: skip
+                       {"path": "click-0", "trigger": "toast_btn"})  # fmt: skip
     assert poll.status_code == 404

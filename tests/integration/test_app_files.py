@@ -226,6 +226,13 @@ def _event_to_missing_query(doc):
     doc["queries"][0]["name"] = "send_hello"
 
 
+def _chained_download_of_missing_query(doc):
+    doc["pages"][0]["widgets"][4]["events"]["click"][0]["on_error"] = [
+        {"action": "show_toast", "kind": "error", "message": "No"},
+        {"action": "download", "query": "gone", "filename": ""},
+    ]
+
+
 ERRORS = [
     ("version", _set(["version"], 2), "unsupported version 2"),
     ("kiln", _set(["kiln"], "page"), "not a Kiln app file"),
@@ -262,6 +269,11 @@ ERRORS = [
     ("queries[0].run_on_pageload", _set(["queries", 0, "run_on_pageload"], True), "unknown key"),
     ("queries[0].timeout_seconds", _set(["queries", 0, "timeout_seconds"], True), "whole number"),
     ("pages[0].widgets[4].events.click[0].query", _event_to_missing_query, "send_welcome"),
+    (
+        "pages[0].widgets[4].events.click[0].on_error[1].query",
+        _chained_download_of_missing_query,
+        "no query named “gone”",
+    ),
 ]
 
 

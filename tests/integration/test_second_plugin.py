@@ -273,7 +273,7 @@ def test_a_button_in_the_published_app_records_and_shows_the_data(client, team, 
     run = QueryRun.objects.get()
     poll = client.post(
         f"/apps/board/home/runs/{run.pk}/poll",
-        {"note": "from the page", "path": "post:click/0", "trigger": "post"},
+        {"note": "from the page", "path": "click-0", "trigger": "post"},
     )
     assert poll.status_code == 200
     assert "Last: viewer says from the page" in poll.text

@@ -73,7 +73,7 @@ def test_submitting_the_form_sends_and_polls(client, team, demo, smtp_server):
     run = QueryRun.objects.get()
     poll = client.post(
         f"/apps/contact-us/contact/runs/{run.pk}/poll",
-        {**form_post(), "path": "form1:submit/0", "trigger": "form1"},
+        {**form_post(), "path": "submit-0", "trigger": "form1"},
     )
     assert "Thanks Ann, your message was sent." in poll.text
     assert 'id="w-last_result"' in poll.text and "Email sent successfully" in poll.text

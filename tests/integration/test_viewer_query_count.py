@@ -1,0 +1,117 @@
+"""The SQL queries of a viewer request do not grow with the number of queries of the app:
+the queries' runs are read once per request, in one SQL query."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from builder.models import App, Page, Query, Widget
+from builder.publishing import publish
+from datasources.models import Datasource
+from queries.context import RECENT_RUNS, binding_context
+from queries.models import QueryRun
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+CHAIN = [
+    {
+        "action": "run_query",
+        "query": "q0",
+        "on_success": [
+            {"action": "show_toast", "kind": "success", "message": "Sent << q0.status >>"}
+        ],
+        "on_error": [],
+    },
+    {"action": "show_toast", "kind": "info", "message": "Sending to << name_in.value >>"},
+]
+
+
+def make_app(team, smtp_server, slug: str, queries: int) -> App:
+    datasource = Datasource.objects.create(
+        workspace=team.workspace,
+        name=f"Mailer {slug}",
+        kind="smtp",
+        config={
+            "host": "127.0.0.1",
+            "port": smtp_server.port,
+            "security": "none",
+            "auth": "none",
+            "timeout": 5,
+            "verify_certificate": True,
+        },
+    )
+    app = App.objects.create(workspace=team.workspace, name=slug.title(), slug=slug)
+    home = Page.objects.create(app=app, name="Home", slug="home")
+    Widget.objects.create(page=home, name="name_in", type="input", properties={"label": "Name"})
+    Widget.objects.create(page=home, name="btn", type="button", events={"click": CHAIN})
+    for i in range(queries):
+        query = Query.objects.create(
+            app=app,
+            name=f"q{i}",
+            datasource=datasource,
+            fields={"from": "a@kiln.test", "to": "b@example.com", "subject": f"Q{i}"},
+        )
+        # Every query is read by a widget of the page, and has runs of the user.
+        text = f"<< q{i}.status >> << q{i}.runs|length >>"
+        Widget.objects.create(page=home, name=f"t{i}", type="text", properties={"text": text})
+        for _ in range(3):
+            QueryRun.objects.create(
+                workspace=team.workspace,
+                query=query,
+                created_by=team.viewer,
+                status="success",
+                fields={"subject": f"Q{i}"},
+                finished_at=timezone.now(),
+            )
+    publish(app, team.owner)
+    return app
+
+
+def count(client, url: str, data: dict) -> tuple[int, str]:
+    with CaptureQueriesContext(connection) as captured:
+        response = client.post(url, data)
+    assert response.status_code == 200, response.text
+    return len(captured), response.text
+
+
+def test_an_event_and_a_finishing_poll_cost_the_same_with_1_or_10_queries(
+    client, team, smtp_server
+):
+    apps = {
+        "one": make_app(team, smtp_server, "one", 1),
+        "ten": make_app(team, smtp_server, "ten", 10),
+    }
+    client.force_login(team.viewer)
+    events, polls = {}, {}
+    for slug, app in apps.items():
+        url = f"/apps/{slug}/home/events"
+        events[slug], text = count(
+            client, url, {"widget": "btn", "event": "click", "name_in": "Zoe"}
+        )
+        assert "kiln-poller" in text and "Sending to Zoe" in text
+        run = QueryRun.objects.filter(query__app=app).latest("id")
+        assert run.status == "success"
+        poll = f"/apps/{slug}/home/runs/{run.pk}/poll"
+        polls[slug], text = count(
+            client, poll, {"path": "click-0", "trigger": "btn", "name_in": "Zoe"}
+        )
+        assert "Sent success" in text and 'id="w-t0"' in text  # the readers of q0 again
+    assert events["one"] == events["ten"]
+    assert polls["one"] == polls["ten"]
+
+
+def test_binding_context_reads_every_querys_recent_runs_in_one_query(team, smtp_server):
+    app = make_app(team, smtp_server, "ten", 10)
+    query = Query.objects.get(app=app, name="q3")
+    for _ in range(RECENT_RUNS + 2):
+        QueryRun.objects.create(workspace=team.workspace, query=query, created_by=team.viewer)
+    with CaptureQueriesContext(connection) as captured:
+        context = binding_context(app, team.viewer, {})
+    assert len(captured) == 2  # the app's queries, then all their runs
+    assert len(context["q3"]["runs"]) == RECENT_RUNS
+    assert context["q3"]["status"] == "queued"  # the newest first
+    assert [len(context[f"q{i}"]["runs"]) for i in (0, 9)] == [3, 3]
+    assert binding_context(app, team.teammate, {})["q0"]["runs"] == []
