@@ -163,7 +163,7 @@ class Widget(models.Model):
         return WidgetDocument.model_construct(
             name=self.name,
             type=self.type,
-            parent=names.get(self.parent_id),
+            parent=None if self.parent_id is None else names.get(self.parent_id),
             properties=self.properties,
             events=self.events,
             x=self.x,

@@ -4,6 +4,7 @@ from django import forms
 
 from datasources.models import Datasource
 from datasources.plugins import get_plugin
+from datasources.plugins.base import ConfigForm
 from workspaces.models import Workspace
 
 
@@ -25,7 +26,7 @@ class DatasourceNameForm(forms.Form):
         return name
 
 
-def config_form_for(kind: str, data=None, instance: Datasource | None = None) -> forms.Form:
+def config_form_for(kind: str, data=None, instance: Datasource | None = None) -> ConfigForm:
     """The plugin's settings form, filled from ``data`` or from a saved datasource."""
     form_class = get_plugin(kind).config_form
     stored_secret = instance.secret if instance is not None else ""

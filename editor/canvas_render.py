@@ -21,10 +21,11 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 
 from bindings import check_names
+from bindings.namespace import CONTEXT_NAMES, CONTEXT_PATHS, QUERY_KEYS, names_in_scope
 from builder.models import App, AppVersion, Page, Widget
+from core.text import as_bool
 from viewer.runtime import PageRuntime
 from widgets import TYPES, Prop, RenderAttrs, WidgetSpec, get_type
-from widgets.values import as_bool
 
 from . import canvas_events
 from .canvas_edits import as_text, size_of
@@ -33,10 +34,6 @@ from .canvas_history import snapshot
 log = logging.getLogger(__name__)
 
 #: Names every binding can read besides widgets and queries (queries/context.py).
-GLOBAL_NAMES = ("user", "url", "app", "page")
-GLOBAL_PATHS = ("user.email", "user.name", "user.username", "app.name", "app.slug",
-                "page.name", "page.slug")  # fmt: skip
-QUERY_KEYS = ("data", "error", "status", "last_run_at", "runs")
 #: Extra rows below the last widget, to drop new widgets into.
 SPARE_ROWS = 6
 MIN_ROWS = 12
@@ -164,7 +161,7 @@ def state_keys(widget_type: str) -> tuple[str, ...]:
 
 def known_names(widgets: list[dict], queries: list[str]) -> frozenset[str]:
     """Names a binding on this page may read."""
-    return frozenset([w["name"] for w in widgets] + list(queries) + list(GLOBAL_NAMES))
+    return names_in_scope((w["name"] for w in widgets), queries)
 
 
 def suggestions(widgets: list[dict], queries: list[str]) -> list[str]:
@@ -195,7 +192,7 @@ def suggestions(widgets: list[dict], queries: list[str]) -> list[str]:
     for query in queries:
         out.append(query)
         out += [f"{query}.{key}" for key in QUERY_KEYS]
-    out += [*GLOBAL_NAMES, *GLOBAL_PATHS]
+    out += [*CONTEXT_NAMES, *CONTEXT_PATHS]
     return out
 
 

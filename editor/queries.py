@@ -33,9 +33,11 @@ from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
 from bindings import BindingError, check_names, evaluate, has_bindings
+from bindings.namespace import names_in_scope
 from builder.access import get_app_for_editor
 from builder.models import App, Query, Widget
 from builder.names import validate_identifier
+from core.text import as_bool
 from datasources.errors import PluginError
 from datasources.models import Datasource
 from datasources.plugins.base import ActionSpec, FieldSpec
@@ -44,7 +46,6 @@ from queries.errors import RunRequestError
 from queries.execution import create_run, evaluate_query_fields
 from queries.models import QueryRun, RunStatus
 from widgets import get_type
-from widgets.values import as_bool
 
 TEMPLATE_LIST = "editor/queries/list.html"
 TEMPLATE_EDITOR = "editor/queries/editor.html"
@@ -53,7 +54,6 @@ TEMPLATE_EDITOR = "editor/queries/editor.html"
 RUN_WAIT_SECONDS = 15.0
 POLL_SECONDS = 0.1
 #: Names every binding may read besides widgets and queries (queries/context.py).
-CONTEXT_NAMES = ("user", "url", "app", "page")
 TEST_VALUES_LABEL = "Test values"
 #: The editor's own fields: an action's fields must not be named like them.
 OWN_FIELDS = frozenset(
@@ -272,7 +272,7 @@ def known_names(app: App) -> set[str]:
     and the context's own names."""
     widgets = Widget.objects.filter(page__app=app).values_list("name", flat=True)
     queries = Query.objects.filter(app=app).values_list("name", flat=True)
-    return {*widgets, *queries, *CONTEXT_NAMES}
+    return set(names_in_scope(widgets, queries))
 
 
 def field_warnings(
@@ -318,19 +318,14 @@ def default_test_values(app: App, user) -> dict[str, dict]:
             return None
 
     def state(widget: Widget) -> dict | None:
-        kind = widget.type
-        if kind in ("input", "select"):
-            value = default(widget, "default_value")
-            return {"value": "" if value is None else value}
-        if kind == "checkbox":
-            return {"value": as_bool(default(widget, "default_value"))}
-        if kind == "filepicker":
-            return {"files": []}
-        if kind == "table":
-            return {"selected_row": None, "data": []}
-        if kind in ("form", "container"):
-            return {"data": data_of(widget)}
-        return None
+        try:
+            widget_type = get_type(widget.type)
+        except LookupError:
+            return None
+        found = widget_type.default_state({"default_value": default(widget, "default_value")})
+        if found is not None and widget_type.container:
+            found = {**found, "data": data_of(widget)}
+        return found
 
     def data_of(widget: Widget) -> dict:
         data: dict = {}

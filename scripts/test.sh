@@ -21,7 +21,7 @@ command -v "$PYTHON" >/dev/null || PYTHON=python3
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/lint-imports
-.venv/bin/mypy core bindings widgets
+.venv/bin/mypy core bindings widgets datasources workspaces
 .venv/bin/python manage.py makemigrations --check --dry-run >/dev/null
 
 set +e

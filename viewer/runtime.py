@@ -214,11 +214,9 @@ class PageRuntime:
             default = (doc.get("properties") or {}).get("default_value")
             if default in (None, "") or (isinstance(default, str) and "<<" in default):
                 continue
-            if doc["type"] == "checkbox":
-                if default is True or str(default).lower() in ("true", "on", "1"):
-                    data[name] = "on"
-            else:
-                data[name] = str(default)
+            posted = get_type(doc["type"]).posted_default(default)
+            if posted is not None:
+                data[name] = posted
         return data
 
     # Rendering --------------------------------------------------------------------------

@@ -162,6 +162,11 @@ class WidgetType:
         container's ``data`` is left for the caller to gather from its children."""
         return None
 
+    def posted_default(self, default: Any) -> str | None:
+        """``default_value`` as the browser would post it for this widget's control, or
+        None when the control posts nothing (an unchecked box)."""
+        return str(default)
+
     # Properties -----------------------------------------------------------------------
     def prop(self, name: str) -> Prop | None:
         return next((p for p in self.props if p.name == name), None)

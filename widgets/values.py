@@ -8,8 +8,6 @@ import math
 import re
 from typing import Any
 
-from core.text import as_bool  # noqa: F401  (editor modules still import it from here)
-
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
 

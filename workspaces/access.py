@@ -13,9 +13,11 @@ def get_membership(request: HttpRequest, slug: str, role: Role = Role.VIEWER) ->
 
     Non-members get 404; members below ``role`` get 403.
     """
+    if not request.user.is_authenticated:
+        raise Http404("No such workspace")
     membership = (
         Membership.objects.select_related("workspace")
-        .filter(workspace__slug=slug, user_id=request.user.pk)
+        .filter(workspace__slug=slug, user_id=int(request.user.pk))
         .first()
     )
     if membership is None:

@@ -140,11 +140,29 @@ class ActionResult:
 UNEXPECTED = "unexpected"
 
 
+class ConfigForm(forms.Form):
+    """The form that edits a plugin's settings. A secret left blank keeps the stored one
+    (``stored_secret``); ``stored`` gives what the datasource keeps, ``settings`` the
+    typed settings the plugin runs with."""
+
+    def __init__(self, *args: Any, stored_secret: str = "", **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.stored_secret = stored_secret
+
+    def stored(self) -> tuple[dict, str]:
+        """(config, secret) to store, from the cleaned form."""
+        raise NotImplementedError
+
+    def settings(self) -> Any:
+        """The typed settings, from the cleaned form (Test connection uses them)."""
+        raise NotImplementedError
+
+
 class Plugin:
     kind: ClassVar[str]
     label: ClassVar[str]
     #: The form that edits this plugin's settings; it also builds the settings object.
-    config_form: ClassVar[type[forms.Form]]
+    config_form: ClassVar[type[ConfigForm]]
     #: The template (under templates/) that lays out ``config_form`` on the datasource
     #: page; None lays its fields out one under the other.
     config_template: ClassVar[str | None] = None

@@ -19,6 +19,7 @@ from django import forms
 from datasources.plugins.base import (
     ActionResult,
     ActionSpec,
+    ConfigForm,
     ConnectionCheck,
     FieldSpec,
     Plugin,
@@ -35,14 +36,11 @@ class RecorderSettings:
     log_path: str = ""
 
 
-class RecorderConfigForm(forms.Form):
+class RecorderConfigForm(ConfigForm):
     label = forms.CharField(label="Label", max_length=100)
     log_path = forms.CharField(
         label="Log file", max_length=500, required=False, help_text="Where records go."
     )
-
-    def __init__(self, *args, stored_secret: str = "", **kwargs):
-        super().__init__(*args, **kwargs)
 
     def stored(self) -> tuple[dict, str]:
         data = self.cleaned_data

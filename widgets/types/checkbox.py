@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from core.text import as_bool
 from widgets.base import COMMON_PROPS, WidgetType, field_props, label_of
 
@@ -53,3 +55,6 @@ class CheckboxWidget(WidgetType):
 
     def default_state(self, props: dict) -> dict | None:
         return {"value": as_bool(props.get("default_value"))}
+
+    def posted_default(self, default: Any) -> str | None:
+        return "on" if as_bool(default, unknown=False) else None

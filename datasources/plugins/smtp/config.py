@@ -8,6 +8,7 @@ from django import forms
 from django.conf import settings as django_settings
 
 from datasources.errors import FieldError
+from datasources.plugins.base import ConfigForm
 from datasources.plugins.smtp.guard import check_host_syntax, check_port
 
 
@@ -63,7 +64,7 @@ class SmtpSettings:
         )
 
 
-class SmtpConfigForm(forms.Form):
+class SmtpConfigForm(ConfigForm):
     """Edits the settings of an SMTP datasource.
 
     The password is never rendered back: on an existing datasource a blank password
@@ -104,8 +105,7 @@ class SmtpConfigForm(forms.Form):
     SECRET_BOUND_TO = ("host", "port", "security", "username")
 
     def __init__(self, *args, stored_secret: str = "", **kwargs):
-        super().__init__(*args, **kwargs)
-        self.stored_secret = stored_secret
+        super().__init__(*args, stored_secret=stored_secret, **kwargs)
         self.stored_config = dict(self.initial or {})
         if stored_secret:
             self.fields["password"].help_text = "Leave blank to keep the saved password."
@@ -126,8 +126,8 @@ class SmtpConfigForm(forms.Form):
             raise forms.ValidationError(exc.message) from None
         return port
 
-    def clean(self):
-        data = super().clean()
+    def clean(self) -> dict:
+        data = super().clean() or {}
         for name in ("username", "password"):
             value = data.get(name) or ""
             if any(ch in value for ch in "\r\n\x00"):

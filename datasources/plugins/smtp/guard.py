@@ -114,6 +114,6 @@ def resolve(host: str, port: int) -> list[tuple[int, str]]:
     for family, _type, _proto, _name, sockaddr in infos:
         ip = sockaddr[0]
         check_address(ipaddress.ip_address(ip), host)
-        if (family, ip) not in addresses:
-            addresses.append((family, ip))
+        if (family, str(ip)) not in addresses:
+            addresses.append((family, str(ip)))
     return addresses

@@ -148,7 +148,7 @@ def _open(s: SmtpSettings, progress: _Progress) -> smtplib.SMTP:
     last_error: OSError | None = None
     for _family, address in resolve(s.host, s.port):
         if s.security == Security.SSL:
-            client = _PinnedSMTPSSL(
+            client: _PinnedSMTP | _PinnedSMTPSSL = _PinnedSMTPSSL(
                 timeout=s.timeout,
                 local_hostname=local_hostname,
                 context=tls_context(s.verify_certificate),
@@ -158,7 +158,7 @@ def _open(s: SmtpSettings, progress: _Progress) -> smtplib.SMTP:
         client.kiln_address = address
         client.kiln_progress = progress
         # smtplib keeps the name for TLS (SNI, host name check) from its constructor.
-        client._host = s.host
+        client._host = s.host  # type: ignore[union-attr]
         progress.stage = f"connecting to {s.host}:{s.port}"
         try:
             client.connect(s.host, s.port)
@@ -192,7 +192,8 @@ def _negotiate(client: smtplib.SMTP, s: SmtpSettings, progress: _Progress) -> No
     if s.auth != Auth.PASSWORD:
         return
     encrypted = s.security in (Security.STARTTLS, Security.SSL)
-    if not encrypted and not ip_address(client.sock.getpeername()[0]).is_loopback:
+    peer = client.sock.getpeername()[0] if client.sock is not None else ""
+    if not encrypted and not (peer and ip_address(peer).is_loopback):
         raise PluginError(
             "Password authentication over an unencrypted connection is refused: the "
             "password would cross the network in clear. Choose STARTTLS or SSL/TLS.",
