@@ -39,6 +39,7 @@ from builder.schema import (
     error_message,
     error_path,
 )
+from core.errors import KilnError
 from datasources.forms import config_form_for
 from datasources.models import Datasource
 from datasources.plugins import get_plugin, plugin_kinds
@@ -61,13 +62,13 @@ __all__ = [
 ]
 
 
-class AppFileError(ValueError):
-    """What is wrong with an app file, and where: ``pages[0].widgets[2].name``."""
+class AppFileError(KilnError, ValueError):
+    """What is wrong with an app file, and where: ``pages[0].widgets[2].name`` (its
+    ``field`` is that path)."""
 
     def __init__(self, path: str, message: str):
         super().__init__(path, message)
         self.path = path
-        self.message = message
 
     def __str__(self) -> str:
         return f"{self.path}: {self.message}"

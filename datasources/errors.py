@@ -6,23 +6,20 @@ hold a secret.
 
 from __future__ import annotations
 
+from core.errors import KilnError
 
-class PluginError(Exception):
+
+class PluginError(KilnError):
     """A failure to report. ``permanent`` errors must not be retried."""
 
     permanent = True
 
     def __init__(self, message: str, *, field: str | None = None, code: str = "error"):
-        super().__init__(message)
-        self.message = message
-        self.field = field
+        super().__init__(field, message)
         self.code = code
 
-    def __str__(self) -> str:
-        return self.message
-
-    def as_dict(self) -> dict:
-        return {"code": self.code, "field": self.field, "message": self.message}
+    def as_dict(self) -> dict[str, str]:
+        return {**super().as_dict(), "code": self.code}
 
 
 class FieldError(PluginError, ValueError):

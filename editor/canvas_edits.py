@@ -23,6 +23,7 @@ from django.core.exceptions import ValidationError
 from builder.models import Page, Widget
 from builder.names import validate_identifier
 from builder.schema import WidgetDocument
+from core.errors import KilnError
 from core.text import parse_bool
 from widgets import TYPES, Prop, get_type
 from widgets.values import parse_number
@@ -32,16 +33,11 @@ MAX_Y = 1000
 MAX_H = 100
 
 
-class EditError(ValueError):
+class EditError(KilnError, ValueError):
     """A change the editor refuses; ``field`` names what to fix, ``str()`` says why."""
 
     def __init__(self, message: str, field: str = ""):
-        super().__init__(message)
-        self.message = message
-        self.field = field
-
-    def __str__(self) -> str:
-        return self.message
+        super().__init__(field, message)
 
 
 # Layout ----------------------------------------------------------------------------------

@@ -10,18 +10,18 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
 from bindings import check_names
+from core.errors import KilnError
 
 from .paths import StepPath
 
 TOAST_KINDS = ("success", "error", "info")
 
 
-class ActionError(ValueError):
+class ActionError(KilnError, ValueError):
     """A malformed action; the message names where it is (``submit[0].params``)."""
 
     def __init__(self, message: str):
-        super().__init__(message)
-        self.message = message
+        super().__init__("events", message)
 
 
 @dataclass(frozen=True)
