@@ -44,7 +44,7 @@ from datasources.plugins.base import ActionSpec, FieldSpec
 from queries.context import binding_context, check_inputs
 from queries.errors import RunRequestError
 from queries.execution import create_run, evaluate_query_fields
-from queries.models import QueryRun, RunStatus
+from queries.models import QueryRun
 from widgets import get_type
 
 TEMPLATE_LIST = "editor/queries/list.html"
@@ -52,7 +52,6 @@ TEMPLATE_EDITOR = "editor/queries/editor.html"
 
 #: How long Run waits for the run to end before showing it as still going.
 RUN_WAIT_SECONDS = 15.0
-POLL_SECONDS = 0.1
 #: Names every binding may read besides widgets and queries (queries/context.py).
 TEST_VALUES_LABEL = "Test values"
 #: The editor's own fields: an action's fields must not be named like them.
@@ -446,7 +445,7 @@ class Result:
 
     @property
     def retrying(self) -> bool:
-        return self.run is not None and _retrying(self.run)
+        return self.run is not None and self.run.retrying
 
 
 def label_of(key: str, spec: ActionSpec | None = None) -> str:
@@ -654,21 +653,6 @@ def query_save(request: HttpRequest, app: str, name: str) -> HttpResponse:
     return render(request, TEMPLATE_EDITOR, context, status=status)
 
 
-def _retrying(run: QueryRun) -> bool:
-    """Failed at least once and queued again: waiting for its next attempt."""
-    return run.status == RunStatus.QUEUED and run.attempts > 0
-
-
-def wait_for(run: QueryRun, seconds: float = RUN_WAIT_SECONDS) -> QueryRun:
-    """The run once it has ended, failed and waits to retry, or ``seconds`` passed."""
-    deadline = time.monotonic() + seconds
-    run.refresh_from_db()
-    while not (run.finished or _retrying(run)) and time.monotonic() < deadline:
-        time.sleep(POLL_SECONDS)
-        run.refresh_from_db()
-    return run
-
-
 def _elapsed_ms(run: QueryRun, started: float) -> int:
     if run.finished_at is not None:
         return max(0, round((run.finished_at - run.created_at).total_seconds() * 1000))
@@ -718,7 +702,7 @@ def query_run(request: HttpRequest, app: str, name: str) -> HttpResponse:
     except RunRequestError as exc:
         result = Result(kind="error", error=exc.message, field=exc.field)
         return _result_response(request, found, query, form, result, saved=True, status=422)
-    run = wait_for(run)
+    run = run.wait(RUN_WAIT_SECONDS, until_retrying=True)
     result = Result(
         kind="run",
         run=run,

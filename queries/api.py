@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import json
-import time
 
 from django.conf import settings
 from django.db.models import Q
@@ -129,8 +128,5 @@ def run_view(request: HttpRequest, run_id: int) -> JsonResponse:
         wait = float(request.GET.get("wait") or 0)
     except ValueError:
         return _error(400, "wait must be a number of seconds.", "wait")
-    deadline = time.monotonic() + min(max(wait, 0), settings.KILN_API_MAX_WAIT_SECONDS)
-    while not run.finished and time.monotonic() < deadline:
-        time.sleep(0.1)
-        run.refresh_from_db()
+    run.wait(min(wait, settings.KILN_API_MAX_WAIT_SECONDS))
     return JsonResponse(_run_body(run, request))

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 
 from django.conf import settings
 from django.db import models
@@ -22,6 +23,8 @@ class RunStatus(models.TextChoices):
 
 
 FINISHED = (RunStatus.SUCCESS, RunStatus.ERROR, RunStatus.UNKNOWN)
+#: How often QueryRun.wait reads the run again.
+WAIT_STEP_SECONDS = 0.1
 
 
 class QueryRun(models.Model):
@@ -78,6 +81,24 @@ class QueryRun(models.Model):
     @property
     def finished(self) -> bool:
         return self.status in FINISHED
+
+    @property
+    def retrying(self) -> bool:
+        """Failed at least once and queued again: waiting for its next attempt."""
+        return self.status == RunStatus.QUEUED and self.attempts > 0
+
+    def wait(self, seconds: float, *, until_retrying: bool = False) -> QueryRun:
+        """The run re-read until it has finished (or, with ``until_retrying``, failed
+        once and waits for its next attempt) or ``seconds`` have passed. The one way of
+        waiting for a run: the editor's Run and the API's ``?wait=`` use it."""
+        deadline = time.monotonic() + max(seconds, 0)
+        self.refresh_from_db()
+        while not (self.finished or (until_retrying and self.retrying)):
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(WAIT_STEP_SECONDS)
+            self.refresh_from_db()
+        return self
 
     def as_api(self) -> dict:
         return {

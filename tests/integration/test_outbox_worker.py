@@ -16,12 +16,7 @@ pytestmark = pytest.mark.redis
 
 
 def wait_for_run(run_id: int, timeout: float = 20) -> QueryRun:
-    deadline = time.monotonic() + timeout
-    while True:
-        run = QueryRun.objects.get(pk=run_id)
-        if run.finished or time.monotonic() > deadline:
-            return run
-        time.sleep(0.1)
+    return QueryRun.objects.get(pk=run_id).wait(timeout)
 
 
 @pytest.fixture
