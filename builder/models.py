@@ -14,6 +14,7 @@ from builder.schema import (
     QueryDocument,
     WidgetDocument,
 )
+from builder.tree import Tree
 from datasources.models import Datasource
 from datasources.plugins import get_plugin
 from workspaces.models import Workspace
@@ -93,22 +94,9 @@ class Page(models.Model):
 
     def widgets_in_order(self) -> list[Widget]:
         """The widgets in layout order, each parent before its children."""
-        widgets = list(self.widgets.order_by("y", "x", "id"))
-        known = {widget.pk for widget in widgets}
-        children: dict[int | None, list[Widget]] = {}
-        for widget in widgets:
-            parent = widget.parent_id if widget.parent_id in known else None
-            children.setdefault(parent, []).append(widget)
-        ordered: list[Widget] = []
-        pending = list(reversed(children.get(None, [])))
-        while pending:
-            widget = pending.pop()
-            ordered.append(widget)
-            pending.extend(reversed(children.get(widget.pk, [])))
-        # Widgets caught in a parent cycle are unreachable from the roots: keep them last,
-        # so that nothing is silently dropped.
-        seen = {widget.pk for widget in ordered}
-        return ordered + [widget for widget in widgets if widget.pk not in seen]
+        widgets = {widget.pk: widget for widget in self.widgets.order_by("y", "x", "id")}
+        tree = Tree((pk, widget.parent_id) for pk, widget in widgets.items())
+        return [widgets[pk] for pk in tree.parents_first()]
 
     def to_document(self) -> PageDocument:
         return PageDocument.model_construct(

@@ -23,6 +23,7 @@ from django.utils.safestring import SafeString, mark_safe
 from bindings import check_names
 from bindings.namespace import CONTEXT_NAMES, CONTEXT_PATHS, QUERY_KEYS, names_in_scope
 from builder.models import App, AppVersion, Page, Widget
+from builder.tree import Tree
 from core.text import as_bool
 from viewer.runtime import PageRuntime
 from widgets import TYPES, Prop, RenderAttrs, WidgetSpec, get_type
@@ -85,7 +86,7 @@ def render_grid(request: HttpRequest, app: App, page: Page, selected: str = "") 
 
     def frame(name: str, top: bool) -> SafeString:
         doc = runtime.widgets[name]
-        children = [frame(child, False) for child in runtime.children.get(name, [])]
+        children = [frame(child, False) for child in runtime.tree.children(name)]
         inner, hidden = _render_widget(runtime, name, context, children)
         try:
             widget_type = get_type(doc["type"])
@@ -98,7 +99,7 @@ def render_grid(request: HttpRequest, app: App, page: Page, selected: str = "") 
              "selected": name == selected, "inner": inner},
         )  # fmt: skip
 
-    top = runtime.children.get(None, [])
+    top = runtime.tree.children(None)
     bottom = max((w["y"] + w["h"] for w in widgets if not w.get("parent")), default=0)
     return Grid(
         frames=[frame(name, True) for name in top],
@@ -167,13 +168,12 @@ def known_names(widgets: list[dict], queries: list[str]) -> frozenset[str]:
 def suggestions(widgets: list[dict], queries: list[str]) -> list[str]:
     """Names and ``name.key`` paths offered while typing a binding."""
     out: list[str] = []
-    children: dict[str | None, list[dict]] = {}
-    for w in widgets:
-        children.setdefault(w.get("parent"), []).append(w)
+    by_name = {w["name"]: w for w in widgets}
+    tree = Tree((w["name"], w.get("parent")) for w in widgets)
 
     def fields_of(name: str) -> list[str]:
         found = []
-        for child in children.get(name, []):
+        for child in (by_name[key] for key in tree.children(name)):
             try:
                 child_type = get_type(child["type"])
             except LookupError:

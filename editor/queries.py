@@ -37,6 +37,7 @@ from bindings.namespace import names_in_scope
 from builder.access import get_app_for_editor
 from builder.models import App, Query, Widget
 from builder.names import validate_identifier
+from builder.tree import Tree
 from core.text import as_bool
 from datasources.errors import PluginError
 from datasources.models import Datasource
@@ -293,10 +294,8 @@ def default_test_values(app: App, user) -> dict[str, dict]:
     widgets = list(
         Widget.objects.filter(page__app=app).order_by("page__position", "page__id", "y", "x", "id")
     )
-    children: dict[int, list[Widget]] = {}
-    for widget in widgets:
-        if widget.parent_id is not None:
-            children.setdefault(widget.parent_id, []).append(widget)
+    by_id = {widget.pk: widget for widget in widgets}
+    tree = Tree((widget.pk, widget.parent_id) for widget in widgets)
     context: dict | None = None
 
     def default(widget: Widget, name: str) -> Any:
@@ -328,7 +327,7 @@ def default_test_values(app: App, user) -> dict[str, dict]:
 
     def data_of(widget: Widget) -> dict:
         data: dict = {}
-        for child in children.get(widget.pk, []):
+        for child in (by_id[pk] for pk in tree.children(widget.pk)):
             child_state = state(child)
             if child_state is None:
                 continue

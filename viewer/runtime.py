@@ -28,6 +28,7 @@ from builder.document import export_app
 from builder.models import App, AppVersion, Query
 from builder.publishing import published
 from builder.schema import QueryDocument
+from builder.tree import Tree
 from queries.context import binding_context, query_states
 from queries.errors import RunRequestError
 from queries.execution import create_run
@@ -102,9 +103,7 @@ class PageRuntime:
         self.pages = pages
         self.page = page
         self.widgets: dict[str, dict] = {w["name"]: w for w in page.get("widgets", [])}
-        self.children: dict[str | None, list[str]] = {}
-        for w in page.get("widgets", []):
-            self.children.setdefault(w.get("parent"), []).append(w["name"])
+        self.tree = Tree((w["name"], w.get("parent")) for w in page.get("widgets", []))
         self.queries: dict[str, dict] = {q["name"]: q for q in version.document.get("queries", [])}
         self.url = dict(parse_qsl(urlsplit(self._current_url()).query))
         membership = app.workspace.memberships.filter(user_id=request.user.pk).first()
@@ -130,17 +129,9 @@ class PageRuntime:
 
     # State and properties ---------------------------------------------------------------
     def _order(self) -> list[str]:
-        """Widget names, children before their parents."""
-        order: list[str] = []
-
-        def visit(name: str) -> None:
-            for child in self.children.get(name, []):
-                visit(child)
-            order.append(name)
-
-        for top in self.children.get(None, []):
-            visit(top)
-        return order
+        """Widget names, children before their parents (a container reads its children's
+        states); widgets caught in a parent cycle are not drawn."""
+        return self.tree.children_first(unreachable=False)
 
     def query_rows(self) -> dict[str, Query]:
         """The app's queries by name, read once per request."""
@@ -183,7 +174,7 @@ class PageRuntime:
         prop_errors: dict[str, dict[str, str]] = {}
         for name in self._order():
             props, errors = self.evaluate_props(name, context)
-            children = tuple(specs[c] for c in self.children.get(name, []))
+            children = tuple(specs[c] for c in self.tree.children(name))
             specs[name] = WidgetSpec(
                 name=name, type=self.widgets[name]["type"], props=props, children=children
             )
@@ -199,7 +190,7 @@ class PageRuntime:
     def _states(self, specs, data, files) -> dict[str, dict]:
         states: dict[str, dict] = {}
         for name in self._order():
-            child_states = {c: states[c] for c in self.children.get(name, [])}
+            child_states = {c: states[c] for c in self.tree.children(name)}
             widget_type = get_type(specs[name].type)
             states[name] = widget_type.read_state(specs[name], data, files, child_states)
         return states
@@ -225,7 +216,7 @@ class PageRuntime:
         specs, prop_errors = self.specs(context)
         html = [
             self.render_cell(name, specs, prop_errors, None, [], top=True)
-            for name in self.children.get(None, [])
+            for name in self.tree.children(None)
         ]
         return mark_safe("".join(html))
 
@@ -243,7 +234,7 @@ class PageRuntime:
         doc = self.widgets[name]
         widget_type = get_type(doc["type"])
         children = [
-            self.render_cell(c, specs, prop_errors, states, []) for c in self.children.get(name, [])
+            self.render_cell(c, specs, prop_errors, states, []) for c in self.tree.children(name)
         ]
         state = None if states is None else states.get(name)
         inner = widget_type.render(
@@ -307,17 +298,9 @@ class PageRuntime:
 
     def _scope(self, widget: str) -> list[str]:
         """The widgets an event validates: the enclosing form's, or the form's own."""
-        form = widget
-        while form is not None and self.widgets[form]["type"] != "form":
-            form = self.widgets[form].get("parent")
-        if form is None:
-            return []
-        names, todo = [], [form]
-        while todo:
-            name = todo.pop()
-            names.append(name)
-            todo.extend(self.children.get(name, []))
-        return names
+        lineage = [widget, *self.tree.ancestors(widget)]
+        form = next((name for name in lineage if self.widgets[name]["type"] == "form"), None)
+        return [] if form is None else self.tree.subtree(form)
 
     def _validate(self, widget: str, states: dict, out: Output) -> bool:
         specs, _ = self.specs(self.context(states))
