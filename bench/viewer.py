@@ -113,8 +113,18 @@ def make_rows() -> list[dict]:
 
 def simple_widgets() -> list[dict]:
     """The 49 widgets beside the table: (type, name, props, layout), three to a row."""
-    kinds = ("bound", "input", "text", "input", "bound", "input", "text", "button", "input",
-             "checkbox")  # fmt: skip
+    kinds = (
+        "bound",
+        "input",
+        "text",
+        "input",
+        "bound",
+        "input",
+        "text",
+        "button",
+        "input",
+        "checkbox",
+    )
     widgets = []
     for i in range(49):
         kind = kinds[i % len(kinds)]
@@ -130,9 +140,14 @@ def simple_widgets() -> list[dict]:
         else:
             type_, props = "checkbox", {"label": f"Option {i}"}
         widgets.append(
-            {"type": type_, "name": f"{type_}_{i}", "props": props, "bound": kind == "bound",
-             **layout}
-        )  # fmt: skip
+            {
+                "type": type_,
+                "name": f"{type_}_{i}",
+                "props": props,
+                "bound": kind == "bound",
+                **layout,
+            }
+        )
     return widgets
 
 
@@ -183,13 +198,26 @@ def main(count: int) -> None:
     page = Page.objects.create(app=app, name="Overview", slug="overview")
     table = {"name": "customers_table", "x": 0, "y": 0, "w": 12, "h": 8}
     Widget.objects.create(
-        page=page, name=table["name"], type="table",
+        page=page,
+        name=table["name"],
+        type="table",
         properties={"data": rows, "page_size": PAGE_SIZE, "searchable": True},
-        x=table["x"], y=table["y"], w=table["w"], h=table["h"],
-    )  # fmt: skip
+        x=table["x"],
+        y=table["y"],
+        w=table["w"],
+        h=table["h"],
+    )
     for w in widgets:
-        Widget.objects.create(page=page, name=w["name"], type=w["type"], properties=w["props"],
-                              x=w["x"], y=w["y"], w=w["w"], h=w["h"])  # fmt: skip
+        Widget.objects.create(
+            page=page,
+            name=w["name"],
+            type=w["type"],
+            properties=w["props"],
+            x=w["x"],
+            y=w["y"],
+            w=w["w"],
+            h=w["h"],
+        )
     publish(app, editor)
     assert Widget.objects.filter(page=page).count() == 50
 

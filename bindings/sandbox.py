@@ -274,11 +274,30 @@ def _pre_items(a: dict) -> None:
 # Filters that call str() (or json/pprint) on their value.
 _TEXT_FILTERS = frozenset(
     {
-        "capitalize", "center", "e", "escape", "forceescape", "indent", "lower", "pprint",
-        "replace", "safe", "string", "striptags", "title", "tojson", "trim", "truncate",
-        "upper", "urlencode", "urlize", "wordcount", "wordwrap", "xmlattr",
+        "capitalize",
+        "center",
+        "e",
+        "escape",
+        "forceescape",
+        "indent",
+        "lower",
+        "pprint",
+        "replace",
+        "safe",
+        "string",
+        "striptags",
+        "title",
+        "tojson",
+        "trim",
+        "truncate",
+        "upper",
+        "urlencode",
+        "urlize",
+        "wordcount",
+        "wordwrap",
+        "xmlattr",
     }
-)  # fmt: skip
+)
 
 
 def _pre_batch(a: dict) -> None:

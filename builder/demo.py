@@ -60,40 +60,89 @@ def create_demo_app(workspace: Workspace, datasource: Datasource, user=None) -> 
 
     widget("title", "text", {"text": "Contact us", "style": "heading"}, x=0, y=0, w=12, h=1)
     form = widget(
-        "form1", "form", {"title": "Send us a message", "submit_label": "Send",
-                          "show_reset": True, "reset_label": "Clear"},
-        x=0, y=1, w=7, h=9,
-    )  # fmt: skip
+        "form1",
+        "form",
+        {
+            "title": "Send us a message",
+            "submit_label": "Send",
+            "show_reset": True,
+            "reset_label": "Clear",
+        },
+        x=0,
+        y=1,
+        w=7,
+        h=9,
+    )
     form.events = {"submit": SUBMIT}
     form.save()
-    widget("name", "input", {"label": "Your name", "required": True,
-                             "placeholder": "Ada Lovelace"}, form)  # fmt: skip
-    widget("email", "input", {"label": "Email", "input_type": "email", "required": True,
-                              "placeholder": "ada@example.com"}, form)  # fmt: skip
     widget(
-        "message", "input",
-        {"label": "Message", "input_type": "multiline", "required": True,
-         "placeholder": "How can we help?"},
+        "name",
+        "input",
+        {"label": "Your name", "required": True, "placeholder": "Ada Lovelace"},
         form,
-    )  # fmt: skip
-    widget("attachments", "filepicker", {"label": "Attachments", "multiple": True,
-                                         "max_files": 3, "max_file_size_mb": 5}, form)  # fmt: skip
+    )
     widget(
-        "last_result", "text",
-        {"text": "Last result: << send_message.data.message if send_message.data "
-                 "else (send_message.error or 'nothing sent yet') >>", "style": "muted"},
-        x=7, y=1, w=5, h=1,
-    )  # fmt: skip
+        "email",
+        "input",
+        {
+            "label": "Email",
+            "input_type": "email",
+            "required": True,
+            "placeholder": "ada@example.com",
+        },
+        form,
+    )
     widget(
-        "sent", "table",
-        {"data": "<< send_message.runs >>",
-         "columns": [{"key": "created_at", "label": "Sent at"},
-                     {"key": "subject", "label": "Subject"},
-                     {"key": "status", "label": "Status"}],
-         "page_size": 5, "searchable": True, "selectable": False},
-        x=7, y=2, w=5, h=8,
-    )  # fmt: skip
-    Query.objects.create(app=app, name="send_message", datasource=datasource,
-                         fields=dict(SEND_FIELDS))  # fmt: skip
+        "message",
+        "input",
+        {
+            "label": "Message",
+            "input_type": "multiline",
+            "required": True,
+            "placeholder": "How can we help?",
+        },
+        form,
+    )
+    widget(
+        "attachments",
+        "filepicker",
+        {"label": "Attachments", "multiple": True, "max_files": 3, "max_file_size_mb": 5},
+        form,
+    )
+    widget(
+        "last_result",
+        "text",
+        {
+            "text": "Last result: << send_message.data.message if send_message.data "
+            "else (send_message.error or 'nothing sent yet') >>",
+            "style": "muted",
+        },
+        x=7,
+        y=1,
+        w=5,
+        h=1,
+    )
+    widget(
+        "sent",
+        "table",
+        {
+            "data": "<< send_message.runs >>",
+            "columns": [
+                {"key": "created_at", "label": "Sent at"},
+                {"key": "subject", "label": "Subject"},
+                {"key": "status", "label": "Status"},
+            ],
+            "page_size": 5,
+            "searchable": True,
+            "selectable": False,
+        },
+        x=7,
+        y=2,
+        w=5,
+        h=8,
+    )
+    Query.objects.create(
+        app=app, name="send_message", datasource=datasource, fields=dict(SEND_FIELDS)
+    )
     publish(app, user)
     return app

@@ -254,8 +254,9 @@ def canvas_property(request: HtmxHttpRequest, app: str, page: str, name: str) ->
     except edits.EditError as exc:
         scope = PageScope.of(found, page_obj)
         field = make_field(widget, prop, scope.known, text=raw, error=str(exc))
-        return _refused(str(exc), _field_html(request, found, page_obj, widget, field,
-                                              oob_canvas=False))  # fmt: skip
+        return _refused(
+            str(exc), _field_html(request, found, page_obj, widget, field, oob_canvas=False)
+        )
     canvas_history.record(
         page_obj,
         f"Set {name}.{prop.name}",
@@ -293,8 +294,9 @@ def canvas_rename(request: HtmxHttpRequest, app: str, page: str, name: str) -> H
             page_obj, f"Rename {name} to {new_name}", lambda: edits.rename(widget, new_name)
         )
     except edits.EditError as exc:
-        html = render_to_string("editor/canvas/pane.html#name_messages",
-                                {"name_error": str(exc)}, request)  # fmt: skip
+        html = render_to_string(
+            "editor/canvas/pane.html#name_messages", {"name_error": str(exc)}, request
+        )
         return _refused(str(exc), html)
     html = render_to_string(
         "editor/canvas/pane.html", pane_context(found, page_obj, widget), request

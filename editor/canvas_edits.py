@@ -135,8 +135,10 @@ def container_named(page: Page, name: str) -> Widget:
     if parent is None:
         raise EditError(f"There is no widget “{name}” on this page.", "parent")
     if not _is_container(parent.type):
-        raise EditError(f"{parent.name} is not a container: drop widgets into a form, "
-                        "a container or a modal.", "parent")  # fmt: skip
+        raise EditError(
+            f"{parent.name} is not a container: drop widgets into a form, a container or a modal.",
+            "parent",
+        )
     return parent
 
 
@@ -188,8 +190,9 @@ def move(widget: Widget, data) -> None:
         )
     else:
         # Inside a container only the size is kept (for when it leaves the container).
-        _, _, widget.w, widget.h = clamp(0, 0, widget.w if w is None else w,
-                                         widget.h if h is None else h)  # fmt: skip
+        _, _, widget.w, widget.h = clamp(
+            0, 0, widget.w if w is None else w, widget.h if h is None else h
+        )
     widget.save()
     push_down(widget.page, widget)
 

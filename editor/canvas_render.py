@@ -22,7 +22,8 @@ from django.utils.safestring import SafeString, mark_safe
 
 from bindings import check_names
 from bindings.namespace import CONTEXT_NAMES, CONTEXT_PATHS, QUERY_KEYS, names_in_scope
-from builder.models import App, AppVersion, Page, Widget
+from builder.models import App, Page, Widget
+from builder.schema import AppDocument
 from builder.tree import Tree
 from core.text import as_bool
 from viewer.runtime import PageRuntime
@@ -54,8 +55,16 @@ def palette() -> list[dict]:
     tiles = []
     for name, widget_type in TYPES.items():
         w, h = size_of(name)
-        tiles.append({"type": name, "label": widget_type.label, "w": w, "h": h,
-                      "icon": icon(name), "container": widget_type.container})  # fmt: skip
+        tiles.append(
+            {
+                "type": name,
+                "label": widget_type.label,
+                "w": w,
+                "h": h,
+                "icon": icon(name),
+                "container": widget_type.container,
+            }
+        )
     return tiles
 
 
@@ -69,14 +78,11 @@ class Grid:
 
 
 def render_grid(request: HttpRequest, app: App, page: Page, selected: str = "") -> Grid:
-    widgets = snapshot(page)
-    names = {w["name"] for w in widgets}
+    page_document = page.to_document()
+    names = {w.name for w in page_document.widgets}
     selected = selected if selected in names else ""
-    document = {"pages": [{"name": page.name, "slug": page.slug, "widgets": widgets}],
-                "queries": []}  # fmt: skip
-    runtime = PageRuntime(
-        request, app, AppVersion(app=app, number=0, document=document), page.slug, preview=True
-    )
+    document = AppDocument.model_construct(pages=[page_document], queries=[])
+    runtime = PageRuntime(request, app, document, page.slug, preview=True)
     try:
         states = runtime.initial_states()
     except Exception:  # a widget of an unknown type: draw the rest without state
@@ -89,23 +95,30 @@ def render_grid(request: HttpRequest, app: App, page: Page, selected: str = "") 
         children = [frame(child, False) for child in runtime.tree.children(name)]
         inner, hidden = _render_widget(runtime, name, context, children)
         try:
-            widget_type = get_type(doc["type"])
+            widget_type = get_type(doc.type)
             label, container = widget_type.label, widget_type.container
         except LookupError:
-            label, container = doc["type"], False
+            label, container = doc.type, False
         return render_to_string(
             "editor/canvas/frame.html",
-            {"w": doc, "label": label, "container": container, "top": top, "hidden": hidden,
-             "selected": name == selected, "inner": inner},
-        )  # fmt: skip
+            {
+                "w": doc,
+                "label": label,
+                "container": container,
+                "top": top,
+                "hidden": hidden,
+                "selected": name == selected,
+                "inner": inner,
+            },
+        )
 
     top = runtime.tree.children(None)
-    bottom = max((w["y"] + w["h"] for w in widgets if not w.get("parent")), default=0)
+    bottom = max((w.y + w.h for w in page_document.widgets if not w.parent), default=0)
     return Grid(
         frames=[frame(name, True) for name in top],
         rows=max(bottom + SPARE_ROWS, MIN_ROWS),
         selected=selected,
-        empty=not widgets,
+        empty=not page_document.widgets,
     )
 
 
@@ -116,12 +129,12 @@ def _render_widget(
     dimmed: an editor must show what it edits)."""
     doc = runtime.widgets[name]
     try:
-        widget_type = get_type(doc["type"])
+        widget_type = get_type(doc.type)
         props, errors = runtime.evaluate_props(name, context)
         hidden = "visible" not in errors and not as_bool(props.get("visible", True))
         if hidden:
             props = {**props, "visible": True}
-        spec = WidgetSpec(name=name, type=doc["type"], props=props)
+        spec = WidgetSpec(name=name, type=doc.type, props=props)
         html = widget_type.render(
             spec,
             state=None,
@@ -219,14 +232,25 @@ class Field:
         kind = self.prop.kind
         if self.binding:
             return "textarea" if kind in ("json", "list", "multiline") else "text"
-        return {"text": "text", "multiline": "textarea", "number": "number", "bool": "checkbox",
-                "select": "select", "json": "code", "list": "code"}[kind]  # fmt: skip
+        return {
+            "text": "text",
+            "multiline": "textarea",
+            "number": "number",
+            "bool": "checkbox",
+            "select": "select",
+            "json": "code",
+            "list": "code",
+        }[kind]
 
 
 def make_field(
-    widget: Widget | dict, prop: Prop, known: frozenset[str], binding: bool | None = None,
-    text: str | None = None, error: str = "",
-) -> Field:  # fmt: skip
+    widget: Widget | dict,
+    prop: Prop,
+    known: frozenset[str],
+    binding: bool | None = None,
+    text: str | None = None,
+    error: str = "",
+) -> Field:
     properties = (widget.properties if isinstance(widget, Widget) else widget["properties"]) or {}
     name = widget.name if isinstance(widget, Widget) else widget["name"]
     is_set = prop.name in properties
@@ -279,8 +303,9 @@ class PageScope:
         )
 
 
-def pane_context(app: App, page: Page, widget: Widget | None, scope: PageScope | None = None,
-                 posted: Any = None) -> dict[str, Any]:  # fmt: skip
+def pane_context(
+    app: App, page: Page, widget: Widget | None, scope: PageScope | None = None, posted: Any = None
+) -> dict[str, Any]:
     """What templates/editor/canvas/pane.html needs for ``widget`` (None: nothing selected)."""
     if widget is None:
         return {"app": app, "page": page, "widget": None}

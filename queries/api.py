@@ -66,8 +66,9 @@ def _inputs(request: HttpRequest) -> dict:
     try:
         payload = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise RunRequestError(where, f"{where}: invalid JSON ({exc.msg} at line {exc.lineno} "
-                                     f"column {exc.colno}).") from None  # fmt: skip
+        raise RunRequestError(
+            where, f"{where}: invalid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})."
+        ) from None
     if where == "body":
         if not isinstance(payload, dict):
             raise RunRequestError("body", "body must be a JSON object with an inputs key.")

@@ -1,9 +1,9 @@
 """The published app at run time: widget state from a request, bound properties,
 rendering, and the action chains that widget events run.
 
-A page is rendered from its published document (builder.publishing): widgets are read
-from there, never from the editable rows, so that editing changes nothing for viewers
-until the next publish.
+A page is rendered from its published document (``AppVersion.app_document()``, the typed
+app document of builder.schema): widgets and queries are read from there, never from
+the editable rows, so that editing changes nothing for viewers until the next publish.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -20,14 +21,14 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.datastructures import MultiValueDict
 from django.utils.safestring import SafeString, mark_safe
+from pydantic import ValidationError as SchemaError
 
 from bindings import BindingError, evaluate, referenced_names
 from builder.access import get_app_for_editor, get_app_for_member
 from builder.actions import REGISTRY, RunQuery, Step, StepPath, run_chain
-from builder.document import export_app
-from builder.models import App, AppVersion, Query
+from builder.models import App, Query
 from builder.publishing import published
-from builder.schema import QueryDocument
+from builder.schema import AppDocument, QueryDocument, WidgetDocument
 from builder.tree import Tree
 from queries.context import binding_context, query_states
 from queries.errors import RunRequestError
@@ -36,23 +37,31 @@ from queries.models import QueryRun
 from widgets import RenderAttrs, WidgetSpec, get_type
 from workspaces.models import Role
 
+log = logging.getLogger(__name__)
+
 POLL_DELAY = "600ms"
 PARTIALS = "viewer/partials.html"
 
 
-def load_draft(request: HttpRequest, slug: str) -> tuple[App, AppVersion]:
+def load_draft(request: HttpRequest, slug: str) -> tuple[App, AppDocument]:
     """The app as it is being edited (not saved as a version), for its editors."""
     app = get_app_for_editor(request, slug)
-    return app, AppVersion(app=app, number=0, document=export_app(app))
+    return app, app.to_document()
 
 
-def load_app(request: HttpRequest, slug: str) -> tuple[App, AppVersion]:
-    """The app and its published version, for a member of its workspace (any role)."""
+def load_app(request: HttpRequest, slug: str) -> tuple[App, AppDocument]:
+    """The app and its published version's document, for a member of its workspace
+    (any role)."""
     app = get_app_for_member(request, slug)
     version = published(app)
     if version is None:
         raise Http404("This app has not been published yet")
-    return app, version
+    try:
+        return app, version.app_document()
+    except SchemaError:
+        # Written by an older release and no longer readable: say so, never a 500.
+        log.exception("published version %s of app %s cannot be read", version.pk, app.pk)
+        raise Http404("This app's published version cannot be read: publish it again") from None
 
 
 @dataclass
@@ -81,7 +90,7 @@ class PageRuntime:
         self,
         request: HttpRequest,
         app: App,
-        version: AppVersion,
+        document: AppDocument,
         page_slug: str | None,
         *,
         preview: bool = False,
@@ -89,22 +98,20 @@ class PageRuntime:
         self.request = request
         self.preview = preview
         self.app = app
-        self.version = version
-        pages = version.document.get("pages", [])
+        self.document = document
+        pages = document.pages
         if not pages:
             raise Http404("This app has no pages")
         page = (
-            pages[0]
-            if page_slug is None
-            else next((p for p in pages if p.get("slug") == page_slug), None)
+            pages[0] if page_slug is None else next((p for p in pages if p.slug == page_slug), None)
         )
         if page is None:
             raise Http404("No such page")
         self.pages = pages
         self.page = page
-        self.widgets: dict[str, dict] = {w["name"]: w for w in page.get("widgets", [])}
-        self.tree = Tree((w["name"], w.get("parent")) for w in page.get("widgets", []))
-        self.queries: dict[str, dict] = {q["name"]: q for q in version.document.get("queries", [])}
+        self.widgets: dict[str, WidgetDocument] = {w.name: w for w in page.widgets}
+        self.tree = Tree((w.name, w.parent) for w in page.widgets)
+        self.queries: dict[str, QueryDocument] = {q.name: q for q in document.queries}
         self.url = dict(parse_qsl(urlsplit(self._current_url()).query))
         membership = app.workspace.memberships.filter(user_id=request.user.pk).first()
         self.role = Role(membership.role) if membership else Role.VIEWER
@@ -121,11 +128,11 @@ class PageRuntime:
 
     def page_url(self, slug: str | None = None) -> str:
         route = "viewer:preview_page" if self.preview else "viewer:app_page"
-        return reverse(route, args=[self.app.slug, slug or self.page["slug"]])
+        return reverse(route, args=[self.app.slug, slug or self.page.slug])
 
     def _endpoint(self, name: str, *args) -> str:
         route = f"viewer:{'preview' if self.preview else 'app'}_{name}"
-        return reverse(route, args=[self.app.slug, self.page["slug"], *args])
+        return reverse(route, args=[self.app.slug, self.page.slug, *args])
 
     # State and properties ---------------------------------------------------------------
     def _order(self) -> list[str]:
@@ -150,16 +157,16 @@ class PageRuntime:
         )
         context.update({name: {} for name in self.widgets})
         context.update(states)
-        context["page"] = {"name": self.page.get("name"), "slug": self.page.get("slug")}
+        context["page"] = {"name": self.page.name, "slug": self.page.slug}
         return context
 
     def evaluate_props(self, name: str, context: dict) -> tuple[dict, dict[str, str]]:
         doc = self.widgets[name]
-        widget_type = get_type(doc["type"])
+        widget_type = get_type(doc.type)
         bindable = {p.name for p in widget_type.props if p.bindable}
         props: dict[str, Any] = {}
         errors: dict[str, str] = {}
-        for prop, raw in (doc.get("properties") or {}).items():
+        for prop, raw in doc.properties.items():
             if prop not in bindable:
                 props[prop] = raw
                 continue
@@ -176,7 +183,7 @@ class PageRuntime:
             props, errors = self.evaluate_props(name, context)
             children = tuple(specs[c] for c in self.tree.children(name))
             specs[name] = WidgetSpec(
-                name=name, type=self.widgets[name]["type"], props=props, children=children
+                name=name, type=self.widgets[name].type, props=props, children=children
             )
             prop_errors[name] = errors
         return specs, prop_errors
@@ -202,10 +209,10 @@ class PageRuntime:
         """The widgets' default values, as the browser would post them."""
         data = QueryDict(mutable=True)
         for name, doc in self.widgets.items():
-            default = (doc.get("properties") or {}).get("default_value")
+            default = doc.properties.get("default_value")
             if default in (None, "") or (isinstance(default, str) and "<<" in default):
                 continue
-            posted = get_type(doc["type"]).posted_default(default)
+            posted = get_type(doc.type).posted_default(default)
             if posted is not None:
                 data[name] = posted
         return data
@@ -232,7 +239,7 @@ class PageRuntime:
         oob: bool = False,
     ) -> SafeString:
         doc = self.widgets[name]
-        widget_type = get_type(doc["type"])
+        widget_type = get_type(doc.type)
         children = [
             self.render_cell(c, specs, prop_errors, states, []) for c in self.tree.children(name)
         ]
@@ -245,14 +252,14 @@ class PageRuntime:
             children_html=children,
             attrs=self.attrs(name),
         )
-        context = {"name": name, "type": doc["type"], "inner": inner, "oob": oob}
-        if top or doc.get("parent") is None:
+        context = {"name": name, "type": doc.type, "inner": inner, "oob": oob}
+        if top or doc.parent is None:
             context["place"] = grid_place(doc)
         return render_to_string(f"{PARTIALS}#cell", context)
 
     def attrs(self, name: str) -> RenderAttrs:
         events: dict[str, SafeString] = {}
-        for event, actions in (self.widgets[name].get("events") or {}).items():
+        for event, actions in self.widgets[name].events.items():
             if not actions:
                 continue
             context = {
@@ -268,8 +275,8 @@ class PageRuntime:
     def _confirm(self, actions: list[dict]) -> str:
         for action in actions:
             query = self.queries.get(action.get("query", ""))
-            if action.get("action") == RunQuery.key and query and query.get("confirm_before_run"):
-                return f"Run {query['name']}?"
+            if action.get("action") == RunQuery.key and query and query.confirm_before_run:
+                return f"Run {query.name}?"
         return ""
 
     def refresh_widget(self, name: str, data, files) -> str:
@@ -284,7 +291,7 @@ class PageRuntime:
         doc = self.widgets.get(widget)
         if doc is None:
             raise Http404("No such widget")
-        actions = (doc.get("events") or {}).get(event)
+        actions = doc.events.get(event)
         if not actions:
             raise Http404("No handler for this event")
         states = self.read_states(data, files)
@@ -299,7 +306,7 @@ class PageRuntime:
     def _scope(self, widget: str) -> list[str]:
         """The widgets an event validates: the enclosing form's, or the form's own."""
         lineage = [widget, *self.tree.ancestors(widget)]
-        form = next((name for name in lineage if self.widgets[name]["type"] == "form"), None)
+        form = next((name for name in lineage if self.widgets[name].type == "form"), None)
         return [] if form is None else self.tree.subtree(form)
 
     def _validate(self, widget: str, states: dict, out: Output) -> bool:
@@ -353,7 +360,7 @@ class PageRuntime:
             self.request.user,
             states,
             url=self.url,
-            published=QueryDocument.model_validate(published_query),
+            published=published_query,
         )
         # The new run is what << name.status >> and the like read from now on.
         self._query_states = None
@@ -404,14 +411,16 @@ class PageRuntime:
     def _action_at(self, trigger: str, path: str, query: str) -> tuple[StepPath | None, dict]:
         """The run_query at ``path`` of ``trigger``'s events, which must run ``query``."""
         if not path:
-            if not (self.queries.get(query) or {}).get("run_on_page_load"):
+            published_query = self.queries.get(query)
+            if published_query is None or not published_query.run_on_page_load:
                 raise Http404("No such action for this run")
             return None, {"query": query}
         try:
             step_path = StepPath.parse(path)
         except ValueError:
             raise Http404("No such action for this run") from None
-        action = step_path.find((self.widgets.get(trigger) or {}).get("events") or {})
+        widget = self.widgets.get(trigger)
+        action = step_path.find(widget.events if widget is not None else {})
         if (
             not step_path.is_action
             or not isinstance(action, dict)
@@ -430,8 +439,8 @@ class PageRuntime:
                 )
 
     @staticmethod
-    def _reads(doc: dict, query_name: str) -> bool:
-        for raw in (doc.get("properties") or {}).values():
+    def _reads(doc: WidgetDocument, query_name: str) -> bool:
+        for raw in doc.properties.values():
             if isinstance(raw, str) and "<<" in raw:
                 try:
                     if query_name in referenced_names(raw):
@@ -444,7 +453,7 @@ class PageRuntime:
         """Queries marked "run on page load" start as the page opens."""
         pollers = []
         for name, doc in self.queries.items():
-            if not doc.get("run_on_page_load"):
+            if not doc.run_on_page_load:
                 continue
             try:
                 run = self.start_run(name, states)
@@ -502,11 +511,11 @@ class ActionRunner:
         run_chain(actions, path, step, self)
 
 
-def grid_place(doc: dict) -> dict[str, int]:
+def grid_place(doc: WidgetDocument) -> dict[str, int]:
     """Where a top-level cell sits on the page's 12-column grid (0-based x and y)."""
-    x = min(max(int(doc.get("x", 0)), 0), 11)
-    w = min(max(int(doc.get("w", 12)), 1), 12)
-    return {"x": x, "w": w, "y": max(int(doc.get("y", 0)), 0), "h": max(int(doc.get("h", 1)), 1)}
+    x = min(max(doc.x, 0), 11)
+    w = min(max(doc.w, 1), 12)
+    return {"x": x, "w": w, "y": max(doc.y, 0), "h": max(doc.h, 1)}
 
 
 def run_download(run: QueryRun, filename: str) -> tuple[bytes, str]:

@@ -14,19 +14,18 @@ from viewer.runtime import Output, PageRuntime, load_app, load_draft, run_downlo
 
 
 def _runtime(request: HttpRequest, app: str, page: str | None, preview: bool) -> PageRuntime:
-    found, version = load_draft(request, app) if preview else load_app(request, app)
-    return PageRuntime(request, found, version, page, preview=preview)
+    found, document = load_draft(request, app) if preview else load_app(request, app)
+    return PageRuntime(request, found, document, page, preview=preview)
 
 
 @login_required
 @require_GET
 def page(request: HttpRequest, app: str, page: str | None = None, preview=False) -> HttpResponse:
     runtime = _runtime(request, app, page, preview)
-    found, version = runtime.app, runtime.version
     states = runtime.initial_states()
     context = {
-        "app": found,
-        "version": version,
+        "app": runtime.app,
+        "document": runtime.document,
         "runtime": runtime,
         "cells": runtime.render_page(states),
         "pollers": runtime.load_pollers(states),

@@ -129,8 +129,9 @@ def test_a_new_user_builds_and_publishes_an_app(
     set_prop(page, "email", "label", "Email")
     set_prop(page, "filepicker1", "label", "Files")
     set_prop(page, "button1", "text", "Send")
-    children = set(Widget.objects.filter(page__app=app, parent__name="form1")
-                   .values_list("name", flat=True))  # fmt: skip
+    children = set(
+        Widget.objects.filter(page__app=app, parent__name="form1").values_list("name", flat=True)
+    )
     assert {"name", "email", "filepicker1"} <= children
     screenshot("guide-1-canvas")
 

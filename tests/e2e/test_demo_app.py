@@ -16,10 +16,18 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture
 def demo(team, smtp_server, celery_worker):
     datasource = Datasource.objects.create(
-        workspace=team.workspace, name="Mailer", kind="smtp",
-        config={"host": "127.0.0.1", "port": smtp_server.port, "security": "none",
-                "auth": "none", "timeout": 3, "verify_certificate": True},
-    )  # fmt: skip
+        workspace=team.workspace,
+        name="Mailer",
+        kind="smtp",
+        config={
+            "host": "127.0.0.1",
+            "port": smtp_server.port,
+            "security": "none",
+            "auth": "none",
+            "timeout": 3,
+            "verify_certificate": True,
+        },
+    )
     app = create_demo_app(team.workspace, datasource, team.owner)
     return app, datasource
 
@@ -34,10 +42,12 @@ def test_sending_the_contact_form(demo, live_server, sign_in, page, smtp_server,
     sign_in("viewer", "viewer-pass-1")
     page.goto(f"{live_server.url}/apps/contact-us/")
     fill_form(page)
-    page.get_by_label("Attachments").set_input_files([
-        {"name": "notes.txt", "mimeType": "text/plain", "buffer": b"first file"},
-        {"name": "photo.png", "mimeType": "image/png", "buffer": b"\x89PNG second"},
-    ])  # fmt: skip
+    page.get_by_label("Attachments").set_input_files(
+        [
+            {"name": "notes.txt", "mimeType": "text/plain", "buffer": b"first file"},
+            {"name": "photo.png", "mimeType": "image/png", "buffer": b"\x89PNG second"},
+        ]
+    )
     send = page.get_by_role("button", name="Send")
     send.dblclick()
     toast = page.locator(".kiln-toast-success")
@@ -94,8 +104,11 @@ def test_a_required_field_left_empty_sends_nothing(demo, live_server, sign_in, p
 def test_a_file_over_the_limit_is_refused_in_the_browser(demo, live_server, sign_in, page):
     sign_in("viewer", "viewer-pass-1")
     page.goto(f"{live_server.url}/apps/contact-us/")
-    big = {"name": "huge.bin", "mimeType": "application/octet-stream",
-           "buffer": b"x" * (5 * 1024 * 1024 + 10)}  # fmt: skip
+    big = {
+        "name": "huge.bin",
+        "mimeType": "application/octet-stream",
+        "buffer": b"x" * (5 * 1024 * 1024 + 10),
+    }
     page.get_by_label("Attachments").set_input_files([big])
     expect(page.locator("#attachments-errors")).to_contain_text("huge.bin")
     assert page.get_by_label("Attachments").evaluate("el => el.files.length") == 0

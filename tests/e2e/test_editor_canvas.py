@@ -144,8 +144,9 @@ def test_building_a_page_with_the_mouse(shop, live_server, sign_in, page, screen
 
 def test_keyboard_copy_paste_undo_redo(shop, live_server, sign_in, page):
     app, home = shop
-    Widget.objects.create(page=home, name="title", type="text", properties={"text": "Hi"},
-                          x=0, y=0, w=6, h=1)  # fmt: skip
+    Widget.objects.create(
+        page=home, name="title", type="text", properties={"text": "Hi"}, x=0, y=0, w=6, h=1
+    )
     sign_in("teammate", "teammate-pass-1")
     page.goto(f"{live_server.url}/edit/{app.slug}/p/{home.slug}/")
     page.locator("#cv-w-title").click()
@@ -181,25 +182,46 @@ def test_a_form_takes_dropped_fields_and_its_events_are_wired_in_the_pane(
 
     app, home = shop
     datasource = Datasource.objects.create(
-        workspace=app.workspace, name="Mailer", kind="smtp",
-        config={"host": "127.0.0.1", "port": 2525, "security": "none", "auth": "none",
-                "timeout": 5, "verify_certificate": True},
-    )  # fmt: skip
+        workspace=app.workspace,
+        name="Mailer",
+        kind="smtp",
+        config={
+            "host": "127.0.0.1",
+            "port": 2525,
+            "security": "none",
+            "auth": "none",
+            "timeout": 5,
+            "verify_certificate": True,
+        },
+    )
     Query.objects.create(app=app, name="send_message", datasource=datasource, fields={})
-    form = Widget.objects.create(page=home, name="form1", type="form", x=0, y=0, w=6, h=7,
-                                 properties={"title": "Contact us"})  # fmt: skip
-    Widget.objects.create(page=home, parent=form, name="email", type="input",
-                          properties={"label": "Email"})  # fmt: skip
-    Widget.objects.create(page=home, name="note", type="text", x=6, y=0, w=6, h=1,
-                          properties={"text": "<< send_message.data.message >>"})  # fmt: skip
+    form = Widget.objects.create(
+        page=home, name="form1", type="form", x=0, y=0, w=6, h=7, properties={"title": "Contact us"}
+    )
+    Widget.objects.create(
+        page=home, parent=form, name="email", type="input", properties={"label": "Email"}
+    )
+    Widget.objects.create(
+        page=home,
+        name="note",
+        type="text",
+        x=6,
+        y=0,
+        w=6,
+        h=1,
+        properties={"text": "<< send_message.data.message >>"},
+    )
     sign_in("teammate", "teammate-pass-1")
     page.goto(f"{live_server.url}/edit/{app.slug}/p/{home.slug}/")
 
     # A field dropped on the form goes inside it, after its other fields.
     frame = page.locator("#cv-w-form1")
     box = frame.bounding_box()
-    drag(page, centre(page.locator('.cv-tile[data-type="checkbox"]')),
-         (box["x"] + box["width"] / 2, box["y"] + box["height"] - 90))  # fmt: skip
+    drag(
+        page,
+        centre(page.locator('.cv-tile[data-type="checkbox"]')),
+        (box["x"] + box["width"] / 2, box["y"] + box["height"] - 90),
+    )
     expect(frame.locator("#cv-w-checkbox1")).to_be_visible()
     assert Widget.objects.get(name="checkbox1").parent_id == form.pk
 
@@ -217,11 +239,21 @@ def test_a_form_takes_dropped_fields_and_its_events_are_wired_in_the_pane(
     expect(page.locator("#ev-warn-submit-0-on_success-0")).to_contain_text("unknown name")
     expect(page.locator("#cv-status")).to_have_text("All changes saved")
     events = Widget.objects.get(name="form1").events
-    assert events == {"submit": [{
-        "action": "run_query", "query": "send_message",
-        "on_success": [{"action": "show_toast", "kind": "success",
-                        "message": "Sent to << fom1.data.email >>"}],
-        "on_error": [],
-    }]}  # fmt: skip
+    assert events == {
+        "submit": [
+            {
+                "action": "run_query",
+                "query": "send_message",
+                "on_success": [
+                    {
+                        "action": "show_toast",
+                        "kind": "success",
+                        "message": "Sent to << fom1.data.email >>",
+                    }
+                ],
+                "on_error": [],
+            }
+        ]
+    }
     page.locator("#cv-events").scroll_into_view_if_needed()
     screenshot("editor-canvas-events")

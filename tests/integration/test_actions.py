@@ -17,36 +17,57 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture
 def app(team, smtp_server):
     datasource = Datasource.objects.create(
-        workspace=team.workspace, name="Mailer", kind="smtp",
-        config={"host": "127.0.0.1", "port": smtp_server.port, "security": "none",
-                "auth": "none", "timeout": 5, "verify_certificate": True},
-    )  # fmt: skip
+        workspace=team.workspace,
+        name="Mailer",
+        kind="smtp",
+        config={
+            "host": "127.0.0.1",
+            "port": smtp_server.port,
+            "security": "none",
+            "auth": "none",
+            "timeout": 5,
+            "verify_certificate": True,
+        },
+    )
     app = App.objects.create(workspace=team.workspace, name="Tools", slug="tools")
     home = Page.objects.create(app=app, name="Home", slug="home")
     Page.objects.create(app=app, name="Other", slug="other")
-    Widget.objects.create(page=home, name="name_in", type="input",
-                          properties={"label": "Name", "default_value": "Ann"})  # fmt: skip
-    Widget.objects.create(page=home, name="greeting", type="text",
-                          properties={"text": "Hello << url.who or name_in.value >>"})  # fmt: skip
+    Widget.objects.create(
+        page=home,
+        name="name_in",
+        type="input",
+        properties={"label": "Name", "default_value": "Ann"},
+    )
+    Widget.objects.create(
+        page=home,
+        name="greeting",
+        type="text",
+        properties={"text": "Hello << url.who or name_in.value >>"},
+    )
     Widget.objects.create(page=home, name="m1", type="modal", properties={"title": "Details"})
     buttons = {
-        "toast_btn": [{"action": "show_toast", "kind": "info",
-                       "message": "Hi << name_in.value >>"}],
+        "toast_btn": [
+            {"action": "show_toast", "kind": "info", "message": "Hi << name_in.value >>"}
+        ],
         "set_btn": [{"action": "set_value", "widget": "name_in", "value": "<< 'Bob' >>"}],
         "reset_btn": [{"action": "reset_widget", "widget": "name_in"}],
-        "nav_btn": [{"action": "navigate", "page": "other",
-                     "params": {"who": "<< name_in.value >>"}}],
+        "nav_btn": [
+            {"action": "navigate", "page": "other", "params": {"who": "<< name_in.value >>"}}
+        ],
         "modal_btn": [{"action": "open_modal", "modal": "m1"}],
         "dl_btn": [{"action": "download", "query": "ping", "filename": "ping.json"}],
         "ping_btn": [{"action": "run_query", "query": "ping"}],
         "bad_btn": [{"action": "show_toast", "kind": "info", "message": "<< nope.x >>"}],
-    }  # fmt: skip
+    }
     for name, chain in buttons.items():
         Widget.objects.create(page=home, name=name, type="button", events={"click": chain})
     Query.objects.create(
-        app=app, name="ping", datasource=datasource, confirm_before_run=True,
+        app=app,
+        name="ping",
+        datasource=datasource,
+        confirm_before_run=True,
         fields={"from": "a@kiln.test", "to": "b@example.com", "subject": "Ping"},
-    )  # fmt: skip
+    )
     publish(app, team.owner)
     return app
 
@@ -114,8 +135,9 @@ def test_a_run_that_fails_shows_an_error_toast_without_handlers(client, team, ap
     client.force_login(team.viewer)
     click(client, "ping_btn")
     run = QueryRun.objects.get()
-    poll = client.post(f"/apps/tools/home/runs/{run.pk}/poll",
-                       {"path": "click-0", "trigger": "ping_btn"})  # fmt: skip
+    poll = client.post(
+        f"/apps/tools/home/runs/{run.pk}/poll", {"path": "click-0", "trigger": "ping_btn"}
+    )
     assert "kiln-toast-error" in poll.text and "550 5.1.1 Mailbox unavailable" in poll.text
 
 
@@ -150,6 +172,7 @@ def test_a_poll_cannot_continue_another_chain(client, team, app):
     client.force_login(team.viewer)
     click(client, "ping_btn")
     run = QueryRun.objects.get()
-    poll = client.post(f"/apps/tools/home/runs/{run.pk}/poll",
-                       {"path": "click-0", "trigger": "toast_btn"})  # fmt: skip
+    poll = client.post(
+        f"/apps/tools/home/runs/{run.pk}/poll", {"path": "click-0", "trigger": "toast_btn"}
+    )
     assert poll.status_code == 404

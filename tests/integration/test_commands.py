@@ -52,7 +52,12 @@ def test_send_test_email_names_the_bad_field(db):
 def test_createsuperuser_works(db, monkeypatch):
     monkeypatch.setenv("DJANGO_SUPERUSER_PASSWORD", "admin-pass-123")
     call_command(
-        "createsuperuser", "--noinput", "--username", "admin", "--email", "a@kiln.test",
+        "createsuperuser",
+        "--noinput",
+        "--username",
+        "admin",
+        "--email",
+        "a@kiln.test",
         stdout=io.StringIO(),
-    )  # fmt: skip
+    )
     assert get_user_model().objects.get(username="admin").is_superuser

@@ -12,10 +12,17 @@ PASSWORD = "Sup3r-Secret-Pw!"
 
 def form_data(**overrides):
     data = {
-        "name": "Mailer", "kind": "smtp", "host": "127.0.0.1", "port": "587",
-        "security": "starttls", "auth": "password", "username": "mailer",
-        "password": PASSWORD, "timeout": "10", "verify_certificate": "on",
-    }  # fmt: skip
+        "name": "Mailer",
+        "kind": "smtp",
+        "host": "127.0.0.1",
+        "port": "587",
+        "security": "starttls",
+        "auth": "password",
+        "username": "mailer",
+        "password": PASSWORD,
+        "timeout": "10",
+        "verify_certificate": "on",
+    }
     data.update(overrides)
     return data
 
@@ -23,11 +30,20 @@ def form_data(**overrides):
 @pytest.fixture
 def ds(team):
     return Datasource.objects.create(
-        workspace=team.workspace, name="Mailer", kind="smtp",
-        config={"host": "127.0.0.1", "port": 587, "security": "starttls", "auth": "password",
-                "username": "mailer", "timeout": 10, "verify_certificate": True},
+        workspace=team.workspace,
+        name="Mailer",
+        kind="smtp",
+        config={
+            "host": "127.0.0.1",
+            "port": 587,
+            "security": "starttls",
+            "auth": "password",
+            "username": "mailer",
+            "timeout": 10,
+            "verify_certificate": True,
+        },
         secret=PASSWORD,
-    )  # fmt: skip
+    )
 
 
 def url(name, team, *args):

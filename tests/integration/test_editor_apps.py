@@ -267,12 +267,15 @@ def test_importing_a_file_with_a_new_datasource_creates_it(editor, team):
         "version": 1,
         "app": {"name": "Mailer app"},
         "datasources": [
-            {"name": "Relay", "kind": "smtp",
-             "config": {"host": "127.0.0.1", "port": 2525, "security": "none", "auth": "none"}}
+            {
+                "name": "Relay",
+                "kind": "smtp",
+                "config": {"host": "127.0.0.1", "port": 2525, "security": "none", "auth": "none"},
+            }
         ],
         "pages": [{"name": "Home", "widgets": [{"name": "title", "type": "text"}]}],
         "queries": [{"name": "notify", "datasource": "Relay", "action": "send_email"}],
-    }  # fmt: skip
+    }
     editor.post(f"/w/{team.workspace.slug}/apps/import", {"file": upload(document)})
     app = App.objects.get(name="Mailer app")
     assert app.queries.get().datasource.name == "Relay"
@@ -308,11 +311,20 @@ def test_an_upload_never_reads_the_servers_environment(editor, team, monkeypatch
         "version": 1,
         "app": {"name": "Leaky"},
         "datasources": [
-            {"name": "Evil", "kind": "smtp", "password": {"env": "KILN_TEST_SECRET"},
-             "config": {"host": "127.0.0.1", "port": 2525, "security": "none",
-                        "auth": "password", "username": "u"}}
+            {
+                "name": "Evil",
+                "kind": "smtp",
+                "password": {"env": "KILN_TEST_SECRET"},
+                "config": {
+                    "host": "127.0.0.1",
+                    "port": 2525,
+                    "security": "none",
+                    "auth": "password",
+                    "username": "u",
+                },
+            }
         ],
-    }  # fmt: skip
+    }
     before = stored_counts()
     response = editor.post(f"/w/{team.workspace.slug}/apps/import", {"file": upload(document)})
     assert stored_counts() == before

@@ -23,17 +23,23 @@ DOCS_EVENTS = {
             "action": "run_query",
             "query": "send_message",
             "on_success": [
-                {"action": "show_toast", "kind": "success",
-                 "message": "Sent to << form1.data.email >>"},
+                {
+                    "action": "show_toast",
+                    "kind": "success",
+                    "message": "Sent to << form1.data.email >>",
+                },
                 {"action": "reset_widget", "widget": "form1"},
             ],
             "on_error": [
-                {"action": "show_toast", "kind": "error",
-                 "message": "Not sent: << send_message.error >>"},
+                {
+                    "action": "show_toast",
+                    "kind": "error",
+                    "message": "Not sent: << send_message.error >>",
+                },
             ],
         }
     ]
-}  # fmt: skip
+}
 
 
 @pytest.fixture
@@ -42,10 +48,18 @@ def shop(team):
     page = Page.objects.create(app=app, name="Home")
     Page.objects.create(app=app, name="Thanks", position=1)
     datasource = Datasource.objects.create(
-        workspace=team.workspace, name="Mailer", kind="smtp",
-        config={"host": "127.0.0.1", "port": 2525, "security": "none", "auth": "none",
-                "timeout": 5, "verify_certificate": True},
-    )  # fmt: skip
+        workspace=team.workspace,
+        name="Mailer",
+        kind="smtp",
+        config={
+            "host": "127.0.0.1",
+            "port": 2525,
+            "security": "none",
+            "auth": "none",
+            "timeout": 5,
+            "verify_certificate": True,
+        },
+    )
     Query.objects.create(app=app, name="send_message", datasource=datasource, fields={})
     return app, page
 
@@ -132,13 +146,24 @@ def events_form(html: str) -> dict[str, str]:
 # The page --------------------------------------------------------------------------------
 def test_the_canvas_has_the_palette_the_pages_and_the_widgets(editor, shop):
     app, page = shop
-    Widget.objects.create(page=page, name="title", type="text", properties={"text": "Welcome"},
-                          x=2, y=1, w=6, h=1)  # fmt: skip
+    Widget.objects.create(
+        page=page, name="title", type="text", properties={"text": "Welcome"}, x=2, y=1, w=6, h=1
+    )
     response = editor.get(url(page))
     assert response.status_code == 200
     html = response.text
-    for label in ("Text", "Input", "Select", "Checkbox", "Button", "Form", "File picker",
-                  "Table", "Container", "Modal"):  # fmt: skip
+    for label in (
+        "Text",
+        "Input",
+        "Select",
+        "Checkbox",
+        "Button",
+        "Form",
+        "File picker",
+        "Table",
+        "Container",
+        "Modal",
+    ):
         assert f'<span class="cv-tile-label">{label}</span>' in html
     assert "pages-panel" in html and "Thanks" in html
     assert 'id="cv-w-title"' in html and "Welcome" in html
@@ -152,10 +177,12 @@ def test_the_canvas_has_the_palette_the_pages_and_the_widgets(editor, shop):
 
 def test_a_failing_binding_shows_the_widgets_warning_not_an_error(editor, shop):
     _, page = shop
-    Widget.objects.create(page=page, name="broken", type="text",
-                          properties={"text": "<< nosuch.value >>"})  # fmt: skip
-    Widget.objects.create(page=page, name="zero", type="text", properties={"text": "<< 1 / 0 >>"},
-                          y=1)  # fmt: skip
+    Widget.objects.create(
+        page=page, name="broken", type="text", properties={"text": "<< nosuch.value >>"}
+    )
+    Widget.objects.create(
+        page=page, name="zero", type="text", properties={"text": "<< 1 / 0 >>"}, y=1
+    )
     Widget.objects.create(page=page, name="alien", type="spaceship", y=2)
     response = editor.get(url(page))
     assert response.status_code == 200
@@ -381,9 +408,13 @@ def test_properties_are_stored_as_typed(editor, shop):
     editor.post(save, {"prop": "disabled"})  # an unchecked box is not posted
     editor.post(save, {"prop": "input_type", "value": "email"})
     assert widget(page, "input1").properties == {
-        "label": "Hi << user.name >>", "min": 3, "max": "<< 2 * 5 >>", "required": True,
-        "disabled": False, "input_type": "email",
-    }  # fmt: skip
+        "label": "Hi << user.name >>",
+        "min": 3,
+        "max": "<< 2 * 5 >>",
+        "required": True,
+        "disabled": False,
+        "input_type": "email",
+    }
     editor.post(save, {"prop": "min", "value": ""})  # back to the default
     assert "min" not in widget(page, "input1").properties
 
@@ -391,8 +422,9 @@ def test_properties_are_stored_as_typed(editor, shop):
 def test_a_saved_property_redraws_the_canvas(editor, shop):
     _, page = shop
     add(editor, page, "text", x=0, y=0)
-    response = editor.post(url(page, "property", "text1"),
-                           {"prop": "text", "value": "Hello << user.username >>"})  # fmt: skip
+    response = editor.post(
+        url(page, "property", "text1"), {"prop": "text", "value": "Hello << user.username >>"}
+    )
     assert 'id="cv-grid"' in response.text and 'hx-swap-oob="true"' in response.text
     assert "Hello teammate" in response.text
 
@@ -402,8 +434,9 @@ def test_invalid_json_is_refused_naming_the_field(editor, shop):
     add(editor, page, "select", x=0, y=0)
     edits = PageEdit.objects.count()
     before = widget(page, "select1").properties
-    response = editor.post(url(page, "property", "select1"),
-                           {"prop": "options", "value": '[{"label": "Red", '})  # fmt: skip
+    response = editor.post(
+        url(page, "property", "select1"), {"prop": "options", "value": '[{"label": "Red", '}
+    )
     assert response.status_code == 422
     assert "Options: not valid JSON" in response.text
     assert "Options: not valid JSON" in unquote(response["X-Kiln-Error"])
@@ -448,8 +481,10 @@ def test_a_bindable_choice_can_switch_to_a_binding(editor, shop):
     add(editor, page, "text", x=0, y=0)
     html = editor.get(url(page, name="text1", prop="style") + "?binding=1").text
     assert 'type="text" class="pf-input" id="pf-style-input"' in html
-    editor.post(url(page, "property", "text1"),
-                {"prop": "style", "value": "<< 'heading' if user.name else 'body' >>"})  # fmt: skip
+    editor.post(
+        url(page, "property", "text1"),
+        {"prop": "style", "value": "<< 'heading' if user.name else 'body' >>"},
+    )
     html = editor.get(url(page, name="text1")).text
     assert 'class="pf pf-select is-set is-binding" id="pf-style"' in html
 
@@ -481,9 +516,10 @@ def test_actions_are_added_and_removed_from_the_pane(editor, shop):
     response = editor.post(save, {"add:click": "run_query"})
     assert response["HX-Retarget"] == "#cv-events"  # the form is drawn again
     assert widget(page, "button1").events == {
-        "click": [{"action": "run_query", "query": "send_message", "on_success": [],
-                   "on_error": []}]
-    }  # fmt: skip
+        "click": [
+            {"action": "run_query", "query": "send_message", "on_success": [], "on_error": []}
+        ]
+    }
     fields = events_form(response.text)
     for kind in ("show_toast", "open_modal", "navigate", "download", "set_value"):
         fields = events_form(editor.post(save, {**fields, "add:click-0-on_success": kind}).text)
@@ -504,18 +540,27 @@ def test_actions_are_added_and_removed_from_the_pane(editor, shop):
     editor.post(save, {**fields, "op": "remove:click-0-on_success-1"})
     kinds = [a["action"] for a in widget(page, "button1").events["click"][0]["on_success"]]
     assert kinds == ["show_toast", "navigate", "download", "set_value"]
-    editor.post(save, {**events_form(editor.get(url(page, name="button1")).text),
-                       "op": "remove:click-0"})  # fmt: skip
+    editor.post(
+        save, {**events_form(editor.get(url(page, name="button1")).text), "op": "remove:click-0"}
+    )
     assert widget(page, "button1").events == {}
 
 
 def test_the_events_pane_warns_about_what_is_missing(editor, shop):
     _, page = shop
     add(editor, page, "button", x=0, y=0)
-    Widget.objects.filter(name="button1").update(events={"click": [
-        {"action": "run_query", "query": "gone", "on_success": [], "on_error": [
-            {"action": "reset_widget", "widget": ""}]},
-    ]})  # fmt: skip
+    Widget.objects.filter(name="button1").update(
+        events={
+            "click": [
+                {
+                    "action": "run_query",
+                    "query": "gone",
+                    "on_success": [],
+                    "on_error": [{"action": "reset_widget", "widget": ""}],
+                },
+            ]
+        }
+    )
     html = editor.get(url(page, name="button1")).text
     assert "There is no query “gone” in this app." in html
     assert "Choose a widget." in html

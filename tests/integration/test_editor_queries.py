@@ -170,14 +170,20 @@ def test_default_test_values_follow_each_widget_type(mailer):
         page=page, parent=form, name="plan", type="select", properties={"default_value": "pro"}
     )
     Widget.objects.create(
-        page=page, parent=form, name="agree", type="checkbox",
+        page=page,
+        parent=form,
+        name="agree",
+        type="checkbox",
         properties={"default_value": True},
-    )  # fmt: skip
+    )
     box = Widget.objects.create(page=page, parent=form, name="box", type="container")
     Widget.objects.create(
-        page=page, parent=box, name="greeting", type="input",
+        page=page,
+        parent=box,
+        name="greeting",
+        type="input",
         properties={"default_value": "Hi << user.username >>"},
-    )  # fmt: skip
+    )
     Widget.objects.create(page=page, name="orders", type="table")
     Widget.objects.create(page=page, name="heading", type="text")
     values = default_test_values(mailer.app, mailer.team.owner)
@@ -443,9 +449,16 @@ def test_a_plain_form_run_shows_the_whole_page_with_the_response(client, mailer)
 def test_preview_shows_the_email_and_sends_nothing(client, mailer):
     client.force_login(mailer.team.teammate)
     inputs = welcome_inputs(
-        files1={"files": [{"name": "report.txt", "type": "text/plain",
-                           "data": data_url("text/plain", b"hello")}]},
-    )  # fmt: skip
+        files1={
+            "files": [
+                {
+                    "name": "report.txt",
+                    "type": "text/plain",
+                    "data": data_url("text/plain", b"hello"),
+                }
+            ]
+        },
+    )
     response = client.post(
         url("query_preview", mailer.app, "send_welcome"),
         form_data(mailer.query, inputs),
@@ -618,9 +631,12 @@ def test_it_previews_a_workspace_file_only_in_its_workspace(team):
     from workspaces.models import WorkspaceFile
 
     stored = WorkspaceFile.objects.create(
-        workspace=team.workspace, name="terms.pdf", content_type="application/pdf", size=4,
+        workspace=team.workspace,
+        name="terms.pdf",
+        content_type="application/pdf",
+        size=4,
         file=ContentFile(b"%PDF", name="terms.pdf"),
-    )  # fmt: skip
+    )
     fields = {"from": "app@kiln.test", "to": "a@kiln.test", "attachments": [{"id": stored.pk}]}
     preview = SmtpPlugin().preview("send_email", fields, SimpleNamespace(workspace=team.workspace))
     assert preview["attachments"] == [{"name": "terms.pdf", "type": "application/pdf", "size": 4}]
@@ -630,9 +646,11 @@ def test_it_previews_a_workspace_file_only_in_its_workspace(team):
 
 def test_datasources_of_another_workspace_cannot_be_picked(client, mailer):
     foreign = Datasource.objects.create(
-        workspace=mailer.team.other_workspace, name="Theirs", kind="smtp",
+        workspace=mailer.team.other_workspace,
+        name="Theirs",
+        kind="smtp",
         config={"host": "127.0.0.1", "port": 25, "security": "none", "auth": "none"},
-    )  # fmt: skip
+    )
     client.force_login(mailer.team.owner)
     response = client.post(
         url("query_save", mailer.app, "send_welcome"),

@@ -62,8 +62,10 @@ def test_retries_stop_at_the_attempt_limit(query, team, smtp_server, settings):
     execute_run(run.pk)
     run.refresh_from_db()
     assert (run.status, run.attempts) == ("error", 2)
-    assert run.error == "Gave up after 2 attempt(s): The server refused while waiting for the " \
-        "server to accept the message: 451 still busy"  # fmt: skip
+    assert (
+        run.error == "Gave up after 2 attempt(s): The server refused while waiting for the "
+        "server to accept the message: 451 still busy"
+    )
     assert [f["attempt"] for f in run.failures] == [1, 2]
 
 
@@ -94,10 +96,12 @@ def test_the_sweep_marks_runs_stuck_in_running_unknown(query, team, settings):
 def test_the_sweep_enqueues_runs_never_enqueued(query, team, smtp_server):
     with transaction.atomic():
         run = QueryRun.objects.create(
-            workspace=team.workspace, query=query,
-            datasource=query.datasource, action=query.action,
+            workspace=team.workspace,
+            query=query,
+            datasource=query.datasource,
+            action=query.action,
             fields={"from": "a@kiln.test", "to": "b@example.com", "subject": "Swept"},
-        )  # fmt: skip
+        )
     assert sweep()["enqueued"] == 1
     run.refresh_from_db()
     assert run.status == "success"

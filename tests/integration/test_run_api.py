@@ -59,8 +59,15 @@ def test_a_run_is_accepted_and_sent_with_the_bound_values(client, contact, token
     assert run.json()["status"] == "success"
     assert run.json()["data"] == {"success": True, "message": "Email sent successfully"}
     assert run.json()["attempts"] == 1
-    assert set(run.json()) >= {"id", "status", "data", "error", "attempts", "created_at",
-                               "finished_at"}  # fmt: skip
+    assert set(run.json()) >= {
+        "id",
+        "status",
+        "data",
+        "error",
+        "attempts",
+        "created_at",
+        "finished_at",
+    }
 
 
 def test_it_needs_a_token(client, contact):
@@ -128,9 +135,11 @@ def test_bad_inputs_are_400(client, contact, token, inputs, field):
 def test_invalid_json_is_400(client, contact, token):
     app, _ = contact
     response = client.post(
-        f"/api/v1/apps/{app.slug}/queries/send_welcome/runs", "{not json",
-        content_type="application/json", headers={"Authorization": f"Bearer {token}"},
-    )  # fmt: skip
+        f"/api/v1/apps/{app.slug}/queries/send_welcome/runs",
+        "{not json",
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {token}"},
+    )
     assert response.status_code == 400
     assert response.json()["error"].startswith("body: invalid JSON")
 
@@ -154,8 +163,10 @@ def test_multipart_files_become_attachments(client, contact, token, smtp_server)
     }
     response = post_run(client, app.slug, token, data=data)
     assert response.status_code == 202, response.json()
-    attachments = [(a.get_filename(), a.get_content())
-                   for a in smtp_server.received[0].message.iter_attachments()]  # fmt: skip
+    attachments = [
+        (a.get_filename(), a.get_content())
+        for a in smtp_server.received[0].message.iter_attachments()
+    ]
     assert attachments == [("a.txt", "alpha"), ("b.bin", bytes(range(256)))]
     run = QueryRun.objects.get()
     assert [(a.name, a.size) for a in run.attachments.all()] == [("a.txt", 5), ("b.bin", 256)]
@@ -164,10 +175,18 @@ def test_multipart_files_become_attachments(client, contact, token, smtp_server)
 def test_appsmith_file_objects_in_json_are_attached(client, contact, token, smtp_server):
     app, _ = contact
     png = b"\x89PNG fake"
-    inputs = welcome_inputs(files1={"files": [{
-        "name": "logo.png", "type": "image/png", "size": len(png),
-        "data": "data:image/png;base64," + base64.b64encode(png).decode(),
-    }]})  # fmt: skip
+    inputs = welcome_inputs(
+        files1={
+            "files": [
+                {
+                    "name": "logo.png",
+                    "type": "image/png",
+                    "size": len(png),
+                    "data": "data:image/png;base64," + base64.b64encode(png).decode(),
+                }
+            ]
+        }
+    )
     assert post_run(client, app.slug, token, inputs).status_code == 202
     (attachment,) = smtp_server.received[0].message.iter_attachments()
     assert (attachment.get_filename(), attachment.get_content()) == ("logo.png", png)

@@ -39,10 +39,17 @@ def server(smtp_factory):
 def saved(team, client, server, trust_test_ca):
     client.force_login(team.owner)
     data = {
-        "name": "Mailer", "kind": "smtp", "host": "localhost", "port": str(server.port),
-        "security": "starttls", "auth": "password", "username": "mailer",
-        "password": PASSWORD, "timeout": "5", "verify_certificate": "on",
-    }  # fmt: skip
+        "name": "Mailer",
+        "kind": "smtp",
+        "host": "localhost",
+        "port": str(server.port),
+        "security": "starttls",
+        "auth": "password",
+        "username": "mailer",
+        "password": PASSWORD,
+        "timeout": "5",
+        "verify_certificate": "on",
+    }
     response = client.post(reverse("datasources:create", args=[team.workspace.slug, "smtp"]), data)
     assert response.status_code == 302
     return Datasource.objects.get(name="Mailer"), data
@@ -67,15 +74,22 @@ def test_no_page_or_fragment_shows_it(saved, team, client, caplog):
         client.get(reverse("datasources:list", args=[slug])),
         client.get(reverse("datasources:edit", args=[slug, datasource.pk])),
         client.get(reverse("datasources:delete", args=[slug, datasource.pk])),
-        client.post(reverse("datasources:test_saved", args=[slug, datasource.pk]),
-                    {**data, "password": ""}, HTTP_HX_REQUEST="true"),
+        client.post(
+            reverse("datasources:test_saved", args=[slug, datasource.pk]),
+            {**data, "password": ""},
+            HTTP_HX_REQUEST="true",
+        ),
         client.post(reverse("datasources:test", args=[slug]), data, HTTP_HX_REQUEST="true"),
-        client.post(reverse("datasources:test", args=[slug]),
-                    {**data, "username": "someone-else"}, HTTP_HX_REQUEST="true"),
-        client.post(reverse("datasources:edit", args=[slug, datasource.pk]),
-                    {**data, "port": "not-a-port"}),
+        client.post(
+            reverse("datasources:test", args=[slug]),
+            {**data, "username": "someone-else"},
+            HTTP_HX_REQUEST="true",
+        ),
+        client.post(
+            reverse("datasources:edit", args=[slug, datasource.pk]), {**data, "port": "not-a-port"}
+        ),
         client.get(reverse("healthz")),
-    ]  # fmt: skip
+    ]
     assert 'data-ok="true"' in responses[3].text
     assert "Authentication refused" in responses[5].text
     for response in responses:

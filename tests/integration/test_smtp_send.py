@@ -48,19 +48,27 @@ def test_every_field_reaches_the_message(smtp_server):
             "body": "<h1>Hello Ann</h1><p>Your order &amp; invoice.</p>",
             "body_type": "html",
             "attachments": [
-                {"name": "logo.png", "type": "image/png", "size": len(PNG),
-                 "data": data_url("image/png", PNG)},
+                {
+                    "name": "logo.png",
+                    "type": "image/png",
+                    "size": len(PNG),
+                    "data": data_url("image/png", PNG),
+                },
                 SimpleUploadedFile("invoice.pdf", PDF, content_type="application/pdf"),
             ],
         },
-    )  # fmt: skip
+    )
     (received,) = smtp_server.received
     msg = received.message
     assert received.mail_from == "app@kiln.test"
     assert received.rcpt_tos == [
-        "ann@example.com", "bob@example.com", "carl@example.com", "dana@example.com",
-        "secret@example.com", "hidden@example.com",
-    ]  # fmt: skip
+        "ann@example.com",
+        "bob@example.com",
+        "carl@example.com",
+        "dana@example.com",
+        "secret@example.com",
+        "hidden@example.com",
+    ]
     assert msg["From"] == "Kiln App <app@kiln.test>"
     assert msg["Reply-To"] == "support@kiln.test"
     assert msg["To"] == "ann@example.com, Bob Jones <bob@example.com>, carl@example.com"
@@ -73,8 +81,9 @@ def test_every_field_reaches_the_message(smtp_server):
         "<h1>Hello Ann</h1><p>Your order &amp; invoice.</p>\n"
     )
     assert "Hello Ann" in msg.get_body(("plain",)).get_content()
-    attachments = {a.get_filename(): (a.get_content_type(), a.get_content())
-                   for a in msg.iter_attachments()}  # fmt: skip
+    attachments = {
+        a.get_filename(): (a.get_content_type(), a.get_content()) for a in msg.iter_attachments()
+    }
     assert attachments == {"logo.png": ("image/png", PNG), "invoice.pdf": ("application/pdf", PDF)}
 
 
@@ -111,9 +120,12 @@ def test_a_workspace_file_is_attached(smtp_server, db, tmp_path, settings):
     settings.MEDIA_ROOT = tmp_path
     ws, other = Workspace.objects.create(name="A"), Workspace.objects.create(name="B")
     mine = WorkspaceFile.objects.create(
-        workspace=ws, name="report.csv", content_type="text/csv", size=6,
+        workspace=ws,
+        name="report.csv",
+        content_type="text/csv",
+        size=6,
         file=ContentFile(b"a,b\n1,", name="report.csv"),
-    )  # fmt: skip
+    )
     theirs = WorkspaceFile.objects.create(
         workspace=other, name="x.csv", file=ContentFile(b"x", name="x.csv")
     )
@@ -188,8 +200,11 @@ def test_it_refuses_header_injection(smtp_server, field, value):
 
 
 def test_it_refuses_a_line_break_in_an_attachment_name(smtp_server):
-    bad = {"name": "a\r\nContent-Type: text/html.png", "type": "image/png",
-           "data": data_url("image/png", PNG)}  # fmt: skip
+    bad = {
+        "name": "a\r\nContent-Type: text/html.png",
+        "type": "image/png",
+        "data": data_url("image/png", PNG),
+    }
     with pytest.raises(FieldError, match="must not contain line breaks") as caught:
         send(smtp_server, attachments=[bad])
     assert caught.value.field == "attachments"
@@ -266,8 +281,9 @@ def test_the_server_down_is_a_transient_error():
 def test_a_silent_server_times_out(silent_server):
     from datasources.plugins.smtp.config import Auth, SmtpSettings
 
-    slow = SmtpSettings(host="127.0.0.1", port=silent_server.port, security="none",
-                        auth=Auth.NONE, timeout=1)  # fmt: skip
+    slow = SmtpSettings(
+        host="127.0.0.1", port=silent_server.port, security="none", auth=Auth.NONE, timeout=1
+    )
     with pytest.raises(TransientError, match="Timed out after 1 s while waiting for the server"):
         smtp.execute(slow, "send_email", {"from": "a@kiln.test", "to": "b@example.com"})
 

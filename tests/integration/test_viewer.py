@@ -18,16 +18,29 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture
 def demo(team, smtp_server):
     datasource = Datasource.objects.create(
-        workspace=team.workspace, name="Mailer", kind="smtp",
-        config={"host": "127.0.0.1", "port": smtp_server.port, "security": "none",
-                "auth": "none", "timeout": 5, "verify_certificate": True},
-    )  # fmt: skip
+        workspace=team.workspace,
+        name="Mailer",
+        kind="smtp",
+        config={
+            "host": "127.0.0.1",
+            "port": smtp_server.port,
+            "security": "none",
+            "auth": "none",
+            "timeout": 5,
+            "verify_certificate": True,
+        },
+    )
     return create_demo_app(team.workspace, datasource, team.owner)
 
 
 def form_post(**overrides):
-    data = {"widget": "form1", "event": "submit", "name": "Ann", "email": "ann@example.com",
-            "message": "Hello <b>there</b>"}  # fmt: skip
+    data = {
+        "widget": "form1",
+        "event": "submit",
+        "name": "Ann",
+        "email": "ann@example.com",
+        "message": "Hello <b>there</b>",
+    }
     data.update(overrides)
     return data
 
@@ -58,8 +71,10 @@ def test_an_unpublished_app_is_404(client, team, demo):
 
 def test_submitting_the_form_sends_and_polls(client, team, demo, smtp_server):
     client.force_login(team.viewer)
-    files = [SimpleUploadedFile("a.txt", b"alpha", "text/plain"),
-             SimpleUploadedFile("b.txt", b"beta", "text/plain")]  # fmt: skip
+    files = [
+        SimpleUploadedFile("a.txt", b"alpha", "text/plain"),
+        SimpleUploadedFile("b.txt", b"beta", "text/plain"),
+    ]
     response = client.post(EVENT, {**form_post(), "attachments": files})
     assert response.status_code == 200
     assert "kiln-poller" in response.text

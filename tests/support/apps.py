@@ -21,9 +21,15 @@ def make_app(workspace, smtp_port: int, host: str = "127.0.0.1", name: str = "Co
         workspace=workspace,
         name=f"Mailer {smtp_port}",
         kind="smtp",
-        config={"host": host, "port": smtp_port, "security": "none", "auth": "none",
-                "timeout": 5, "verify_certificate": True},
-    )  # fmt: skip
+        config={
+            "host": host,
+            "port": smtp_port,
+            "security": "none",
+            "auth": "none",
+            "timeout": 5,
+            "verify_certificate": True,
+        },
+    )
     app = App.objects.create(workspace=workspace, name=name)
     page = Page.objects.create(app=app, name="Home")
     form = Widget.objects.create(page=page, name="form1", type="form")

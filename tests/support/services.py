@@ -28,9 +28,18 @@ class RedisServer:
         self.dir = tempfile.mkdtemp(prefix="kiln-redis-")
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self._cmd = [
-            binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-            "--appendonly", "no", "--dir", self.dir,
-        ]  # fmt: skip
+            binary,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            self.dir,
+        ]
         self.process: subprocess.Popen | None = None
 
     def start(self) -> RedisServer:
@@ -88,10 +97,20 @@ class CeleryWorker:
 
     def start(self) -> CeleryWorker:
         cmd = [
-            sys.executable, "-m", "celery", "-A", "kiln", "worker", "--pool=solo",
-            "--concurrency=1", "--loglevel=INFO", "--without-gossip", "--without-mingle",
-            "-n", f"kiln-test-{os.getpid()}@%h",
-        ]  # fmt: skip
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "kiln",
+            "worker",
+            "--pool=solo",
+            "--concurrency=1",
+            "--loglevel=INFO",
+            "--without-gossip",
+            "--without-mingle",
+            "-n",
+            f"kiln-test-{os.getpid()}@%h",
+        ]
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
                 cmd, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
