@@ -22,6 +22,31 @@
   const selected = () => (grid() && grid().dataset.selected) || "";
   const frameOf = (name) => document.getElementById("cv-w-" + name);
 
+  // Placement: the server gives each top-level frame its cell as data-x/y/w/h and the grid
+  // its number of rows as data-rows; they are applied here, not in style attributes, so
+  // that a strict Content-Security-Policy holds.
+  function place(root) {
+    const scope = root && root.querySelectorAll ? root : document;
+    const frames = [...scope.querySelectorAll(".cv-frame.is-top[data-x]")];
+    if (scope.matches && scope.matches(".cv-frame.is-top[data-x]")) frames.push(scope);
+    frames.forEach((f) => {
+      const d = f.dataset;
+      f.style.gridColumn = Number(d.x) + 1 + " / span " + Number(d.w);
+      f.style.gridRow = Number(d.y) + 1 + " / span " + Number(d.h);
+    });
+    const g = grid();
+    if (g && g.dataset.rows) {
+      g.style.gridTemplateRows = "repeat(" + Number(g.dataset.rows) + ", minmax(44px, auto))";
+    }
+  }
+  place(document);
+  htmx.onLoad(place);
+
+  // The events form saves itself as it changes (htmx); Enter in it must not submit it.
+  document.addEventListener("submit", (e) => {
+    if (e.target.matches && e.target.matches(".ev-form")) e.preventDefault();
+  });
+
   // Requests ------------------------------------------------------------------------------
   const urls = layout.dataset;
   const widgetUrl = (name, suffix) =>

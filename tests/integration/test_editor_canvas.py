@@ -167,7 +167,7 @@ def test_the_canvas_has_the_palette_the_pages_and_the_widgets(editor, shop):
         assert f'<span class="cv-tile-label">{label}</span>' in html
     assert "pages-panel" in html and "Thanks" in html
     assert 'id="cv-w-title"' in html and "Welcome" in html
-    assert "grid-column: 3 / span 6; grid-row: 2 / span 1" in html
+    assert 'data-x="2" data-y="1" data-w="6" data-h="1"' in html
     assert "css/editor-canvas.css" in html and "css/editor-apps.css" in html
     assert "js/canvas.js" in html
     assert "All changes saved" in html and 'data-cv-action="undo"' in html
@@ -247,7 +247,7 @@ def test_move_and_resize(editor, shop):
     assert layout(page, "text1") == (3, 2, 4, 1)
     response = editor.post(url(page, "layout", "text1"), {"w": 5, "h": 3})
     assert layout(page, "text1") == (3, 2, 5, 3)
-    assert "grid-column: 4 / span 5; grid-row: 3 / span 3" in response.text
+    assert 'data-x="3" data-y="2" data-w="5" data-h="3"' in response.text
 
 
 @pytest.mark.parametrize(
