@@ -185,7 +185,8 @@ class Query(models.Model):
     app = models.ForeignKey(App, on_delete=models.CASCADE, related_name="queries")
     name = models.CharField(max_length=64, validators=[validate_identifier])
     datasource = models.ForeignKey(Datasource, on_delete=models.PROTECT, related_name="queries")
-    action = models.CharField(max_length=50, default="send_email")
+    #: One of the datasource plugin's actions; left blank, the plugin's first one.
+    action = models.CharField(max_length=50, blank=True)
     #: The action's fields as typed, with << >> bindings (e.g. {"to": "<< form1.data.email >>"}).
     fields = models.JSONField(default=dict, blank=True)
     run_on_page_load = models.BooleanField(default=False)
@@ -201,6 +202,11 @@ class Query(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def save(self, *args, **kwargs):
+        if not self.action:
+            self.action = self.datasource.plugin.first_action
+        super().save(*args, **kwargs)
 
     def to_document(self) -> QueryDocument:
         return QueryDocument.model_construct(

@@ -71,25 +71,21 @@ def next_redo(page: Page) -> PageEdit | None:
 
 def undo(page: Page) -> PageEdit | None:
     """Puts the page back as it was before its latest edit; None when there is none."""
-    with transaction.atomic():
-        Page.objects.select_for_update().filter(pk=page.pk).first()
-        edit = next_undo(page)
-        if edit is None:
-            return None
-        restore(page, edit.before)
-        edit.undone = True
-        edit.save(update_fields=["undone"])
-        return edit
+    return _step(page, backwards=True)
 
 
 def redo(page: Page) -> PageEdit | None:
     """Applies the earliest undone edit again; None when there is none."""
+    return _step(page, backwards=False)
+
+
+def _step(page: Page, *, backwards: bool) -> PageEdit | None:
     with transaction.atomic():
         Page.objects.select_for_update().filter(pk=page.pk).first()
-        edit = next_redo(page)
+        edit = next_undo(page) if backwards else next_redo(page)
         if edit is None:
             return None
-        restore(page, edit.after)
-        edit.undone = False
+        restore(page, edit.before if backwards else edit.after)
+        edit.undone = backwards
         edit.save(update_fields=["undone"])
         return edit

@@ -652,6 +652,25 @@ def query_save(request: HttpRequest, app: str, name: str) -> HttpResponse:
     return render(request, TEMPLATE_EDITOR, context, status=status)
 
 
+def _saved_first(
+    request: HttpRequest, app: str, name: str
+) -> tuple[App, Query, QueryForm, HttpResponse | None]:
+    """Run and Preview save the posted form first; the response to send instead when the
+    query was renamed (a redirect) or a field is wrong (nothing saved, nothing run)."""
+    found = get_app_for_editor(request, app)
+    query = _get_query(found, name)
+    form = _bound_form(request, found, query)
+    saved, renamed = _save(request, found, form)
+    if renamed:
+        return found, query, form, _renamed_response(request, query)
+    if not saved:
+        refused = _result_response(
+            request, found, query, form, _not_saved(), saved=False, status=422
+        )
+        return found, query, form, refused
+    return found, query, form, None
+
+
 def _elapsed_ms(run: QueryRun, started: float) -> int:
     if run.finished_at is not None:
         return max(0, round((run.finished_at - run.created_at).total_seconds() * 1000))
@@ -686,14 +705,9 @@ def _result_response(
 def query_run(request: HttpRequest, app: str, name: str) -> HttpResponse:
     """Save the posted form, then run the query for real with the test values and wait
     (up to RUN_WAIT_SECONDS) for the result."""
-    found = get_app_for_editor(request, app)
-    query = _get_query(found, name)
-    form = _bound_form(request, found, query)
-    saved, renamed = _save(request, found, form)
-    if renamed:
-        return _renamed_response(request, query)
-    if not saved:
-        return _result_response(request, found, query, form, _not_saved(), saved=False, status=422)
+    found, query, form, refused = _saved_first(request, app, name)
+    if refused is not None:
+        return refused
     started = time.monotonic()
     try:
         inputs = parse_test_values(form.cleaned_data["test_values"])
@@ -718,14 +732,9 @@ def query_run(request: HttpRequest, app: str, name: str) -> HttpResponse:
 def query_preview(request: HttpRequest, app: str, name: str) -> HttpResponse:
     """Save the posted form, then let the plugin say what a run with the test values
     would do, checked as a run would check it, and show it. Nothing is stored or sent."""
-    found = get_app_for_editor(request, app)
-    query = _get_query(found, name)
-    form = _bound_form(request, found, query)
-    saved, renamed = _save(request, found, form)
-    if renamed:
-        return _renamed_response(request, query)
-    if not saved:
-        return _result_response(request, found, query, form, _not_saved(), saved=False, status=422)
+    found, query, form, refused = _saved_first(request, app, name)
+    if refused is not None:
+        return refused
     try:
         inputs = parse_test_values(form.cleaned_data["test_values"])
         evaluated = evaluate_query_fields(query, binding_context(found, request.user, inputs))
