@@ -17,7 +17,14 @@ from typing import Annotated, Any, ClassVar
 
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_slug
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from builder.names import validate_identifier
@@ -56,9 +63,19 @@ def _whole(minimum: int = 0, maximum: int = INT_MAX):
     return BeforeValidator(check)
 
 
-def _identifier(value: Any) -> str:
+#: Validation context for a copy Kiln stored itself (a published version, an undo
+#: snapshot): its names were checked when they were saved, so a name that a later
+#: release reserves must not make it unreadable.
+STORED = {"stored": True}
+
+
+def _identifier(value: Any, info: ValidationInfo) -> str:
     if not isinstance(value, str):
         raise _fail("must be a string")
+    if info.context and info.context.get("stored"):
+        if not value:
+            raise _fail("must be a non-empty string")
+        return value
     try:
         validate_identifier(value)
     except ValidationError as exc:

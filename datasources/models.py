@@ -6,6 +6,7 @@ from django.db import models
 from encrypted_model_fields.fields import EncryptedCharField
 
 from datasources.plugins import Plugin, get_plugin, plugin_choices
+from datasources.plugins.missing import missing_plugin
 from workspaces.models import Workspace
 
 
@@ -35,7 +36,12 @@ class Datasource(models.Model):
 
     @property
     def plugin(self) -> Plugin:
-        return get_plugin(self.kind)
+        """The datasource's plugin; a stand-in that explains itself when that kind of
+        plugin is not installed any more."""
+        try:
+            return get_plugin(self.kind)
+        except LookupError:
+            return missing_plugin(self.kind)
 
     def settings(self) -> Any:
         return self.plugin.load_config(self.config, self.secret)

@@ -17,7 +17,7 @@ from typing import TypeVar
 from django.db import transaction
 
 from builder.models import Page, PageEdit
-from builder.schema import WidgetDocument
+from builder.schema import STORED, WidgetDocument
 
 #: Edits kept per page; older ones can no longer be undone.
 HISTORY_LIMIT = 200
@@ -33,7 +33,7 @@ def snapshot(page: Page) -> list[dict]:
 
 def restore(page: Page, widgets: list[dict]) -> None:
     """Makes the page's widgets exactly ``widgets`` (a :func:`snapshot`: parents first)."""
-    page.replace_widgets([WidgetDocument.model_validate(item) for item in widgets])
+    page.replace_widgets([WidgetDocument.model_validate(item, context=STORED) for item in widgets])
 
 
 def record(page: Page, summary: str, change: Callable[[], T]) -> T:

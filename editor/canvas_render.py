@@ -17,7 +17,6 @@ from typing import Any
 from django.http import HttpRequest, QueryDict
 from django.template.loader import render_to_string
 from django.utils.datastructures import MultiValueDict
-from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 
 from bindings import check_names
@@ -147,13 +146,9 @@ def _render_widget(
     except Exception as exc:
         log.exception("canvas: drawing %s failed", name)
         message = f"{type(exc).__name__}: {exc}" if not isinstance(exc, LookupError) else str(exc)
-        html = format_html(
-            '<div class="kiln-widget cv-broken" data-widget="{}"><div class="kiln-binding-error" '
-            'role="note"><strong>Cannot draw {}</strong>: {}</div>{}</div>',
-            name,
-            name,
-            message,
-            mark_safe("".join(children)),
+        html = render_to_string(
+            "editor/canvas/broken.html",
+            {"name": name, "message": message, "children_html": mark_safe("".join(children))},
         )
         return html, False
 
@@ -297,7 +292,7 @@ class PageScope:
         return canvas_events.Scope(
             queries=tuple(self.queries),
             widgets=tuple(w["name"] for w in self.widgets),
-            modals=tuple(w["name"] for w in self.widgets if w["type"] == "modal"),
+            modals=tuple(w["name"] for w in self.widgets if _is_modal(w["type"])),
             pages=tuple(self.pages),
             known_names=self.known,
         )
@@ -331,3 +326,10 @@ def pane_context(
         "suggestions": suggestions(scope.widgets, scope.queries),
         "has_container_parent": widget.parent_id is not None,
     }
+
+
+def _is_modal(widget_type: str) -> bool:
+    try:
+        return get_type(widget_type).is_modal
+    except LookupError:
+        return False

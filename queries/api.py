@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 
 from django.conf import settings
 from django.db.models import Q
@@ -18,6 +19,7 @@ from django.http import HttpRequest, JsonResponse
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
+from pydantic import ValidationError as SchemaError
 
 from builder.models import Query
 from builder.publishing import published
@@ -26,6 +28,8 @@ from queries.execution import create_run
 from queries.models import ApiToken, QueryRun
 from workspaces.files import FileContent
 from workspaces.models import Role
+
+log = logging.getLogger(__name__)
 
 
 def _error(status: int, message: str, field: str | None = None) -> JsonResponse:
@@ -98,7 +102,11 @@ def create_run_view(request: HttpRequest, app: str, query: str) -> JsonResponse:
         return _error(404, "No such app or query.")
     # A published app runs as published; an app never published runs its draft.
     version = published(found.app)
-    frozen = version.app_document().query(found.name) if version else None
+    try:
+        frozen = version.app_document().query(found.name) if version else None
+    except SchemaError:
+        log.exception("published version %s cannot be read", version.pk if version else None)
+        return _error(409, "The published app cannot be read; publish it again.")
     if version is not None and frozen is None:
         return _error(404, "No such query in the published app; publish it first.")
     try:

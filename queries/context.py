@@ -28,15 +28,15 @@ class UrlParams(dict):
         return None
 
 
-def run_row(run: QueryRun, plugin: Plugin | None = None) -> dict[str, Any]:
+def run_row(run: QueryRun, plugin: Plugin | None) -> dict[str, Any]:
     """One run as a row of ``<< query_name.runs >>`` (e.g. for a Table): its status
-    and times, and the columns its plugin summarises it with (``run_summary``)."""
-    if plugin is None:
-        plugin = run.query.datasource.plugin
+    and times, and the columns its plugin summarises it with (``run_summary``; none
+    when the plugin is not installed any more)."""
+    summary = plugin.run_summary(run.action, run.fields) if plugin is not None else {}
     return {
         "id": run.pk,
         "status": run.status,
-        **plugin.run_summary(run.action, run.fields),
+        **summary,
         "error": run.error,
         "created_at": _when(run.created_at),
         "finished_at": _when(run.finished_at),
@@ -47,7 +47,7 @@ def _when(moment) -> str:
     return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M:%S") if moment else ""
 
 
-def query_state(runs: list[QueryRun], plugin: Plugin | None = None) -> dict[str, Any]:
+def query_state(runs: list[QueryRun], plugin: Plugin | None) -> dict[str, Any]:
     """What ``<< query_name.x >>`` sees, from the user's runs of that query, newest first:
     the latest run's ``data``, ``error``, ``status`` and ``last_run_at``, and ``runs``."""
     rows = [run_row(run, plugin) for run in runs]

@@ -306,7 +306,10 @@ class PageRuntime:
     def _scope(self, widget: str) -> list[str]:
         """The widgets an event validates: the enclosing form's, or the form's own."""
         lineage = [widget, *self.tree.ancestors(widget)]
-        form = next((name for name in lineage if self.widgets[name].type == "form"), None)
+        form = next(
+            (name for name in lineage if get_type(self.widgets[name].type).validates_children),
+            None,
+        )
         return [] if form is None else self.tree.subtree(form)
 
     def _validate(self, widget: str, states: dict, out: Output) -> bool:

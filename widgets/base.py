@@ -142,6 +142,10 @@ class WidgetType:
     #: Which key of this widget's state an enclosing form puts in ``form.data``
     #: (None: the widget adds nothing, like a Text or a Button).
     value_key: ClassVar[str | None] = None
+    #: An event inside it checks its fields first (a Form), nothing runs if one is wrong.
+    validates_children: ClassVar[bool] = False
+    #: Opened and closed by the open_modal / close_modal actions.
+    is_modal: ClassVar[bool] = False
     #: (w, h) of a new widget of this type on the page's 12-column grid.
     size: ClassVar[tuple[int, int]] = (4, 2)
     #: Properties a new widget starts with, beyond the defaults (a field gets a label, so

@@ -14,6 +14,7 @@ from widgets.types.container import gather
 class FormWidget(WidgetType):
     type = "form"
     label = "Form"
+    validates_children = True
     size = (6, 7)
     template = "widgets/form.html"
     container = True

@@ -9,6 +9,7 @@ from widgets.types.container import ContainerWidget
 class ModalWidget(ContainerWidget):
     type = "modal"
     label = "Modal"
+    is_modal = True
     size = (6, 4)
     template = "widgets/modal.html"
     props = (Prop("title", "Title", "text", default="Modal"), *COMMON_PROPS)
