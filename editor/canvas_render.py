@@ -22,7 +22,7 @@ from django.utils.safestring import SafeString, mark_safe
 from bindings import check_names
 from bindings.namespace import CONTEXT_NAMES, CONTEXT_PATHS, QUERY_KEYS, names_in_scope
 from builder.models import App, Page, Widget
-from builder.schema import AppDocument
+from builder.schema import AppDocument, WidgetDocument
 from builder.tree import Tree
 from core.text import as_bool
 from viewer.runtime import PageRuntime
@@ -30,7 +30,6 @@ from widgets import TYPES, Prop, RenderAttrs, WidgetSpec, get_type
 
 from . import canvas_events
 from .canvas_edits import as_text, size_of
-from .canvas_history import snapshot
 
 log = logging.getLogger(__name__)
 
@@ -168,35 +167,35 @@ def state_keys(widget_type: str) -> tuple[str, ...]:
         return ()
 
 
-def known_names(widgets: list[dict], queries: list[str]) -> frozenset[str]:
+def known_names(widgets: list[WidgetDocument], queries: list[str]) -> frozenset[str]:
     """Names a binding on this page may read."""
-    return names_in_scope((w["name"] for w in widgets), queries)
+    return names_in_scope((w.name for w in widgets), queries)
 
 
-def suggestions(widgets: list[dict], queries: list[str]) -> list[str]:
+def suggestions(widgets: list[WidgetDocument], queries: list[str]) -> list[str]:
     """Names and ``name.key`` paths offered while typing a binding."""
     out: list[str] = []
-    by_name = {w["name"]: w for w in widgets}
-    tree = Tree((w["name"], w.get("parent")) for w in widgets)
+    by_name = {w.name: w for w in widgets}
+    tree = Tree((w.name, w.parent) for w in widgets)
 
     def fields_of(name: str) -> list[str]:
         found = []
         for child in (by_name[key] for key in tree.children(name)):
             try:
-                child_type = get_type(child["type"])
+                child_type = get_type(child.type)
             except LookupError:
                 continue
             if child_type.container:
-                found += fields_of(child["name"])
+                found += fields_of(child.name)
             elif child_type.value_key:
-                found.append(child["name"])
+                found.append(child.name)
         return found
 
     for w in widgets:
-        out.append(w["name"])
-        out += [f"{w['name']}.{key}" for key in state_keys(w["type"])]
-        if "data" in state_keys(w["type"]):
-            out += [f"{w['name']}.data.{child}" for child in fields_of(w["name"])]
+        out.append(w.name)
+        out += [f"{w.name}.{key}" for key in state_keys(w.type)]
+        if "data" in state_keys(w.type):
+            out += [f"{w.name}.data.{child}" for child in fields_of(w.name)]
     for query in queries:
         out.append(query)
         out += [f"{query}.{key}" for key in QUERY_KEYS]
@@ -239,15 +238,15 @@ class Field:
 
 
 def make_field(
-    widget: Widget | dict,
+    widget: Widget | WidgetDocument,
     prop: Prop,
     known: frozenset[str],
     binding: bool | None = None,
     text: str | None = None,
     error: str = "",
 ) -> Field:
-    properties = (widget.properties if isinstance(widget, Widget) else widget["properties"]) or {}
-    name = widget.name if isinstance(widget, Widget) else widget["name"]
+    properties = widget.properties or {}
+    name = widget.name
     is_set = prop.name in properties
     value = properties[prop.name] if is_set else prop.default_value()
     is_binding_text = isinstance(value, str) and "<<" in value
@@ -272,14 +271,14 @@ def make_field(
 class PageScope:
     """The page's widgets and the app's queries and pages, read once per request."""
 
-    widgets: list[dict]
+    widgets: list[WidgetDocument]
     queries: list[str]
     pages: list[tuple[str, str]]
 
     @classmethod
     def of(cls, app: App, page: Page) -> PageScope:
         return cls(
-            widgets=snapshot(page),
+            widgets=page.widget_documents(),
             queries=list(app.queries.order_by("name").values_list("name", flat=True)),
             pages=list(app.pages.values_list("slug", "name")),
         )
@@ -291,8 +290,8 @@ class PageScope:
     def events_scope(self) -> canvas_events.Scope:
         return canvas_events.Scope(
             queries=tuple(self.queries),
-            widgets=tuple(w["name"] for w in self.widgets),
-            modals=tuple(w["name"] for w in self.widgets if _is_modal(w["type"])),
+            widgets=tuple(w.name for w in self.widgets),
+            modals=tuple(w.name for w in self.widgets if _is_modal(w.type)),
             pages=tuple(self.pages),
             known_names=self.known,
         )
