@@ -16,7 +16,11 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/pip install -q --disable-pip-version-check -r requirements.txt
 
-.venv/bin/python manage.py migrate --noinput
+if ! .venv/bin/python manage.py migrate --noinput; then
+  echo "migrate failed. A database made before the layout re-cut (its migrations were" >&2
+  echo "reset, see docs/decisions.md) must be removed: rm var/kiln.sqlite3" >&2
+  exit 1
+fi
 .venv/bin/python manage.py seed_demo
 
 pids=()
