@@ -66,7 +66,9 @@ def sweep(now=None) -> dict[str, int]:
     stuck_before = now - timedelta(seconds=settings.KILN_RUN_STUCK_SECONDS)
     stuck = QueryRun.objects.filter(status=RunStatus.RUNNING, started_at__lt=stuck_before).update(
         status=RunStatus.UNKNOWN,
-        error="The worker stopped while sending; the email may or may not have been sent.",
+        error=(
+            "The worker stopped while running the query; its action may or may not have been done."
+        ),
         finished_at=now,
     )
     return {"enqueued": enqueued, "unknown": stuck}
