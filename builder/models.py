@@ -1,12 +1,13 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.db import models
 
 from builder.names import validate_identifier
 from builder.schema import (
     KIND,
-    STORED,
     VERSION,
     AppDocument,
     AppInfo,
@@ -186,8 +187,9 @@ class Query(models.Model):
     app = models.ForeignKey(App, on_delete=models.CASCADE, related_name="queries")
     name = models.CharField(max_length=64, validators=[validate_identifier])
     datasource = models.ForeignKey(Datasource, on_delete=models.PROTECT, related_name="queries")
-    #: One of the datasource plugin's actions; left blank, the plugin's first one.
-    action = models.CharField(max_length=50, blank=True)
+    #: One of the datasource plugin's actions; left blank, ``save`` makes it the plugin's
+    #: first (a query knows no plugin's actions of its own).
+    action = models.CharField(max_length=50, blank=True, default="")
     #: The action's fields as typed, with << >> bindings (e.g. {"to": "<< form1.data.email >>"}).
     fields = models.JSONField(default=dict, blank=True)
     run_on_page_load = models.BooleanField(default=False)
@@ -204,9 +206,11 @@ class Query(models.Model):
     def __str__(self) -> str:
         return self.name
 
-    def save(self, *args, **kwargs):
+    def save(self, *args: Any, **kwargs: Any) -> None:
         if not self.action:
             self.action = self.datasource.plugin.first_action
+            if kwargs.get("update_fields") is not None:
+                kwargs["update_fields"] = {*kwargs["update_fields"], "action"}
         super().save(*args, **kwargs)
 
     def to_document(self) -> QueryDocument:
@@ -257,7 +261,7 @@ class AppVersion(models.Model):
 
     def app_document(self) -> AppDocument:
         """The published document, typed."""
-        return AppDocument.model_validate(self.document, context=STORED)
+        return AppDocument.model_validate(self.document)
 
 
 class PageEdit(models.Model):

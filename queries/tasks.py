@@ -67,8 +67,7 @@ def sweep(now=None) -> dict[str, int]:
     stuck = QueryRun.objects.filter(status=RunStatus.RUNNING, started_at__lt=stuck_before).update(
         status=RunStatus.UNKNOWN,
         error=(
-            "The worker stopped while running this query; what it does (an email sent) may "
-            "or may not have happened."
+            "The worker stopped while running the query; its action may or may not have been done."
         ),
         finished_at=now,
     )

@@ -1,7 +1,10 @@
 """A second plugin, defined in the tests (tests/support/recorder_plugin.py), goes through
 the same pages and paths as SMTP: the datasource pages, the query editor (its form built
 from the plugin's declared fields), a published app's button in the viewer, the run API,
-and a real Celery worker. Nothing generic was edited to add it."""
+and a real Celery worker. Nothing generic was edited to add it.
+
+The editor, viewer and run API tests every plugin passes run for it and for SMTP in
+test_plugin_parity.py; these are the ones that read its own fields and data."""
 
 from __future__ import annotations
 
@@ -14,7 +17,6 @@ from django.urls import reverse
 from builder.models import App, Page, Query, Widget
 from datasources.models import Datasource
 from datasources.plugins import get_plugin, plugin_choices
-from queries.context import binding_context
 from queries.execution import create_run
 from queries.models import ApiToken, QueryRun
 from tests.support.recorder_plugin import EXPLODE, KIND, PATH, records
@@ -144,16 +146,6 @@ def test_a_datasource_of_the_kind_is_created_and_edited_through_its_pages(
 # ---------------------------------------------------------------------- query editor
 
 
-def test_a_new_query_gets_the_plugins_first_action(client, team, board, source):
-    app, _ = board
-    client.force_login(team.teammate)
-    response = client.post(
-        editor_url("queries", app), {"name": "another", "datasource": str(source.pk)}
-    )
-    assert response.status_code == 302
-    assert Query.objects.get(app=app, name="another").action == "record"
-
-
 def test_the_editor_draws_the_declared_fields(client, team, board):
     app, query = board
     client.force_login(team.teammate)
@@ -181,31 +173,6 @@ def form_data(query, **overrides):
     return data
 
 
-def test_saving_warns_about_unknown_names_and_stores_the_fields(client, team, board):
-    app, query = board
-    client.force_login(team.teammate)
-    response = client.post(
-        editor_url("query_save", app, query.name),
-        form_data(query, message="<< nobody.value >>"),
-        headers=HTMX,
-    )
-    assert response.status_code == 200
-    assert "nobody" in response.text
-    query.refresh_from_db()
-    assert query.fields["message"] == "<< nobody.value >>"
-
-
-def test_run_requires_the_required_field_and_names_it(client, team, board, log_path):
-    app, query = board
-    client.force_login(team.teammate)
-    response = client.post(
-        editor_url("query_run", app, query.name), form_data(query, channel=""), headers=HTMX
-    )
-    assert response.status_code == 422
-    assert "Channel is required." in response.text
-    assert not QueryRun.objects.exists() and records(log_path) == []
-
-
 def test_run_records_for_real_and_shows_the_data(client, team, board, log_path):
     app, query = board
     client.force_login(team.teammate)
@@ -223,17 +190,6 @@ def test_run_records_for_real_and_shows_the_data(client, team, board, log_path):
     ]
 
 
-def test_preview_says_there_is_none(client, team, board, log_path):
-    app, query = board
-    client.force_login(team.teammate)
-    response = client.post(
-        editor_url("query_preview", app, query.name), form_data(query), headers=HTMX
-    )
-    assert response.status_code == 422
-    assert "Recorder queries have no preview." in response.text
-    assert not QueryRun.objects.exists() and records(log_path) == []
-
-
 def test_an_unexpected_exception_becomes_a_clear_error(client, team, board, log_path):
     app, query = board
     client.force_login(team.teammate)
@@ -246,15 +202,6 @@ def test_an_unexpected_exception_becomes_a_clear_error(client, team, board, log_
     assert run.error == "Kiln failed to run this query (RuntimeError)."
     assert run.failures[-1]["type"] == "RuntimeError"
     assert "Kiln failed to run this query (RuntimeError)." in response.text
-
-
-def test_the_binding_context_rows_use_the_plugins_summary(team, board):
-    app, query = board
-    run = create_run(query, team.teammate, {"note": {"value": "one"}})
-    row = binding_context(app, team.teammate, {})["record_note"]["runs"][0]
-    assert row["id"] == run.pk
-    assert row["channel"] == "#general" and row["said"] == "teammate says one"
-    assert "to" not in row and "subject" not in row
 
 
 # ---------------------------------------------------------------------- viewer and API
@@ -298,18 +245,6 @@ def test_the_run_api_runs_it_with_token_auth(client, team, board, log_path):
     assert fetched.json()["status"] == "success"
     assert fetched.json()["data"]["recorded"]["message"] == "teammate says via the API"
     assert records(log_path)[-1]["message"] == "teammate says via the API"
-
-
-def test_the_run_api_names_the_missing_required_field(client, team, board, log_path):
-    _, query = board
-    query.fields = {**query.fields, "channel": "<< note.value >>"}
-    query.save()
-    token = ApiToken.issue(team.teammate, "tests")[1]
-    response = post_run(client, token, {"note": {"value": ""}})
-    assert response.status_code == 400
-    assert response.json()["field"] == "channel"
-    assert response.json()["error"] == "Channel is required."
-    assert records(log_path) == []
 
 
 def test_a_real_celery_worker_runs_it(recorder, celery_worker, team, board, log_path):
