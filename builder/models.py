@@ -8,6 +8,7 @@ from django.db import models
 from builder.names import validate_identifier
 from builder.schema import (
     KIND,
+    STORED,
     VERSION,
     AppDocument,
     AppInfo,
@@ -261,7 +262,7 @@ class AppVersion(models.Model):
 
     def app_document(self) -> AppDocument:
         """The published document, typed."""
-        return AppDocument.model_validate(self.document)
+        return AppDocument.model_validate(self.document, context=STORED)
 
 
 class PageEdit(models.Model):
