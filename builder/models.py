@@ -271,7 +271,7 @@ class PageEdit(models.Model):
     before and after it.
 
     Undo puts ``before`` back and marks the edit undone; redo puts ``after`` back. A new
-    edit drops the undone ones (builder.editor.canvas_history)."""
+    edit drops the undone ones (editor.canvas_history)."""
 
     page = models.ForeignKey(Page, on_delete=models.CASCADE, related_name="edits")
     created_at = models.DateTimeField(auto_now_add=True)

@@ -1,6 +1,6 @@
 """What the page editor does to a page's widgets: add, move and resize on the 12-column
 grid, delete, copy and paste, rename, and set one property. The views record each of
-these as one edit (builder.editor.canvas_history); this module only changes rows.
+these as one edit (editor.canvas_history); this module only changes rows.
 
 Layout rules:
 - a top-level widget has x 0–11, w 1–12 with x + w ≤ 12, y ≥ 0 and h ≥ 1 (clamped, never

@@ -1,7 +1,7 @@
 """What the page editor draws: the canvas (every widget rendered as the preview renders
 it, each in a selectable frame) and the property pane of the selected widget.
 
-Bindings are evaluated as in the preview of the draft (builder.runtime.PageRuntime with
+Bindings are evaluated as in the preview of the draft (viewer.runtime.PageRuntime with
 the page's current rows); a binding that fails shows the widget's inline warning, and a
 widget that cannot be drawn at all shows a box saying why: the editor never fails
 because of what is on the page.

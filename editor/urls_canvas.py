@@ -1,4 +1,4 @@
-"""The page editor (builder.editor.canvas): the canvas of a page and its endpoints."""
+"""The page editor (editor.canvas): the canvas of a page and its endpoints."""
 
 from django.urls import path
 
