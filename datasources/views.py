@@ -15,7 +15,9 @@ from datasources.errors import PluginError
 from datasources.forms import DatasourceNameForm, config_form_for
 from datasources.models import Datasource
 from datasources.plugins import get_plugin, plugin_kinds
+from workspaces import audit
 from workspaces.access import get_membership
+from workspaces.audit import Action
 from workspaces.models import Role
 
 log = logging.getLogger(__name__)
@@ -62,6 +64,9 @@ def _save(request, workspace, kind, instance: Datasource | None) -> HttpResponse
     datasource.secret = secret
     with transaction.atomic():
         datasource.save()
+        # The settings as stored, never the secret.
+        action = Action.CHANGED if instance is not None else Action.CREATED
+        audit.record(workspace, action, "datasource", datasource.name, request=request)
     log.info("datasource %s saved in workspace %s", datasource.pk, workspace.slug)
     messages.success(request, f"Saved “{datasource.name}”.")
     return redirect("datasources:edit", workspace.slug, datasource.pk)
@@ -102,7 +107,9 @@ def datasource_delete(request: HttpRequest, workspace: str, pk: int) -> HttpResp
     datasource = _datasource(request, workspace, pk)
     if request.method == "POST":
         name = datasource.name
-        datasource.delete()
+        with transaction.atomic():
+            datasource.delete()
+            audit.record(datasource.workspace, Action.DELETED, "datasource", name, request=request)
         messages.success(request, f"Deleted “{name}”.")
         return redirect("datasources:list", workspace)
     return render(request, "datasources/delete.html", {"datasource": datasource})

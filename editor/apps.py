@@ -29,7 +29,9 @@ from builder.access import get_app_for_editor, get_page_for_editor
 from builder.document import AppFileError, export_app, import_app
 from builder.models import App, AppVersion, Page
 from builder.publishing import publish
+from workspaces import audit
 from workspaces.access import get_membership, workspaces_of
+from workspaces.audit import Action
 from workspaces.models import Role
 
 NAME_MAX = 100  # App.name and Page.name
@@ -144,6 +146,7 @@ def app_create(request: HttpRequest, workspace: str) -> HttpResponse:
     with transaction.atomic():
         app = App.objects.create(workspace=membership.workspace, name=name)
         Page.objects.create(app=app, name=FIRST_PAGE_NAME, position=0)
+        audit.record(app.workspace, Action.CREATED, "app", app.name, request=request)
     messages.success(request, f"Created “{app.name}”.")
     return redirect("editor:app", app.slug)
 
@@ -184,6 +187,9 @@ def app_import(request: HttpRequest, workspace: str) -> HttpResponse:
             request, f"Could not import {filename}: {_explain(exc)} Nothing was imported."
         )
         return redirect("editor:apps", workspace)
+    audit.record(
+        app.workspace, Action.IMPORTED, "app", app.name, request=request, detail={"file": filename}
+    )
     messages.success(request, f"Imported “{app.name}” from {filename}.")
     return redirect("editor:apps", workspace)
 
@@ -225,6 +231,14 @@ def app_open(request: HttpRequest, app: str) -> HttpResponse:
 def app_publish(request: HttpRequest, app: str) -> HttpResponse:
     found = get_app_for_editor(request, app)
     version = publish(found, request.user)
+    audit.record(
+        found.workspace,
+        Action.PUBLISHED,
+        "app",
+        found.name,
+        request=request,
+        detail={"version": version.number},
+    )
     messages.success(request, f"Published version {version.number}: viewers now get it.")
     return redirect(_back(request, found, reverse("editor:app", args=[found.slug])))
 
@@ -238,6 +252,9 @@ def app_rename(request: HttpRequest, app: str) -> HttpResponse:
     if name is not None and name != found.name:
         old, found.name = found.name, name
         found.save(update_fields=["name", "updated_at"])
+        audit.record(
+            found.workspace, Action.CHANGED, "app", name, request=request, detail={"was": old}
+        )
         messages.success(request, f"Renamed “{old}” to “{name}”.")
     return redirect(_back(request, found, _apps_url(found), also=(_apps_url(found),)))
 
@@ -255,6 +272,14 @@ def app_duplicate(request: HttpRequest, app: str) -> HttpResponse:
     except AppFileError as exc:
         messages.error(request, f"Could not duplicate “{found.name}”: {_explain(exc)}")
     else:
+        audit.record(
+            found.workspace,
+            Action.CREATED,
+            "app",
+            copy.name,
+            request=request,
+            detail={"copy_of": found.name},
+        )
         messages.success(request, f"Duplicated “{found.name}” as “{copy.name}”.")
     return redirect(_apps_url(found))
 
@@ -265,7 +290,9 @@ def app_delete(request: HttpRequest, app: str) -> HttpResponse:
     found = get_app_for_editor(request, app)
     if request.method == "POST":
         name, apps_url = found.name, _apps_url(found)
-        found.delete()
+        with transaction.atomic():
+            found.delete()
+            audit.record(found.workspace, Action.DELETED, "app", name, request=request)
         messages.success(request, f"Deleted “{name}”.")
         return redirect(apps_url)
     context = {
@@ -320,6 +347,9 @@ def page_add(request: HtmxHttpRequest, app: str) -> HttpResponse:
             name=name or _free_page_name(found),
             position=0 if last is None else last + 1,
         )
+    audit.record(
+        found.workspace, Action.CREATED, "page", f"{found.name} / {page.name}", request=request
+    )
     messages.success(request, f"Added page “{page.name}”.")
     return _go(request, _canvas_url(found, page))
 
@@ -333,6 +363,14 @@ def page_rename(request: HtmxHttpRequest, app: str, page: str) -> HttpResponse:
     if name is not None and name != target.name:
         old, target.name = target.name, name
         target.save(update_fields=["name"])
+        audit.record(
+            found.workspace,
+            Action.CHANGED,
+            "page",
+            f"{found.name} / {name}",
+            request=request,
+            detail={"was": old},
+        )
         messages.success(request, f"Renamed page “{old}” to “{name}”.")
     return _panel(request, found, _canvas_url(found, target))
 
@@ -353,6 +391,13 @@ def page_delete(request: HtmxHttpRequest, app: str, page: str) -> HttpResponse:
             return _panel(request, found, _canvas_url(found, target))
         target.delete()
         _renumber(list(found.pages.all()))
+        audit.record(
+            found.workspace,
+            Action.DELETED,
+            "page",
+            f"{found.name} / {target.name}",
+            request=request,
+        )
     messages.success(request, f"Deleted page “{target.name}”.")
     first = found.pages.first()
     deleted_path = _canvas_url(found, target)

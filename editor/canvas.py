@@ -34,6 +34,11 @@ from .canvas_render import PageScope, make_field, palette, pane_context, render_
 CLIPBOARD = "kiln_canvas_clipboard"
 
 
+def _record(request: HttpRequest, page: Page, summary: str, change):
+    """One edit of the page, in its undo history and the audit log."""
+    return canvas_history.record(page, summary, change, request=request)
+
+
 class HtmxHttpRequest(HttpRequest):
     htmx: HtmxDetails
 
@@ -134,8 +139,8 @@ def canvas_add(request: HtmxHttpRequest, app: str, page: str) -> HttpResponse:
         if y is None:  # no position (a tile clicked, not dropped): below everything
             y = max((w.y + w.h for w in page_obj.widgets.filter(parent=None)), default=0)
         parent = request.POST.get("parent", "")
-        widget = canvas_history.record(
-            page_obj, f"Add {kind}", lambda: edits.add_widget(page_obj, kind, x, y, parent)
+        widget = _record(
+            request, page_obj, f"Add {kind}", lambda: edits.add_widget(page_obj, kind, x, y, parent)
         )
     except edits.EditError as exc:
         return _refused(str(exc), status=400)
@@ -149,7 +154,7 @@ def canvas_layout(request: HtmxHttpRequest, app: str, page: str, name: str) -> H
     found, page_obj = get_page_for_editor(request, app, page)
     widget = _widget(page_obj, name)
     try:
-        canvas_history.record(page_obj, f"Move {name}", lambda: edits.move(widget, request.POST))
+        _record(request, page_obj, f"Move {name}", lambda: edits.move(widget, request.POST))
     except edits.EditError as exc:
         return _refused(str(exc), status=400)
     return _changed(request, found, page_obj, request.POST.get("selected", name), pane=False)
@@ -160,7 +165,7 @@ def canvas_layout(request: HtmxHttpRequest, app: str, page: str, name: str) -> H
 def canvas_delete(request: HtmxHttpRequest, app: str, page: str, name: str) -> HttpResponse:
     found, page_obj = get_page_for_editor(request, app, page)
     widget = _widget(page_obj, name)
-    canvas_history.record(page_obj, f"Delete {name}", lambda: edits.delete(widget))
+    _record(request, page_obj, f"Delete {name}", lambda: edits.delete(widget))
     return _changed(request, found, page_obj, "")
 
 
@@ -203,7 +208,8 @@ def canvas_paste(request: HtmxHttpRequest, app: str, page: str) -> HttpResponse:
             into = ""
     same_page = clip.get("page") == page_obj.pk
     try:
-        widget = canvas_history.record(
+        widget = _record(
+            request,
             page_obj,
             f"Paste {items[0].name}",
             lambda: edits.paste(page_obj, items, into=into, same_page=same_page),
@@ -257,7 +263,8 @@ def canvas_property(request: HtmxHttpRequest, app: str, page: str, name: str) ->
         return _refused(
             str(exc), _field_html(request, found, page_obj, widget, field, oob_canvas=False)
         )
-    canvas_history.record(
+    _record(
+        request,
         page_obj,
         f"Set {name}.{prop.name}",
         lambda: edits.set_property(widget, prop, cleaned),
@@ -290,8 +297,11 @@ def canvas_rename(request: HtmxHttpRequest, app: str, page: str, name: str) -> H
     widget = _widget(page_obj, name)
     new_name = (request.POST.get("name") or "").strip()
     try:
-        canvas_history.record(
-            page_obj, f"Rename {name} to {new_name}", lambda: edits.rename(widget, new_name)
+        _record(
+            request,
+            page_obj,
+            f"Rename {name} to {new_name}",
+            lambda: edits.rename(widget, new_name),
         )
     except edits.EditError as exc:
         html = render_to_string(
@@ -333,7 +343,7 @@ def canvas_events(request: HtmxHttpRequest, app: str, page: str, name: str) -> H
         widget.events = events
         widget.save(update_fields=["events"])
 
-    canvas_history.record(page_obj, f"Edit events of {name}", save)
+    _record(request, page_obj, f"Edit events of {name}", save)
     context = {**pane_context(found, page_obj, widget, scope, posted=request.POST), "oob": True}
     history = render_to_string(
         "editor/canvas/page.html#history", {"history": _history(page_obj), "oob": True}, request

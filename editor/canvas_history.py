@@ -15,9 +15,12 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from django.db import transaction
+from django.http import HttpRequest
 
 from builder.models import Page, PageEdit
 from builder.schema import STORED, WidgetDocument
+from workspaces import audit
+from workspaces.audit import Action
 
 #: Edits kept per page; older ones can no longer be undone.
 HISTORY_LIMIT = 200
@@ -36,8 +39,11 @@ def restore(page: Page, widgets: list[dict]) -> None:
     page.replace_widgets([WidgetDocument.model_validate(item, context=STORED) for item in widgets])
 
 
-def record(page: Page, summary: str, change: Callable[[], T]) -> T:
-    """Runs ``change`` (which edits the page's widgets) and stores it as one edit.
+def record(
+    page: Page, summary: str, change: Callable[[], T], *, request: HttpRequest | None = None
+) -> T:
+    """Runs ``change`` (which edits the page's widgets) and stores it as one edit, and in
+    the audit log as a change of the page by the request's user.
 
     Nothing is stored when the widgets are the same afterwards (a property saved with the
     value it had)."""
@@ -51,6 +57,14 @@ def record(page: Page, summary: str, change: Callable[[], T]) -> T:
             page.edits.filter(undone=True).delete()
             PageEdit.objects.create(page=page, summary=summary[:200], before=before, after=after)
             _prune(page)
+            audit.record(
+                page.app.workspace,
+                Action.CHANGED,
+                "page",
+                f"{page.app.name} / {page.name}",
+                request=request,
+                detail={"edit": summary[:200]},
+            )
     return result
 
 

@@ -47,6 +47,8 @@ from queries.errors import RunRequestError
 from queries.execution import create_run, evaluate_query_fields
 from queries.models import QueryRun
 from widgets import get_type
+from workspaces import audit
+from workspaces.audit import Action
 
 TEMPLATE_LIST = "editor/queries/list.html"
 TEMPLATE_EDITOR = "editor/queries/editor.html"
@@ -582,6 +584,7 @@ def query_list(request: HttpRequest, app: str) -> HttpResponse:
                     action=form.cleaned_data["datasource"].plugin.first_action,
                     fields={},
                 )
+                audit.record(found.workspace, Action.CREATED, "query", query.name, request=request)
             messages.success(request, f"Created the query “{query.name}”.")
             return redirect("editor:query", found.slug, query.name)
         status = 422
@@ -620,7 +623,24 @@ def _save(request: HttpRequest, app: App, form: QueryForm) -> tuple[bool, bool]:
     _remember_test_values(request, app, request.POST.get("test_values", ""))
     if not form.is_valid():
         return False, False
-    return True, form.save()
+    before = _stored(form.query)
+    renamed = form.save()
+    if _stored(form.query) != before:
+        # The autosave saves as people type: only a real change is an audit entry.
+        audit.record(app.workspace, Action.CHANGED, "query", form.query.name, request=request)
+    return True, renamed
+
+
+def _stored(query: Query) -> tuple:
+    return (
+        query.name,
+        query.datasource_id,
+        query.action,
+        query.fields,
+        query.run_on_page_load,
+        query.confirm_before_run,
+        query.timeout_seconds,
+    )
 
 
 def _renamed_response(request: HttpRequest, query: Query) -> HttpResponse:
@@ -711,7 +731,7 @@ def query_run(request: HttpRequest, app: str, name: str) -> HttpResponse:
     started = time.monotonic()
     try:
         inputs = parse_test_values(form.cleaned_data["test_values"])
-        run = create_run(query, request.user, inputs)
+        run = create_run(query, request.user, inputs, request=request)
     except RunRequestError as exc:
         result = Result(kind="error", error=exc.message, field=exc.field)
         return _result_response(request, found, query, form, result, saved=True, status=422)
@@ -760,6 +780,7 @@ def query_delete(request: HttpRequest, app: str, name: str) -> HttpResponse:
     query = _get_query(found, name)
     with transaction.atomic():
         query.delete()
+        audit.record(found.workspace, Action.DELETED, "query", name, request=request)
     messages.success(request, f"Deleted the query “{name}”.")
     url = reverse("editor:queries", args=[found.slug])
     if request.htmx:

@@ -155,6 +155,9 @@ KILN_RUN_RETRY_MAX_SECONDS = envfloat("KILN_RUN_RETRY_MAX_SECONDS", 300.0)
 KILN_SWEEP_GRACE_SECONDS = envint("KILN_SWEEP_GRACE_SECONDS", 60)
 # A run still "running" after this long lost its worker: marked unknown, never resent.
 KILN_RUN_STUCK_SECONDS = envint("KILN_RUN_STUCK_SECONDS", 900)
+# How many reverse proxies in front of Kiln add to X-Forwarded-For (the audit log's
+# "from where"); 0 believes only the connection's own address.
+KILN_TRUSTED_PROXY_COUNT = envint("KILN_TRUSTED_PROXY_COUNT", 0)
 # The longest ?wait= the run API honours.
 KILN_API_MAX_WAIT_SECONDS = envint("KILN_API_MAX_WAIT_SECONDS", 30)
 

@@ -110,7 +110,7 @@ def create_run_view(request: HttpRequest, app: str, query: str) -> JsonResponse:
     if version is not None and frozen is None:
         return _error(404, "No such query in the published app; publish it first.")
     try:
-        run = create_run(found, request.user, _inputs(request), published=frozen)
+        run = create_run(found, request.user, _inputs(request), published=frozen, request=request)
     except RunRequestError as exc:
         return _error(400, exc.message, exc.field)
     run.refresh_from_db()

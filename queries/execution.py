@@ -10,6 +10,7 @@ from types import SimpleNamespace
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import transaction
+from django.http import HttpRequest
 
 from bindings import BindingError, evaluate
 from builder.models import Query
@@ -21,6 +22,8 @@ from queries.context import binding_context, check_inputs
 from queries.errors import RunRequestError
 from queries.models import QueryRun, RunAttachment
 from queries.tasks import enqueue
+from workspaces import audit
+from workspaces.audit import Action
 
 log = logging.getLogger(__name__)
 
@@ -83,13 +86,15 @@ def create_run(
     url: dict | None = None,
     page=None,
     published: QueryDocument | None = None,
+    request: HttpRequest | None = None,
 ) -> QueryRun:
     """Evaluate and check the query's fields, store the run, and enqueue it once the
     transaction commits. Raises ``RunRequestError`` (nothing stored) for bad input.
 
     With ``published`` (the query as a published version has it), the run goes through
     the published datasource (by name), action, fields and timeout, not the query's row:
-    a published version is frozen. Without it, the query as edited runs."""
+    a published version is frozen. Without it, the query as edited runs. ``request``
+    says where the run came from, for the audit log."""
     inputs = check_inputs(inputs)
     if published is None:
         published = query.to_document()
@@ -125,6 +130,15 @@ def create_run(
                 size=file.size,
                 file=ContentFile(file.data, name=f"{position}-{file.name}"),
             )
+        audit.record(
+            query.app.workspace,
+            Action.RAN,
+            "query",
+            f"{query.app.name} / {query.name}",
+            request=request,
+            actor=user if getattr(user, "pk", None) else None,
+            detail={"run": run.pk},
+        )
         transaction.on_commit(lambda: enqueue(run.pk))
     log.info("run %s of query %s created (queued)", run.pk, query.pk)
     return run

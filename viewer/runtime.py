@@ -364,6 +364,7 @@ class PageRuntime:
             states,
             url=self.url,
             published=published_query,
+            request=self.request,
         )
         # The new run is what << name.status >> and the like read from now on.
         self._query_states = None

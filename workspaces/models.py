@@ -95,3 +95,7 @@ class WorkspaceFile(models.Model):
     def as_reference(self) -> dict:
         """The shape a binding sees, and that the SMTP plugin takes as an attachment."""
         return {"id": self.pk, "name": self.name, "type": self.content_type, "size": self.size}
+
+
+# The audit log's model lives in its own module; importing it here registers it.
+from workspaces.audit import AuditEvent  # noqa: E402, F401
