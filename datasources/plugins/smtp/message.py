@@ -140,6 +140,7 @@ def count_addresses(text: str) -> int:
     """How many addresses ``text`` holds at most: its commas outside quotes and angle
     brackets, plus one. One linear pass; the email parser is far slower, so this count is
     what caps a field before it is parsed."""
+    text = text.strip().strip(",")
     if not any(char in text for char in '"<\\'):
         commas = text.count(",")
     else:
@@ -157,7 +158,7 @@ def count_addresses(text: str) -> int:
                 angle = False
             elif char == "," and not quoted and not angle:
                 commas += 1
-    return commas + (1 if text.strip(" ,") else 0)
+    return commas + (1 if text.strip() else 0)
 
 
 def check_recipient_count(fields: dict, names: tuple[str, ...] = ("to", "cc", "bcc")) -> None:
