@@ -11,8 +11,9 @@ FORBIDDEN = frozenset('<>:"/\\|?*')
 
 
 def safe_filename(name: str, fallback: str) -> str:
-    """``name`` without a path, control, format (bidi) or line separator characters, forbidden characters or
-    leading dots, at most MAX_LENGTH characters; ``fallback`` when nothing is left.
+    """``name`` without a path, control, format (bidi) or line separator characters,
+    forbidden characters or leading dots, at most MAX_LENGTH characters; ``fallback``
+    when nothing is left.
 
     Bidi overrides (U+202E) would let "invoice\u202egpj.exe" display as "invoiceexe.jpg";
     leading dots would make a hidden file, or "..".

@@ -98,7 +98,9 @@ def typed(field: str, where: str, form: str) -> str:
 
 
 @pytest.mark.parametrize(("field", "where", "form"), PARAMS)
-def test_the_viewer_refuses_it_naming_the_field(client, team, smtp_server, mail_app, field, where, form):
+def test_the_viewer_refuses_it_naming_the_field(
+    client, team, smtp_server, mail_app, field, where, form
+):
     app = mail_app(field, where)
     client.force_login(team.viewer)
 
@@ -115,7 +117,9 @@ def test_the_viewer_refuses_it_naming_the_field(client, team, smtp_server, mail_
 
 
 @pytest.mark.parametrize(("field", "where", "form"), PARAMS)
-def test_the_run_api_refuses_it_naming_the_field(client, team, smtp_server, mail_app, field, where, form):
+def test_the_run_api_refuses_it_naming_the_field(
+    client, team, smtp_server, mail_app, field, where, form
+):
     app = mail_app(field, where)
     token = ApiToken.issue(team.teammate)[1]
 

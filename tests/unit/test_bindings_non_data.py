@@ -16,7 +16,9 @@ CONTEXT = {
     "rows": [{"id": 1}],
     "files1": {"files": [FileContent("a.txt", "text/plain", b"hi")]},
 }
-PYTHON_TEXT = re.compile(r"<bound method|<built-in|<function|<class|<module|<generator|0x[0-9a-f]{4,}")
+PYTHON_TEXT = re.compile(
+    r"<bound method|<built-in|<function|<class|<module|<generator|0x[0-9a-f]{4,}"
+)
 
 
 @pytest.mark.parametrize(

@@ -117,8 +117,7 @@ def _header_safe(name: str, value: str) -> str:
     if "=?" in value and _FORBIDDEN.search(_decoded_words(value)):
         raise FieldError(
             name,
-            f"{_label(name)} has an encoded word (=?...?=) that decodes to a line break: "
-            f"{value!r}",
+            f"{_label(name)} has an encoded word (=?...?=) that decodes to a line break: {value!r}",
         )
     return value
 
