@@ -105,9 +105,12 @@ def datasource_delete(request: HttpRequest, workspace: str, pk: int) -> HttpResp
         name = datasource.name
         try:
             datasource.delete()
-        except ProtectedError as exc:
+        except ProtectedError:
             # Query.datasource is PROTECT: say which queries hold it, keep everything.
-            users = sorted({f"{q.app.name} › {q.name}" for q in exc.protected_objects})
+            # Queries live in a layer above: read by name, not imported.
+            users = sorted(
+                {f"{q.app.name} › {q.name}" for q in datasource.queries.select_related("app")}
+            )
             messages.error(
                 request,
                 f"“{name}” is used by {len(users)} quer{'y' if len(users) == 1 else 'ies'}: "
