@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import time
+import types
 from collections.abc import Collection, Iterator, Mapping, MappingView
 from typing import Any
 
@@ -154,8 +155,12 @@ def _run_expression(field: str, expression: str, context: Mapping, run: Budget) 
         raise BindingError(field, expression, compiled.error)
     run.missing.clear()
     try:
-        value = compiled.function(context)
-        return _settle(value, run, 0)
+        value = _settle(compiled.function(context), run, 0)
+        kind = _not_data(value, 0)
+        if kind:
+            # Never the value's Python text: it shows memory addresses and internals.
+            raise Refused(f"the result is {kind}, not data (a function is called with ())")
+        return value
     except Refused as exc:
         raise BindingError(field, expression, str(exc)) from None
     except SecurityError as exc:
@@ -198,6 +203,39 @@ def _settle(value: Any, run: Budget, depth: int) -> Any:
             return settled_dict
         return value
     return value
+
+
+_GENERATORS = (types.GeneratorType, types.CoroutineType, types.AsyncGeneratorType)
+
+
+def _not_data(value: Any, depth: int) -> str | None:
+    """What ``value``, or something in the lists and dicts it holds, is when it is not
+    data (text, a number, a list, a dict, a file...); None when all of it is data."""
+    if isinstance(value, (str, int, float, type(None))):
+        return None
+    if isinstance(value, type):
+        return "a class"
+    if isinstance(value, types.ModuleType):
+        return "a module"
+    if isinstance(value, _GENERATORS):
+        return "a generator"
+    if isinstance(value, (types.MethodType, types.BuiltinMethodType, types.MethodWrapperType)):
+        return "a method"
+    if callable(value):
+        return "a function"
+    if depth > MAX_NESTING + 2:
+        return None
+    if isinstance(value, (list, tuple, set, frozenset)):
+        items: Any = value
+    elif isinstance(value, dict):
+        items = [*value.keys(), *value.values()]
+    else:
+        return None
+    for item in items:
+        kind = _not_data(item, depth + 1)
+        if kind:
+            return kind
+    return None
 
 
 _UNKNOWN_NAME = re.compile(r"'(.+)' is undefined")

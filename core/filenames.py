@@ -11,8 +11,9 @@ FORBIDDEN = frozenset('<>:"/\\|?*')
 
 
 def safe_filename(name: str, fallback: str) -> str:
-    """``name`` without a path, control or bidi characters, forbidden characters or
-    leading dots, at most MAX_LENGTH characters; ``fallback`` when nothing is left.
+    """``name`` without a path, control, format (bidi) or line separator characters,
+    forbidden characters or leading dots, at most MAX_LENGTH characters; ``fallback``
+    when nothing is left.
 
     Bidi overrides (U+202E) would let "invoice\u202egpj.exe" display as "invoiceexe.jpg";
     leading dots would make a hidden file, or "..".
@@ -21,7 +22,7 @@ def safe_filename(name: str, fallback: str) -> str:
     name = "".join(
         "_" if char in FORBIDDEN else char
         for char in name
-        if unicodedata.category(char) not in ("Cc", "Cf")
+        if unicodedata.category(char) not in ("Cc", "Cf", "Zl", "Zp")
     )
     name = name.strip().lstrip(".").strip()
     return name[:MAX_LENGTH] or fallback

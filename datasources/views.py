@@ -7,6 +7,7 @@ import logging
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db import transaction
+from django.db.models import ProtectedError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
@@ -107,9 +108,24 @@ def datasource_delete(request: HttpRequest, workspace: str, pk: int) -> HttpResp
     datasource = _datasource(request, workspace, pk)
     if request.method == "POST":
         name = datasource.name
-        with transaction.atomic():
-            datasource.delete()
-            audit.record(datasource.workspace, Action.DELETED, "datasource", name, request=request)
+        try:
+            with transaction.atomic():
+                datasource.delete()
+                audit.record(
+                    datasource.workspace, Action.DELETED, "datasource", name, request=request
+                )
+        except ProtectedError:
+            # Query.datasource is PROTECT: say which queries hold it, keep everything.
+            # Queries live in a layer above: read by name, not imported.
+            users = sorted(
+                {f"{q.app.name} › {q.name}" for q in datasource.queries.select_related("app")}
+            )
+            messages.error(
+                request,
+                f"“{name}” is used by {len(users)} quer{'y' if len(users) == 1 else 'ies'}: "
+                f"{', '.join(users)}. Point them at another datasource or delete them first.",
+            )
+            return redirect("datasources:edit", workspace, datasource.pk)
         messages.success(request, f"Deleted “{name}”.")
         return redirect("datasources:list", workspace)
     return render(request, "datasources/delete.html", {"datasource": datasource})

@@ -23,6 +23,7 @@ from pydantic import ValidationError as SchemaError
 
 from builder.models import Query
 from builder.publishing import published
+from core.filetypes import sniffed_type
 from queries.errors import RunRequestError
 from queries.execution import create_run
 from queries.models import ApiToken, QueryRun
@@ -84,7 +85,7 @@ def _inputs(request: HttpRequest) -> dict:
         if not isinstance(state, dict):
             raise RunRequestError(f"inputs.{widget}", f"inputs.{widget} must be an object.")
         state["files"] = [
-            FileContent(f.name, f.content_type or "application/octet-stream", f.read())
+            FileContent(f.name, sniffed_type(f.name, data := f.read()), data)
             for f in request.FILES.getlist(widget)
         ]
     return payload

@@ -7,6 +7,7 @@ import math
 import mimetypes
 from typing import Any
 
+from core.filetypes import sniffed_type
 from widgets.base import COMMON_PROPS, Prop, WidgetType, label_of
 from widgets.values import format_number
 from workspaces.files import FileContent
@@ -83,17 +84,12 @@ class FilePickerWidget(WidgetType):
     def read_state(self, spec, data, files, child_states):
         props, _ = self.clean_props(spec.props)
         uploads = [] if files is None or props["disabled"] else files.getlist(spec.name)
-        picked = [
-            FileContent(
-                name=upload.name,
-                content_type=upload.content_type
-                or mimetypes.guess_type(upload.name)[0]
-                or "application/octet-stream",
-                data=_contents(upload),
-            )
-            for upload in uploads
-            if upload.name
-        ]
+        # The type the browser sent is ignored: the bytes and the name decide.
+        picked = []
+        for upload in uploads:
+            if upload.name:
+                data = _contents(upload)
+                picked.append(FileContent(upload.name, sniffed_type(upload.name, data), data))
         state: dict[str, Any] = {"files": picked}
         state["isValid"] = not self.validate(spec, state)
         return state

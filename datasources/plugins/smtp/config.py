@@ -100,8 +100,9 @@ class SmtpConfigForm(ConfigForm):
         label="Verify the server's TLS certificate", required=False, initial=True
     )
 
-    #: The saved password goes only to the server it was saved for: change any of these
-    #: and it must be typed again (else an editor could send it to a server of theirs).
+    #: The saved password goes only to the server it was saved for: change any of these,
+    #: or turn certificate verification off, and it must be typed again (else an editor
+    #: could send it to a server of theirs).
     SECRET_BOUND_TO = ("host", "port", "security", "username")
 
     def __init__(self, *args, stored_secret: str = "", **kwargs):
@@ -140,14 +141,19 @@ class SmtpConfigForm(ConfigForm):
                 self.add_error(
                     "password",
                     "Password: type it again — the host, port, security or username "
-                    "changed, and the saved password is only sent to the server it was "
-                    "saved for.",
+                    "changed, or certificate verification was turned off, and the saved "
+                    "password is only sent to the server it was saved for.",
                 )
             elif not (data.get("password") or self.stored_secret):
                 self.add_error("password", "Password is required (or choose “No authentication”).")
         return data
 
     def _same_server(self, data: dict) -> bool:
+        # Verification off lets anyone on the path pose as the server: like a new host,
+        # the saved password is not lent to it. Turning verification on needs nothing.
+        verified = self.stored_config.get("verify_certificate", True)
+        if verified and not data.get("verify_certificate"):
+            return False
         return all(
             str(data.get(name) or "") == str(self.stored_config.get(name) or "")
             for name in self.SECRET_BOUND_TO

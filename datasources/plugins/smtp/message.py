@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-import mimetypes
+import quopri
 import re
 import urllib.parse
 from collections.abc import Callable
@@ -25,6 +25,7 @@ from django.utils import timezone
 from email_validator import EmailNotValidError, validate_email
 
 from core.filenames import safe_filename as core_safe_filename
+from core.filetypes import sniffed_type
 from core.text import as_bool
 from datasources.errors import FieldError
 from workspaces.files import FileContent
@@ -42,8 +43,14 @@ LABELS = {
     "body_type": "Body type",
     "attachments": "Attachment(s)",
 }
-_FORBIDDEN = re.compile(r"[\r\n\x00]")
-_MIME_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*$", re.I)
+#: Everything that ends a line somewhere: CR, LF and NUL, the vertical tab and form feed,
+#: NEL and the Unicode line and paragraph separators (str.splitlines() breaks on all of
+#: them, and so may a mail client or a library that re-folds the header).
+_FORBIDDEN = re.compile("[\r\n\x00\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
+_FORBIDDEN_TEXT = "line breaks, NUL or other line-ending characters"
+#: RFC 2047 encoded words: the email package decodes them when it parses a header, so
+#: what they decode to is checked too.
+_ENCODED_WORD = re.compile(r"=\?([^?\s]*)\?([qQbB])\?([^?\s]*)\?=")
 _DATA_URL = re.compile(r"^data:(?P<type>[^;,]*)(?P<params>(;[^;,]*)*),(?P<payload>.*)$", re.S)
 MAX_SUBJECT = 998
 
@@ -83,48 +90,132 @@ def _text(name: str, value) -> str:
     return str(value)
 
 
+def _decoded_words(value: str) -> str:
+    """``value`` with each RFC 2047 encoded word replaced by what it decodes to."""
+
+    def decode(match: re.Match) -> str:
+        charset, encoding, text = match.groups()
+        try:
+            if encoding in "bB":
+                raw = base64.b64decode(text + "=" * (-len(text) % 4))
+            else:
+                raw = quopri.decodestring(text.encode("ascii", "replace"), header=True)
+        except (binascii.Error, ValueError):
+            return ""
+        try:
+            return raw.decode(charset.split("*", 1)[0] or "ascii", "replace")
+        except LookupError:
+            return raw.decode("latin-1")
+
+    return _ENCODED_WORD.sub(decode, value)
+
+
 def _header_safe(name: str, value: str) -> str:
+    """``value`` if written as one header line it stays one line; else a FieldError."""
     if _FORBIDDEN.search(value):
+        raise FieldError(name, f"{_label(name)} must not contain {_FORBIDDEN_TEXT}: {value!r}")
+    if "=?" in value and _FORBIDDEN.search(_decoded_words(value)):
         raise FieldError(
-            name, f"{_label(name)} must not contain line breaks or NUL characters: {value!r}"
+            name,
+            f"{_label(name)} has an encoded word (=?...?=) that decodes to a line break: {value!r}",
         )
     return value
 
 
+def _address_items(name: str, value) -> list:
+    """A field's raw items: a comma-separated string is one item, a list many."""
+    if value is None or value == "":
+        return []
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list | tuple):
+        return list(value)
+    raise FieldError(
+        name, f"{_label(name)} must be text or a list of addresses, not {type(value).__name__}."
+    )
+
+
+def count_addresses(text: str) -> int:
+    """How many addresses ``text`` holds at most: its commas outside quotes and angle
+    brackets, plus one. One linear pass; the email parser is far slower, so this count is
+    what caps a field before it is parsed."""
+    text = text.strip().strip(",")
+    if not any(char in text for char in '"<\\'):
+        commas = text.count(",")
+    else:
+        commas, quoted, angle, escaped = 0, False, False, False
+        for char in text:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                quoted = not quoted
+            elif not quoted and char == "<":
+                angle = True
+            elif not quoted and char == ">":
+                angle = False
+            elif char == "," and not quoted and not angle:
+                commas += 1
+    return commas + (1 if text.strip() else 0)
+
+
+def check_recipient_count(fields: dict, names: tuple[str, ...] = ("to", "cc", "bcc")) -> None:
+    """Refuse more than ``KILN_SMTP_MAX_RECIPIENTS`` addresses in ``names`` together,
+    counted before any is parsed; the error names the field that went over."""
+    cap = settings.KILN_SMTP_MAX_RECIPIENTS
+    where = "To, CC and BCC" if len(names) > 1 else _label(names[0])
+    total = 0
+    for name in names:
+        items = _address_items(name, fields.get(name))
+        if len(items) > cap:
+            raise FieldError(
+                name, f"{_label(name)} has {len(items):,} items, over the limit of {cap:,}."
+            )
+        total += sum(count_addresses(item) for item in items if isinstance(item, str))
+        if total > cap:
+            raise FieldError(
+                name, f"{_label(name)}: {total:,} recipients in {where}, over the limit of {cap:,}."
+            )
+
+
 def parse_addresses(name: str, value, *, required: bool = False, single: bool = False):
     """A field's addresses: a comma-separated string or a list of strings."""
-    if value is None or value == "":
-        items: list = []
-    elif isinstance(value, str):
-        items = [value]
-    elif isinstance(value, list | tuple):
-        items = list(value)
-    else:
-        raise FieldError(
-            name, f"{_label(name)} must be text or a list of addresses, not {type(value).__name__}."
-        )
+    items = _address_items(name, value)
+    if not single:
+        check_recipient_count({name: value}, (name,))
     addresses: list[Address] = []
     for item in items:
         if not isinstance(item, str):
             raise FieldError(name, f"{_label(name)} has a value that is not text: {item!r}")
         _header_safe(name, item)
+        if single and (many := count_addresses(item)) > 1:
+            raise FieldError(name, f"{_label(name)} takes one address, not {many}.")
         text = item.strip().strip(",").strip()
         if not text:
             continue
-        try:
-            header = policy.default.header_factory("To", text)
-            parsed_ok = not header.defects and header.addresses
-        except (HeaderParseError, IndexError, ValueError):
-            parsed_ok = False
-        if not parsed_ok:
-            raise FieldError(name, f"{_label(name)} has an invalid address: {item!r}")
-        for parsed in header.addresses:
+        for parsed in _parse_item(name, item, text):
             addresses.append(_checked_address(name, parsed, item))
     if required and not addresses:
         raise FieldError(name, f"{_label(name)} is required.")
     if single and len(addresses) > 1:
         raise FieldError(name, f"{_label(name)} takes one address, not {len(addresses)}.")
     return addresses
+
+
+def _parse_item(name: str, item: str, text: str) -> tuple[Address, ...]:
+    try:
+        header = policy.default.header_factory("To", text)
+        parsed_ok = not header.defects and header.addresses
+    except (HeaderParseError, IndexError, ValueError):
+        parsed_ok = False
+    if not parsed_ok:
+        raise FieldError(name, f"{_label(name)} has an invalid address: {item!r}")
+    for parsed in header.addresses:
+        # The parser decodes encoded words; what it made must still be one line.
+        _header_safe(name, parsed.display_name)
+        _header_safe(name, parsed.addr_spec)
+    return header.addresses
 
 
 def _checked_address(name: str, parsed: Address, original: str) -> Address:
@@ -200,14 +291,8 @@ def safe_filename(name: str, index: int) -> str:
     return core_safe_filename(name, f"attachment-{index}")
 
 
-def _content_type(given, name: str) -> str:
-    if isinstance(given, str) and _MIME_TYPE.match(given.strip()):
-        return given.strip().lower()
-    guessed, _ = mimetypes.guess_type(name)
-    return guessed or "application/octet-stream"
-
-
-def _decode_data_url(name: str, data: str) -> tuple[bytes, str]:
+def _decode_data_url(name: str, data: str) -> bytes:
+    # The type the data URL declares is ignored: the bytes and the name decide.
     match = _DATA_URL.match(data)
     if not match:
         raise FieldError(
@@ -224,12 +309,13 @@ def _decode_data_url(name: str, data: str) -> tuple[bytes, str]:
             ) from None
     else:
         content = urllib.parse.unquote_to_bytes(payload)
-    return content, match["type"]
+    return content
 
 
 def read_attachments(value, resolve_file: FileResolver | None) -> list[Attachment]:
     """Attachments from a file picker's list (Appsmith's ``{name, type, size, data}``),
-    Kiln file references (``{"id": ...}``) or uploaded file objects."""
+    Kiln file references (``{"id": ...}``) or uploaded file objects. Each one's content
+    type is derived from its bytes and name (core.filetypes), never the declared one."""
     if value is None or value == "" or value == []:
         return []
     items = value if isinstance(value, list | tuple) else [value]
@@ -248,17 +334,18 @@ def read_attachments(value, resolve_file: FileResolver | None) -> list[Attachmen
 
 def _read_attachment(item, index: int, resolve_file: FileResolver | None) -> Attachment:
     if isinstance(item, FileContent):
-        return Attachment(safe_filename(item.name, index), item.content_type, item.data)
+        name = safe_filename(item.name, index)
+        return Attachment(name, sniffed_type(name, item.data), item.data)
     if isinstance(item, dict) and "data" in item:
         name = safe_filename(str(item.get("name") or ""), index)
         data = item["data"]
         if isinstance(data, bytes):
-            content, declared = data, ""
+            content = data
         elif isinstance(data, str):
-            content, declared = _decode_data_url(name, data)
+            content = _decode_data_url(name, data)
         else:
             raise FieldError("attachments", f"Attachment {name!r}: its data is not text.")
-        return Attachment(name, _content_type(item.get("type") or declared, name), content)
+        return Attachment(name, sniffed_type(name, content), content)
     if isinstance(item, dict) and "id" in item:
         if resolve_file is None:
             raise FieldError("attachments", f"Attachment #{index}: no workspace to read it from.")
@@ -269,14 +356,14 @@ def _read_attachment(item, index: int, resolve_file: FileResolver | None) -> Att
                 "attachments",
                 f"Attachment #{index}: there is no file with id {item['id']!r} in this workspace.",
             ) from None
-        attachment.name = safe_filename(attachment.name, index)
-        return attachment
+        name = safe_filename(attachment.name, index)
+        return Attachment(name, sniffed_type(name, attachment.data), attachment.data)
     if hasattr(item, "read") and hasattr(item, "name"):
         name = safe_filename(str(item.name or ""), index)
         if hasattr(item, "seek"):
             item.seek(0)
         content = item.read()
-        return Attachment(name, _content_type(getattr(item, "content_type", None), name), content)
+        return Attachment(name, sniffed_type(name, content), content)
     if isinstance(item, str):
         raise FieldError(
             "attachments",
@@ -290,6 +377,10 @@ def _read_attachment(item, index: int, resolve_file: FileResolver | None) -> Att
 
 def build_email(fields: dict, resolve_file: FileResolver | None = None) -> Email:
     """Check every field and build the message. Raises ``FieldError`` naming the field."""
+    # Counted first: a field of 100,000 addresses is refused before the slow parser sees it.
+    check_recipient_count(fields)
+    if as_bool(fields.get("set_reply_to"), unknown=False):
+        check_recipient_count(fields, ("reply_to",))
     senders = parse_addresses("from", fields.get("from"), required=True, single=True)
     sender = senders[0]
     from_name = _header_safe("from_name", _text("from_name", fields.get("from_name")))
