@@ -23,7 +23,9 @@ class SignUpForm(forms.Form):
         data = super().clean() or {}
         password = data.get("password")
         if password:
-            user = get_user_model()(username=data.get("username", ""), email=data.get("email"))
+            user = get_user_model()(
+                username=data.get("username", ""), email=data.get("email") or ""
+            )
             try:
                 password_validation.validate_password(password, user)
             except forms.ValidationError as error:

@@ -107,10 +107,11 @@ def accept(invitation: Invitation, user) -> tuple[Membership, bool]:
         ).update(accepted_at=timezone.now(), accepted_by=user)
         if not claimed:
             raise MemberError("token", "This invitation has already been used or has expired.")
-        if invitation.user_id is not None and invitation.user_id != user.pk:
+        invitee = invitation.user
+        if invitee is not None and invitee.pk != user.pk:
             raise MemberError(
                 "token",
-                f"This invitation is for {invitation.user.get_username()}: "
+                f"This invitation is for {invitee.get_username()}: "
                 "sign in as that user to accept it.",
             )
         existing = invitation.workspace.memberships.filter(user=user).first()
