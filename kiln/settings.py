@@ -72,6 +72,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "kiln.context_processors.kiln",
+                "workspaces.context_processors.workspaces",
             ],
         },
     },
@@ -182,6 +183,16 @@ KILN_EXTRA_PLUGINS = dict(
 KILN_DEVMAILBOX = envbool("KILN_DEVMAILBOX", True)
 KILN_DEVMAILBOX_HOST = env("KILN_DEVMAILBOX_HOST", "127.0.0.1")
 KILN_DEVMAILBOX_PORT = envint("KILN_DEVMAILBOX_PORT", 1025)
+
+# Kiln's own email (workspace invitations), by default to the built-in dev mailbox.
+EMAIL_HOST = env("EMAIL_HOST", KILN_DEVMAILBOX_HOST)
+EMAIL_PORT = envint("EMAIL_PORT", KILN_DEVMAILBOX_PORT)
+EMAIL_HOST_USER = env("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = envbool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = envbool("EMAIL_USE_SSL", False)
+EMAIL_TIMEOUT = envint("EMAIL_TIMEOUT", 10)
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "Kiln <kiln@localhost>")
 
 LOGGING = {
     "version": 1,

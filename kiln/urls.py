@@ -10,6 +10,7 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("w/<slug:workspace>/datasources/", include("datasources.urls")),
     path("w/<slug:workspace>/audit/", include("workspaces.audit_urls")),
+    path("", include("workspaces.urls")),
     path("devmailbox/", include("devmailbox.urls")),
     path("api/v1/", include("queries.urls")),
     path("apps/", include("viewer.urls")),

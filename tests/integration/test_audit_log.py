@@ -157,3 +157,18 @@ def test_a_forged_forwarded_for_is_not_believed_without_a_trusted_proxy(client, 
         HTTP_X_FORWARDED_FOR="6.6.6.6, 1.2.3.4",
     )
     assert AuditEvent.objects.order_by("-id").first().address == "1.2.3.4"
+
+
+def test_member_changes_are_recorded(client, team):
+    client.force_login(team.owner)
+    slug = team.workspace.slug
+    client.post(reverse("workspaces:invite", args=[slug]), {"who": "outsider", "role": "viewer"})
+    teammate = team.workspace.memberships.get(user=team.teammate)
+    client.post(reverse("workspaces:member_role", args=[slug, teammate.pk]), {"role": "viewer"})
+    viewer = team.workspace.memberships.get(user=team.viewer)
+    client.post(reverse("workspaces:member_remove", args=[slug, viewer.pk]))
+    assert entries(team) == [
+        ("owner", "invited", "member", "outsider"),
+        ("owner", "role_changed", "member", "teammate"),
+        ("owner", "removed", "member", "viewer"),
+    ]

@@ -21,7 +21,8 @@ from datasources.models import Datasource
 from devmailbox.models import MailboxMessage
 from queries.models import ApiToken, QueryRun
 from workspaces.audit import AuditEvent
-from workspaces.models import Membership, Role, Workspace
+from workspaces.members import invite
+from workspaces.models import Invitation, Membership, Role, Workspace
 
 pytestmark = pytest.mark.django_db
 
@@ -40,6 +41,11 @@ SECRETS = (
 REFUSED = {400, 401, 403, 404, 405, 409, 422, 429}
 #: Routes anyone may open; they must still show none of B's secrets.
 OPEN_ROUTES = {"home", "login", "logout", "healthz"}
+#: Routes whose URL argument is itself the credential: whoever holds an invitation link
+#: may read it (GET); accepting it (POST) is for the account it names.
+CAPABILITY_GETS = {"workspaces:invitation"}
+#: Routes whose POST makes something of the caller's own (a new workspace of theirs).
+MAKES_OWN = {"logout", "workspaces:create"}
 #: A body for every POST: plausible fields of every form, pointing at B's things.
 POSTED = {
     "name": "hacked",
@@ -56,6 +62,10 @@ POSTED = {
     "path": "click-0",
     "trigger": "secret_widget",
     "role": "admin",
+    "workspace": "b-corp",
+    "who": "stranger",
+    "username": "stranger",
+    "password": "stranger-pass-1",
 }
 
 
@@ -120,6 +130,9 @@ def other(team):
         status="success",
         data={"message": "SECRET-RUN-DATA"},
     )
+    # An invitation for one account: only that account may accept it, link or not.
+    users.create_user("b_friend", "b-friend@secret.test", "b-friend-pass-1")
+    invitation, token = invite(workspace, "b_friend", Role.EDITOR, owner)
     mail = MailboxMessage.receive(
         "b@secret.test",
         ["b-owner@secret.test"],
@@ -134,6 +147,9 @@ def other(team):
         "run_id": run.pk,
         "datasource": datasource.pk,
         "message": mail.pk,
+        "member": workspace.memberships.get(user=owner).pk,
+        "invitation": invitation.pk,
+        "token": token,
     }
 
 
@@ -152,6 +168,9 @@ def argument(name: str, route: str, other: dict) -> object:
         "kind": "smtp",
         "prop": "text",
         "index": 0,
+        "member": other["member"],
+        "invitation": other["invitation"],
+        "token": other["token"],
     }
     if name not in values:
         pytest.fail(f"Give the URL argument {name!r} of {route!r} a value of workspace B")
@@ -180,6 +199,7 @@ def state() -> str:
         MailboxMessage,
         ApiToken,
         AuditEvent,
+        Invitation,
     )
     parts = []
     for model in models:
@@ -224,16 +244,22 @@ def test_every_url_refuses_workspace_b_to_everyone_outside_it(client, other, act
                 leaked = [secret for secret in SECRETS if secret in body]
                 if leaked:
                     problems.append(f"{where}: shows {leaked}")
-                if name in OPEN_ROUTES or (name == "logout" and method == "post"):
+                if name in OPEN_ROUTES or "<" not in route:
+                    # No URL argument of B: the caller's own page; it must show none of
+                    # B's secrets, and change nothing but what is the caller's own.
+                    if before is not None and name not in MAKES_OWN and state() != before:
+                        problems.append(f"{where}: changed something")
+                    if user is not None and name == "logout":
+                        client.force_login(user)
                     continue
                 status = response.status_code
+                if name in CAPABILITY_GETS and method == "get" and status == 200:
+                    continue
                 to_login = status == 302 and response["Location"].startswith("/accounts/login")
                 if status not in REFUSED and not to_login:
                     problems.append(f"{where}: answered {status}")
-                if before is not None and state() != before and name != "logout":
+                if before is not None and state() != before:
                     problems.append(f"{where}: changed something")
-                if user is not None and name != "logout":
-                    client.force_login(user)
     assert problems == [], "\n".join(problems)
 
 
