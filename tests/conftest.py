@@ -1,6 +1,13 @@
 from __future__ import annotations
 
+import os
+
 import pytest
+
+# The tests (and the browser tests' live server) talk plain http: secure-only cookies
+# would never come back. Set before pytest-django reads the settings; the worker
+# processes the tests start inherit it.
+os.environ.setdefault("SECURE_COOKIES", "false")
 
 from datasources.plugins.smtp.config import Security
 from tests.support.certs import make_certificates
