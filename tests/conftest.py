@@ -22,6 +22,15 @@ def _any_smtp_port(settings):
 
 
 @pytest.fixture(autouse=True)
+def _fresh_rate_limits():
+    # The rate limits count on the cache, by user or token id: a test must not inherit
+    # another test's counts (ids repeat once the database is reset).
+    from django.core.cache import cache
+
+    cache.clear()
+
+
+@pytest.fixture(autouse=True)
 def _fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 

@@ -155,7 +155,7 @@ def test_queries_marked_run_on_page_load_run_when_the_page_opens(client, team, a
     client.force_login(team.viewer)
     page = client.get("/apps/tools/home/").text
     # The GET starts nothing: the page POSTs (with its CSRF token) to start them.
-    assert "kiln-poller\"" not in page and not QueryRun.objects.exists()
+    assert 'kiln-poller"' not in page and not QueryRun.objects.exists()
     assert 'hx-post="/apps/tools/home/load"' in page and 'hx-trigger="load"' in page
     started = client.post("/apps/tools/home/load")
     assert "kiln-poller" in started.text
