@@ -5,8 +5,8 @@ import os
 import pytest
 
 # The tests (and the browser tests' live server) talk plain http: secure-only cookies
-# would never come back. Set before pytest-django reads the settings; the worker
-# processes the tests start inherit it.
+# would never come back. The processes the tests start (Celery workers, settings checks)
+# inherit this; this process read its settings before, so _plain_http_cookies sets them.
 os.environ.setdefault("SECURE_COOKIES", "false")
 
 from datasources.plugins.smtp.config import Security
@@ -19,6 +19,12 @@ from tests.support.smtp_server import SilentServer, SmtpServer
 def _any_smtp_port(settings):
     # Test SMTP servers listen on free ports; test_guard checks the port limit itself.
     settings.KILN_SMTP_PORTS = ["any"]
+
+
+@pytest.fixture(autouse=True)
+def _plain_http_cookies(settings):
+    settings.SESSION_COOKIE_SECURE = False
+    settings.CSRF_COOKIE_SECURE = False
 
 
 @pytest.fixture(autouse=True)
