@@ -80,8 +80,8 @@ class Watch:
 
     def assert_clean(self) -> None:
         self.collect()
-        assert self.violations == [], '\n'.join(self.violations)
-        assert self.console == [], '\n'.join(self.console)
+        assert self.violations == [], "\n".join(self.violations)
+        assert self.console == [], "\n".join(self.console)
 
 
 def send_contact_form(page) -> None:

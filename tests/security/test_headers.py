@@ -5,6 +5,7 @@ with the CSRF token."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -125,3 +126,15 @@ def test_run_on_page_load_needs_a_post_with_the_csrf_token(team, public_app):  #
     token = page.cookies["csrftoken"].value
     started = client.post(f"{PAGE}load", headers={"X-CSRFToken": token})
     assert started.status_code == 200 and QueryRun.objects.count() == 1
+
+
+def test_no_template_needs_eval():
+    # An htmx trigger filter ("keyup[...]"), hx-vals="js:..." or hx-vars run through
+    # eval, which script-src 'self' refuses: the browser would drop them silently.
+    found = []
+    for path in (ROOT / "templates").rglob("*.html"):
+        text = path.read_text()
+        for pattern in ('hx-trigger="[^"]*\\[', "js:", "javascript:", "hx-vars"):
+            if re.search(pattern, text):
+                found.append(f"{path.relative_to(ROOT)}: {pattern}")
+    assert found == []
