@@ -19,6 +19,7 @@ IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 CONTEXT_NAMES = ("user", "url", "app", "page")
 #: Paths under the context names, for the editor's suggestions.
 CONTEXT_PATHS = (
+    "user.anonymous",
     "user.email",
     "user.name",
     "user.username",

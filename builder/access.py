@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.db.models import Q
 from django.http import Http404, HttpRequest
 
 from builder.models import App, Page
@@ -36,3 +37,21 @@ def get_app_for_member(request: HttpRequest, slug: str) -> App:
     if app is None:
         raise Http404("No such app")
     return app
+
+
+def get_app_for_visitor(request: HttpRequest, slug: str) -> App:
+    """The app, for any member of its workspace, or for anyone at all when it is public
+    (signed in or not); everyone else gets 404."""
+    allowed = Q(public=True)
+    if request.user.is_authenticated:
+        # Only for a signed-in user: with no user, the join would match workspaces
+        # that have no members at all.
+        allowed |= Q(workspace__memberships__user_id=request.user.pk)
+    app = App.objects.select_related("workspace").filter(allowed, slug=slug).first()
+    if app is None:
+        raise Http404("No such app")
+    return app
+
+
+def is_public(slug: str) -> bool:
+    return App.objects.filter(slug=slug, public=True).exists()

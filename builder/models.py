@@ -31,6 +31,8 @@ class App(models.Model):
     name = models.CharField(max_length=100)
     # Unique across Kiln, so that /apps/<slug>/ and the API need no workspace in the path.
     slug = models.SlugField(max_length=100, unique=True)
+    #: Set by a workspace admin: the published app opens without signing in.
+    public = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

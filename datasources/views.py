@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db import transaction
@@ -11,6 +12,7 @@ from django.db.models import ProtectedError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
+from django_ratelimit.core import is_ratelimited
 
 from datasources.errors import PluginError
 from datasources.forms import DatasourceNameForm, config_form_for
@@ -153,6 +155,16 @@ def datasource_test(request: HttpRequest, workspace: str, pk: int | None = None)
     kind = instance.kind if instance else request.POST.get("kind", "")
     if kind not in plugin_kinds():
         raise Http404("No such kind of datasource")
+    limit = settings.KILN_TEST_CONNECTION_PER_MINUTE
+    if limit > 0 and is_ratelimited(
+        request, group="kiln-test-connection", key="user", rate=f"{limit}/m", increment=True
+    ):
+        message = (
+            f"Too many connection tests: at most {limit} a minute for each user "
+            "(limit KILN_TEST_CONNECTION_PER_MINUTE). Try again in a minute."
+        )
+        context = {"check": {"ok": False, "message": message}}
+        return render(request, "datasources/form.html#check-result", context, status=429)
     config_form = config_form_for(kind, request.POST, instance)
     if config_form.is_valid():
         try:

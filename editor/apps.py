@@ -244,6 +244,36 @@ def app_publish(request: HttpRequest, app: str) -> HttpResponse:
 
 
 @login_required
+@require_http_methods(["GET", "POST"])
+def app_public(request: HttpRequest, app: str) -> HttpResponse:
+    """Whether the published app opens without signing in. Editors see it; only a
+    workspace admin changes it. Takes effect at once, both ways."""
+    found = get_app_for_editor(request, app)
+    membership = get_membership(request, found.workspace.slug)
+    if request.method == "POST":
+        # Admins only: anyone else gets 403 (get_membership raises it).
+        get_membership(request, found.workspace.slug, Role.ADMIN)
+        value = request.POST.get("public", "")
+        if value not in ("true", "false"):
+            messages.error(request, "Public: choose on or off.")
+            return redirect("editor:app_public", found.slug)
+        found.public = value == "true"
+        found.save(update_fields=["public", "updated_at"])
+        if found.public:
+            messages.success(request, f"“{found.name}” is public: anyone with its link can use it.")
+        else:
+            messages.success(request, f"“{found.name}” is private again: only members open it.")
+        return redirect("editor:app_public", found.slug)
+    context = {
+        "app": found,
+        "is_admin": membership.allows(Role.ADMIN),
+        "version": found.versions.order_by("-number").first(),
+        "section": "public",
+    }
+    return render(request, "editor/app_public.html", context)
+
+
+@login_required
 @require_POST
 def app_rename(request: HttpRequest, app: str) -> HttpResponse:
     """Renames the app; its slug (and so every link to it) stays."""

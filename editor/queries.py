@@ -43,7 +43,7 @@ from datasources.errors import PluginError
 from datasources.models import Datasource
 from datasources.plugins.base import ActionSpec, FieldSpec
 from queries.context import binding_context, check_inputs
-from queries.errors import RunRequestError
+from queries.errors import RunLimitError, RunRequestError
 from queries.execution import create_run, evaluate_query_fields
 from queries.models import QueryRun
 from widgets import get_type
@@ -734,7 +734,9 @@ def query_run(request: HttpRequest, app: str, name: str) -> HttpResponse:
         run = create_run(query, request.user, inputs, request=request)
     except RunRequestError as exc:
         result = Result(kind="error", error=exc.message, field=exc.field)
-        return _result_response(request, found, query, form, result, saved=True, status=422)
+        # A run limit is a 429 (shown the same way, under the button).
+        status = 429 if isinstance(exc, RunLimitError) else 422
+        return _result_response(request, found, query, form, result, saved=True, status=status)
     run = run.wait(RUN_WAIT_SECONDS, until_retrying=True)
     result = Result(
         kind="run",

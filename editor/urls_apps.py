@@ -17,6 +17,7 @@ urlpatterns = [
     # One app
     path("edit/<slug:app>/", apps.app_open, name="app"),
     path("edit/<slug:app>/publish", apps.app_publish, name="publish"),
+    path("edit/<slug:app>/public", apps.app_public, name="app_public"),
     path("edit/<slug:app>/rename", apps.app_rename, name="app_rename"),
     path("edit/<slug:app>/duplicate", apps.app_duplicate, name="app_duplicate"),
     path("edit/<slug:app>/delete", apps.app_delete, name="app_delete"),

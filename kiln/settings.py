@@ -8,6 +8,7 @@ every variable.
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -44,6 +45,8 @@ INSTALLED_APPS = [
     "builder",
     "queries",
     "devmailbox",
+    "axes",
+    "csp",
 ]
 
 MIDDLEWARE = [
@@ -56,6 +59,9 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "csp.middleware.CSPMiddleware",
+    # Last, as django-axes asks: it turns a locked-out sign-in into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "kiln.urls"
@@ -127,10 +133,72 @@ WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
 
 SESSION_COOKIE_HTTPONLY = True
-SESSION_COOKIE_SECURE = envbool("SECURE_COOKIES", False)
+# Secure by default; a plain-http dev server or test run says SECURE_COOKIES=false.
+SESSION_COOKIE_SECURE = envbool("SECURE_COOKIES", not DEBUG)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 X_FRAME_OPTIONS = "SAMEORIGIN"
 SECURE_CONTENT_TYPE_NOSNIFF = True
+# HSTS is only sent on https responses, so a long default costs nothing over http.
+SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", False)
+SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", False)
+# A load balancer's health check talks plain http.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+# "HTTP_X_FORWARDED_PROTO,https" behind a proxy that sets it; trusting it without one
+# would let any client claim https.
+_proxy_ssl_header = envlist("SECURE_PROXY_SSL_HEADER")
+SECURE_PROXY_SSL_HEADER = tuple(_proxy_ssl_header) if len(_proxy_ssl_header) == 2 else None
+
+# A strict policy: nothing inline, so htmx's indicator style is off (templates/base.html)
+# and every script and style is a static file.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "font-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'self'"],
+    }
+}
+
+# The cache holds the rate limits' counters: Redis when there is one, so that every
+# process counts together; this process's memory otherwise.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": env("REDIS_URL"),
+        "KEY_PREFIX": "kiln",
+    }
+    if env("REDIS_URL")
+    else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "kiln"}
+}
+RATELIMIT_USE_CACHE = "default"
+
+# Limits (docs/security.md "Limits"). Runs are counted in the database (QueryRun), the
+# others on the cache.
+KILN_RUNS_PER_USER_PER_MINUTE = envint("KILN_RUNS_PER_USER_PER_MINUTE", 30)
+KILN_RUNS_PER_APP_PER_HOUR = envint("KILN_RUNS_PER_APP_PER_HOUR", 1000)
+KILN_TEST_CONNECTION_PER_MINUTE = envint("KILN_TEST_CONNECTION_PER_MINUTE", 10)
+KILN_API_CALLS_PER_MINUTE = envint("KILN_API_CALLS_PER_MINUTE", 60)
+
+# Sign-in throttling (django-axes): after KILN_SIGNIN_FAILURE_LIMIT failures for one
+# username, or from one address, sign-in is refused for KILN_SIGNIN_COOLOFF_MINUTES.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = envint("KILN_SIGNIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=envfloat("KILN_SIGNIN_COOLOFF_MINUTES", 15.0))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "kiln.signin.locked_out"
+AXES_VERBOSE = False
 
 # Celery: with no REDIS_URL tasks run eagerly, in-process.
 REDIS_URL = env("REDIS_URL")

@@ -10,6 +10,7 @@ the app's workspace may run or read, everyone else gets 404.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import logging
 
@@ -19,12 +20,13 @@ from django.http import HttpRequest, JsonResponse
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
+from django_ratelimit.core import is_ratelimited
 from pydantic import ValidationError as SchemaError
 
 from builder.models import Query
 from builder.publishing import published
 from core.filetypes import sniffed_type
-from queries.errors import RunRequestError
+from queries.errors import RunLimitError, RunRequestError
 from queries.execution import create_run
 from queries.models import ApiToken, QueryRun
 from workspaces.files import FileContent
@@ -50,6 +52,23 @@ def token_required(view):
             response["WWW-Authenticate"] = 'Bearer realm="kiln"'
             return response
         request.user = user
+        limit = settings.KILN_API_CALLS_PER_MINUTE
+        if limit > 0 and is_ratelimited(
+            request,
+            group="kiln-api",
+            # By the token's digest: each token has its own budget, and the cache never
+            # holds a token.
+            key=lambda group, request: hashlib.sha256(key.strip().encode()).hexdigest(),
+            rate=f"{limit}/m",
+            increment=True,
+        ):
+            response = _error(
+                429,
+                f"Too many API calls: at most {limit} a minute for each token "
+                "(limit KILN_API_CALLS_PER_MINUTE). Try again in a minute.",
+            )
+            response["Retry-After"] = "60"
+            return response
         return view(request, *args, **kwargs)
 
     return csrf_exempt(wrapper)
@@ -112,6 +131,10 @@ def create_run_view(request: HttpRequest, app: str, query: str) -> JsonResponse:
         return _error(404, "No such query in the published app; publish it first.")
     try:
         run = create_run(found, request.user, _inputs(request), published=frozen, request=request)
+    except RunLimitError as exc:
+        response = _error(429, exc.message)
+        response["Retry-After"] = "60"
+        return response
     except RunRequestError as exc:
         return _error(400, exc.message, exc.field)
     run.refresh_from_db()

@@ -15,7 +15,7 @@ from builder.models import App, Page, Query
 from builder.names import validate_identifier
 from datasources.plugins import Plugin
 from queries.errors import RunRequestError
-from queries.models import QueryRun
+from queries.models import QueryRun, runs_of
 
 RECENT_RUNS = 50
 
@@ -63,16 +63,16 @@ def query_state(runs: list[QueryRun], plugin: Plugin | None) -> dict[str, Any]:
     }
 
 
-def recent_runs(queries: Iterable[Query], user) -> dict[int, list[QueryRun]]:
-    """The user's latest RECENT_RUNS runs of each query (by query id, newest first), in
-    one SQL query however many queries there are."""
+def recent_runs(queries: Iterable[Query], user, visitor: str = "") -> dict[int, list[QueryRun]]:
+    """The user's (or anonymous ``visitor``'s) latest RECENT_RUNS runs of each query (by
+    query id, newest first), in one SQL query however many queries there are."""
     ids = [query.pk for query in queries]
     found: dict[int, list[QueryRun]] = {pk: [] for pk in ids}
     if not ids:
         return found
     newest_first = [F("created_at").desc(), F("id").desc()]
     runs = (
-        QueryRun.objects.filter(query_id__in=ids, created_by_id=getattr(user, "pk", None))
+        QueryRun.objects.filter(runs_of(user, visitor), query_id__in=ids)
         .annotate(rank=Window(RowNumber(), partition_by=F("query_id"), order_by=newest_first))
         .filter(rank__lte=RECENT_RUNS)
         .order_by("query_id", *newest_first)
@@ -82,11 +82,24 @@ def recent_runs(queries: Iterable[Query], user) -> dict[int, list[QueryRun]]:
     return found
 
 
-def query_states(queries: Iterable[Query], user) -> dict[str, dict[str, Any]]:
+def query_states(queries: Iterable[Query], user, visitor: str = "") -> dict[str, dict[str, Any]]:
     """``<< query_name.x >>`` for every query, by name (see :func:`query_state`)."""
     queries = list(queries)
-    runs = recent_runs(queries, user)
+    runs = recent_runs(queries, user, visitor)
     return {query.name: query_state(runs[query.pk], query.datasource.plugin) for query in queries}
+
+
+def user_binding(user) -> dict[str, Any]:
+    """``<< user.x >>``: who is using the app; empty, with ``anonymous`` true, for a
+    visitor of a public app who has not signed in."""
+    if user is None or not getattr(user, "is_authenticated", False):
+        return {"username": "", "email": "", "name": "", "anonymous": True}
+    return {
+        "username": user.get_username(),
+        "email": getattr(user, "email", ""),
+        "name": user.get_full_name(),
+        "anonymous": False,
+    }
 
 
 def check_inputs(inputs: Any) -> dict[str, dict]:
@@ -117,9 +130,11 @@ def binding_context(
     page: Page | None = None,
     *,
     queries: dict[str, dict] | None = None,
+    visitor: str = "",
 ) -> dict[str, Any]:
     """What bindings read. ``queries``: the queries' part already read by the caller
-    (:func:`query_states`), else it is read here."""
+    (:func:`query_states`), else it is read here. ``visitor``: an anonymous visitor's id
+    (their runs are theirs)."""
     # Widgets of the page with no state sent still exist: reading them is an error about
     # their attribute, not an unknown name.
     context: dict[str, Any] = {}
@@ -127,15 +142,13 @@ def binding_context(
         context.update(dict.fromkeys(page.widgets.values_list("name", flat=True), {}))
     context.update(inputs)
     if queries is None:
-        queries = query_states(Query.objects.filter(app=app).select_related("datasource"), user)
+        queries = query_states(
+            Query.objects.filter(app=app).select_related("datasource"), user, visitor
+        )
     context.update(queries)
     context.update(
         {
-            "user": {
-                "username": user.get_username() if user else "",
-                "email": getattr(user, "email", ""),
-                "name": user.get_full_name() if user else "",
-            },
+            "user": user_binding(user),
             "url": UrlParams(url or {}),
             "app": {"name": app.name, "slug": app.slug},
             "page": {"name": page.name, "slug": page.slug} if page else None,

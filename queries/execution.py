@@ -5,12 +5,14 @@ transaction commits. Executing them is queries.outbox; the Celery tasks queries.
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from types import SimpleNamespace
 
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import transaction
 from django.http import HttpRequest
+from django.utils import timezone
 
 from bindings import BindingError, evaluate
 from builder.models import Query
@@ -19,8 +21,8 @@ from datasources.errors import PluginError
 from datasources.models import Datasource
 from datasources.plugins import Plugin, get_plugin
 from queries.context import binding_context, check_inputs
-from queries.errors import RunRequestError
-from queries.models import QueryRun, RunAttachment
+from queries.errors import RunLimitError, RunRequestError
+from queries.models import QueryRun, RunAttachment, runs_of
 from queries.tasks import enqueue
 from workspaces import audit
 from workspaces.audit import Action
@@ -78,6 +80,34 @@ def published_datasource(query: Query, published: QueryDocument) -> Datasource:
     return datasource
 
 
+def check_run_limits(query: Query, user, visitor: str = "") -> None:
+    """Raises RunLimitError when the person (user or anonymous visitor) or the app has
+    run as many times as allowed. Counted in the database, so every web process and
+    every way in (page, editor, API) counts together; two requests at the same instant
+    may both pass, which a limit meant against floods can live with."""
+    now = timezone.now()
+    per_person = settings.KILN_RUNS_PER_USER_PER_MINUTE
+    recent = QueryRun.objects.filter(
+        runs_of(user, visitor), created_at__gte=now - timedelta(minutes=1)
+    )
+    if per_person > 0 and recent.count() >= per_person:
+        raise RunLimitError(
+            "",
+            f"Too many runs: at most {per_person} a minute for each user "
+            "(limit KILN_RUNS_PER_USER_PER_MINUTE). Try again in a minute.",
+        )
+    per_app = settings.KILN_RUNS_PER_APP_PER_HOUR
+    app_runs = QueryRun.objects.filter(
+        query__app_id=query.app_id, created_at__gte=now - timedelta(hours=1)
+    )
+    if per_app > 0 and app_runs.count() >= per_app:
+        raise RunLimitError(
+            "",
+            f"Too many runs of this app: at most {per_app} an hour "
+            "(limit KILN_RUNS_PER_APP_PER_HOUR). Try again later.",
+        )
+
+
 def create_run(
     query: Query,
     user,
@@ -87,21 +117,25 @@ def create_run(
     page=None,
     published: QueryDocument | None = None,
     request: HttpRequest | None = None,
+    visitor: str = "",
 ) -> QueryRun:
     """Evaluate and check the query's fields, store the run, and enqueue it once the
-    transaction commits. Raises ``RunRequestError`` (nothing stored) for bad input.
+    transaction commits. Raises ``RunRequestError`` (nothing stored) for bad input, and
+    ``RunLimitError`` when a run limit is reached. ``visitor``: the session id of an
+    anonymous visitor of a public app (``user`` is then anonymous).
 
     With ``published`` (the query as a published version has it), the run goes through
     the published datasource (by name), action, fields and timeout, not the query's row:
     a published version is frozen. Without it, the query as edited runs. ``request``
     says where the run came from, for the audit log."""
     inputs = check_inputs(inputs)
+    check_run_limits(query, user, visitor)
     if published is None:
         published = query.to_document()
         datasource = query.datasource
     else:
         datasource = published_datasource(query, published)
-    context = binding_context(query.app, user, inputs, url=url, page=page)
+    context = binding_context(query.app, user, inputs, url=url, page=page, visitor=visitor)
     plugin = datasource.plugin
     evaluated = _evaluate(plugin, published.action, published.fields, context)
     try:
@@ -118,6 +152,7 @@ def create_run(
             action=published.action,
             timeout_seconds=published.timeout_seconds,
             created_by=user if getattr(user, "pk", None) else None,
+            visitor="" if getattr(user, "pk", None) else visitor,
             fields=prepared.fields,
             max_attempts=settings.KILN_RUN_MAX_ATTEMPTS,
         )

@@ -22,6 +22,16 @@ class RunStatus(models.TextChoices):
     UNKNOWN = "unknown", "Unknown"
 
 
+def runs_of(user, visitor: str = "") -> models.Q:
+    """The runs one person started: a signed-in user's by user, an anonymous visitor's by
+    the id in their session. Never "every run with no user": that would be everyone's."""
+    if getattr(user, "pk", None):
+        return models.Q(created_by_id=user.pk)
+    if visitor:
+        return models.Q(created_by__isnull=True, visitor=visitor)
+    return models.Q(pk__in=[])
+
+
 FINISHED = (RunStatus.SUCCESS, RunStatus.ERROR, RunStatus.UNKNOWN)
 #: How often QueryRun.wait reads the run again.
 WAIT_STEP_SECONDS = 0.1
@@ -36,6 +46,9 @@ class QueryRun(models.Model):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )
+    #: For an anonymous visitor of a public app (created_by is NULL): the random id kept
+    #: in their session, so that they poll and read only their own runs.
+    visitor = models.CharField(max_length=64, blank=True, default="")
     #: What the run goes through, fixed when it is created: from the published version
     #: for a run of the published app, from the query as edited otherwise. The outbox
     #: reads these, never the query's row, which the editor may change meanwhile. Null
@@ -73,6 +86,7 @@ class QueryRun(models.Model):
                 condition=models.Q(status="queued"),
             ),
             models.Index(fields=["query", "created_by", "-created_at"], name="last_run"),
+            models.Index(fields=["visitor", "-created_at"], name="visitor_runs"),
         ]
 
     def __str__(self) -> str:

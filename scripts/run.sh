@@ -15,6 +15,9 @@ if [ ! -x .venv/bin/python ]; then
   fi
 fi
 .venv/bin/pip install -q --disable-pip-version-check -r requirements.txt
+# This script serves plain http on 127.0.0.1: secure-only cookies would never be sent
+# back. Behind https, leave SECURE_COOKIES unset (secure by default).
+export SECURE_COOKIES=${SECURE_COOKIES:-false}
 
 if ! .venv/bin/python manage.py migrate --noinput; then
   echo "migrate failed. A database made before the layout re-cut (its migrations were" >&2

@@ -1,6 +1,13 @@
 from __future__ import annotations
 
+import os
+
 import pytest
+
+# The tests (and the browser tests' live server) talk plain http: secure-only cookies
+# would never come back. The processes the tests start (Celery workers, settings checks)
+# inherit this; this process read its settings before, so _plain_http_cookies sets them.
+os.environ.setdefault("SECURE_COOKIES", "false")
 
 from datasources.plugins.smtp.config import Security
 from tests.support.certs import make_certificates
@@ -12,6 +19,21 @@ from tests.support.smtp_server import SilentServer, SmtpServer
 def _any_smtp_port(settings):
     # Test SMTP servers listen on free ports; test_guard checks the port limit itself.
     settings.KILN_SMTP_PORTS = ["any"]
+
+
+@pytest.fixture(autouse=True)
+def _plain_http_cookies(settings):
+    settings.SESSION_COOKIE_SECURE = False
+    settings.CSRF_COOKIE_SECURE = False
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits():
+    # The rate limits count on the cache, by user or token id: a test must not inherit
+    # another test's counts (ids repeat once the database is reset).
+    from django.core.cache import cache
+
+    cache.clear()
 
 
 @pytest.fixture(autouse=True)

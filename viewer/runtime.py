@@ -12,6 +12,7 @@ import csv
 import io
 import json
 import logging
+import secrets
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -24,16 +25,16 @@ from django.utils.safestring import SafeString, mark_safe
 from pydantic import ValidationError as SchemaError
 
 from bindings import BindingError, evaluate, referenced_names
-from builder.access import get_app_for_editor, get_app_for_member
+from builder.access import get_app_for_editor, get_app_for_visitor
 from builder.actions import REGISTRY, RunQuery, Step, StepPath, run_chain
 from builder.models import App, Query
 from builder.publishing import published
 from builder.schema import AppDocument, QueryDocument, WidgetDocument
 from builder.tree import Tree
 from queries.context import binding_context, query_states
-from queries.errors import RunRequestError
+from queries.errors import RunLimitError, RunRequestError
 from queries.execution import create_run
-from queries.models import QueryRun
+from queries.models import QueryRun, runs_of
 from widgets import RenderAttrs, WidgetSpec, get_type
 from workspaces.models import Role
 
@@ -41,6 +42,21 @@ log = logging.getLogger(__name__)
 
 POLL_DELAY = "600ms"
 PARTIALS = "viewer/partials.html"
+#: Where an anonymous visitor's id is kept in their session.
+VISITOR_KEY = "kiln_visitor"
+
+
+def visitor_id(request: HttpRequest) -> str:
+    """An anonymous visitor's own random id, kept in their session (made on first use):
+    their runs carry it, so that they poll, read and download only their own. Empty for
+    a signed-in user, whose runs carry the user."""
+    if request.user.is_authenticated:
+        return ""
+    visitor = request.session.get(VISITOR_KEY)
+    if not isinstance(visitor, str) or not visitor:
+        visitor = secrets.token_urlsafe(24)
+        request.session[VISITOR_KEY] = visitor
+    return visitor
 
 
 def load_draft(request: HttpRequest, slug: str) -> tuple[App, AppDocument]:
@@ -51,8 +67,9 @@ def load_draft(request: HttpRequest, slug: str) -> tuple[App, AppDocument]:
 
 def load_app(request: HttpRequest, slug: str) -> tuple[App, AppDocument]:
     """The app and its published version's document, for a member of its workspace
-    (any role)."""
-    app = get_app_for_member(request, slug)
+    (any role), or for anyone when the app is public. Checked on every request, so
+    turning public off closes the app at once."""
+    app = get_app_for_visitor(request, slug)
     version = published(app)
     if version is None:
         raise Http404("This app has not been published yet")
@@ -74,6 +91,8 @@ class Output:
     pollers: list[str] = field(default_factory=list)
     redirect: str | None = None
     triggers: dict[str, Any] = field(default_factory=dict)
+    #: 429 when a run limit refused a run (the toast says which).
+    status: int = 200
 
     def html(self) -> str:
         return render_to_string(f"{PARTIALS}#output", {"out": self})
@@ -97,6 +116,7 @@ class PageRuntime:
     ):
         self.request = request
         self.preview = preview
+        self.visitor = visitor_id(request)
         self.app = app
         self.document = document
         pages = document.pages
@@ -151,9 +171,16 @@ class PageRuntime:
         # The queries' part is read once per request: every evaluation of the request
         # sees the same runs, until a run is added (see _run_query).
         if self._query_states is None:
-            self._query_states = query_states(self.query_rows().values(), self.request.user)
+            self._query_states = query_states(
+                self.query_rows().values(), self.request.user, self.visitor
+            )
         context = binding_context(
-            self.app, self.request.user, {}, url=self.url, queries=self._query_states
+            self.app,
+            self.request.user,
+            {},
+            url=self.url,
+            queries=self._query_states,
+            visitor=self.visitor,
         )
         context.update({name: {} for name in self.widgets})
         context.update(states)
@@ -349,7 +376,7 @@ class PageRuntime:
         if query is None:
             return None
         return (
-            QueryRun.objects.filter(query=query, created_by_id=self.request.user.pk)
+            QueryRun.objects.filter(runs_of(self.request.user, self.visitor), query=query)
             .order_by("-created_at", "-id")
             .first()
         )
@@ -378,6 +405,7 @@ class PageRuntime:
             url=self.url,
             published=published_query,
             request=self.request,
+            visitor=self.visitor,
         )
         # The new run is what << name.status >> and the like read from now on.
         self._query_states = None
@@ -402,7 +430,7 @@ class PageRuntime:
         run, or empty for a query run on page load."""
         run = (
             QueryRun.objects.filter(
-                pk=run_id, query__app=self.app, created_by_id=self.request.user.pk
+                runs_of(self.request.user, self.visitor), pk=run_id, query__app=self.app
             )
             .select_related("query")
             .first()
@@ -466,19 +494,32 @@ class PageRuntime:
                     continue
         return False
 
-    def load_pollers(self, states: dict) -> list[str]:
-        """Queries marked "run on page load" start as the page opens."""
-        pollers = []
+    def load_url(self) -> str:
+        """Where the page POSTs to start its "run on page load" queries; empty when it
+        has none. A POST with the CSRF token, never the page's GET: a link or a
+        prefetch must not send anything."""
+        if not any(doc.run_on_page_load for doc in self.queries.values()):
+            return ""
+        return self._endpoint("load")
+
+    def load_runs(self) -> Output:
+        """Queries marked "run on page load" start, each with a poller."""
+        out = Output()
+        states = self.initial_states()
         for name, doc in self.queries.items():
             if not doc.run_on_page_load:
                 continue
             try:
                 run = self.start_run(name, states)
+            except RunLimitError as exc:
+                out.status = 429
+                out.toasts.append(toast("error", exc.message))
+                break
             except RunRequestError:
                 continue
             if run is not None:
-                pollers.append(self.poller(run, None, ""))
-        return pollers
+                out.pollers.append(self.poller(run, None, ""))
+        return out
 
 
 class ActionRunner:
@@ -507,6 +548,11 @@ class ActionRunner:
     def run_query(self, query: str, action: dict, step: Step) -> None:
         try:
             run = self.runtime.start_run(query, step.states)
+        except RunLimitError as exc:
+            # Nothing ran, so no on_error chain: the limit's own message is shown.
+            self.out.status = 429
+            self.toast("error", exc.message)
+            return
         except RunRequestError as exc:
             REGISTRY[RunQuery.key].finished(action, step, self, ok=False, error=exc.message)
             return

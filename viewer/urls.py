@@ -12,6 +12,7 @@ def _routes(prefix: str, name: str, preview: bool) -> list:
         path(f"{prefix}", viewer.page, kw, name=name),
         path(f"{prefix}<slug:page>/", viewer.page, kw, name=f"{name}_page"),
         path(f"{prefix}<slug:page>/events", viewer.event, kw, name=f"{name}_event"),
+        path(f"{prefix}<slug:page>/load", viewer.load, kw, name=f"{name}_load"),
         path(f"{prefix}<slug:page>/widgets/<str:name>", viewer.widget, kw, name=f"{name}_widget"),
         path(f"{prefix}<slug:page>/runs/<int:run_id>/poll", viewer.poll, kw, name=f"{name}_poll"),
     ]

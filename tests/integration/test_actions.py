@@ -154,7 +154,11 @@ def test_queries_marked_run_on_page_load_run_when_the_page_opens(client, team, a
     publish(app, team.owner)
     client.force_login(team.viewer)
     page = client.get("/apps/tools/home/").text
-    assert "kiln-poller" in page
+    # The GET starts nothing: the page POSTs (with its CSRF token) to start them.
+    assert 'kiln-poller"' not in page and not QueryRun.objects.exists()
+    assert 'hx-post="/apps/tools/home/load"' in page and 'hx-trigger="load"' in page
+    started = client.post("/apps/tools/home/load")
+    assert "kiln-poller" in started.text
     assert QueryRun.objects.get().status == "success"
     assert smtp_server.received[0].message["Subject"] == "Ping"
 

@@ -144,7 +144,7 @@ def test_the_editor_shows_every_send_email_field_in_order(client, mailer):
     assert positions == sorted(positions)
     assert 'name="set_reply_to"' in text and 'name="body_type"' in text
     assert "&lt;&lt; form1.data.email &gt;&gt;" in text  # stored raw, shown raw
-    assert 'hx-trigger="change, keyup' in text and "delay:800ms" in text
+    assert 'hx-trigger="change, kiln-typed delay:800ms' in text  # typed: editor-queries.js
     link = reverse("datasources:list", args=[mailer.team.workspace.slug])
     assert "Edit datasources" in text and f'href="{link}"' in text
 

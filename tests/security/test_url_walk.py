@@ -267,3 +267,29 @@ def test_the_walk_knows_every_url_argument(other):
     for route, _ in routes():
         if not route.startswith("admin/"):
             url_for(route, other)
+
+
+def test_a_public_app_is_open_to_anyone_and_its_editor_is_not(client, other, actors):
+    App.objects.filter(slug=other["app"]).update(public=True)
+    public_pages = {"viewer:app", "viewer:app_page"}
+    problems = []
+    for actor_name, user in actors.items():
+        client.logout()
+        if user is not None:
+            client.force_login(user)
+        for route, name in routes():
+            if route.startswith("admin/") or "<slug:app>" not in route:
+                continue
+            url = url_for(route, other)
+            response = client.get(url)
+            where = f"{actor_name} GET {url} ({name})"
+            status = response.status_code
+            if name in public_pages:
+                if status != 200 or "SECRET-WIDGET-TEXT" not in response.content.decode():
+                    problems.append(f"{where}: the public app answered {status}")
+                continue
+            if name.startswith("editor:") or name.startswith("viewer:preview"):
+                to_login = status == 302 and response["Location"].startswith("/accounts/login")
+                if status not in REFUSED and not to_login:
+                    problems.append(f"{where}: the editor of a public app answered {status}")
+    assert problems == [], "\n".join(problems)
