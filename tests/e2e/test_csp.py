@@ -11,6 +11,7 @@ from playwright.sync_api import expect
 from builder.demo import create_demo_app
 from datasources.models import Datasource
 from devmailbox.models import MailboxMessage
+from tests.e2e.conftest import SCREENSHOTS
 from tests.support.browser import htmx_idle
 
 pytestmark = pytest.mark.e2e
@@ -118,8 +119,12 @@ def test_every_page_loads_with_no_csp_violation(demo, live_server, page, browser
         f"/w/{ws}/datasources/{datasource.pk}/",
         "/devmailbox/",
         f"/devmailbox/{message.pk}/",
+        "/workspaces/new",
+        f"/w/{ws}/members/",
+        f"/w/{ws}/audit/",
     ):
         assert watch.visit(f"{base}{path}") == 200, path
+    page.screenshot(path=str(SCREENSHOTS / "audit-log.png"), full_page=True)
     # Test connection answers under the policy (htmx, no inline handler).
     watch.visit(f"{base}/w/{ws}/datasources/{datasource.pk}/")
     page.get_by_role("button", name="Test connection").click()
