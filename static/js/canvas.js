@@ -41,6 +41,9 @@
   }
   place(document);
   htmx.onLoad(place);
+  // Also as soon as an answer is swapped in, before the save is reported as done: the
+  // page is never seen (nor measured) with a frame not yet placed.
+  document.body.addEventListener("htmx:afterSwap", () => place(document));
 
   // The events form saves itself as it changes (htmx); Enter in it must not submit it.
   document.addEventListener("submit", (e) => {
