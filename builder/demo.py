@@ -3,12 +3,39 @@ an email through the dev mailbox."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import transaction
 
 from builder.models import App, Page, Query, Widget
 from builder.publishing import publish
 from datasources.models import Datasource
 from workspaces.models import Workspace
+
+DEVMAILBOX_DATASOURCE = "Dev mailbox"
+
+
+def devmailbox_config() -> dict:
+    return {
+        "host": settings.KILN_DEVMAILBOX_HOST,
+        "port": settings.KILN_DEVMAILBOX_PORT,
+        "security": "none",
+        "auth": "none",
+        "username": "",
+        "timeout": 10,
+        "verify_certificate": True,
+    }
+
+
+def ensure_devmailbox_datasource(workspace: Workspace) -> tuple[Datasource, bool]:
+    """The workspace's "Dev mailbox" datasource, created on the configured dev mailbox
+    port when missing. An existing one is returned as it is: a builder may have edited
+    it, and a restart must not undo that."""
+    return Datasource.objects.get_or_create(
+        workspace=workspace,
+        name=DEVMAILBOX_DATASOURCE,
+        defaults={"kind": "smtp", "config": devmailbox_config(), "secret": ""},
+    )
+
 
 SEND_FIELDS = {
     "from": "Kiln demo <demo@kiln.test>",

@@ -46,7 +46,7 @@ fi
 addr=${KILN_ADDR:-127.0.0.1:8000}
 echo
 echo "Kiln is starting on http://$addr/  (sign in as demo / kiln-demo)"
-echo "Dev mailbox: http://$addr/devmailbox/"
+echo "Dev mailbox: http://$addr/devmailbox/ (SMTP on ${KILN_DEVMAILBOX_HOST:-127.0.0.1}:${KILN_DEVMAILBOX_PORT:-1025})"
 echo
 .venv/bin/gunicorn kiln.wsgi --bind "$addr" --workers 2 --threads 4 --access-logfile - &
 pids+=($!)

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from builder.demo import create_demo_app
-from datasources.models import Datasource
+from builder.demo import create_demo_app, ensure_devmailbox_datasource
 from workspaces.models import Role, Workspace
 
 
 class Command(BaseCommand):
-    help = "Create (or refresh) the demo user, workspace and dev-mailbox datasource."
+    help = "Create the demo user, workspace, dev-mailbox datasource and app when missing."
 
     def add_arguments(self, parser):
         parser.add_argument("--username", default="demo")
@@ -33,27 +31,12 @@ class Command(BaseCommand):
             name="Demo workspace", slug="demo"
         )
         workspace.add_member(user, Role.ADMIN)
-        datasource, _ = Datasource.objects.update_or_create(
-            workspace=workspace,
-            name="Dev mailbox",
-            defaults={
-                "kind": "smtp",
-                "config": {
-                    "host": settings.KILN_DEVMAILBOX_HOST,
-                    "port": settings.KILN_DEVMAILBOX_PORT,
-                    "security": "none",
-                    "auth": "none",
-                    "username": "",
-                    "timeout": 10,
-                    "verify_certificate": True,
-                },
-                "secret": "",
-            },
-        )
+        datasource, made = ensure_devmailbox_datasource(workspace)
         app = create_demo_app(workspace, datasource, user)
         state = "created" if created else "kept (password unchanged)"
         self.stdout.write(
             f"Demo user {username!r} {state}; workspace {workspace.slug!r}; "
-            f"datasource 'Dev mailbox' -> smtp://{settings.KILN_DEVMAILBOX_HOST}:"
-            f"{settings.KILN_DEVMAILBOX_PORT}; app at /apps/{app.slug}/"
+            f"datasource {datasource.name!r} {'created' if made else 'kept'} -> "
+            f"smtp://{datasource.config.get('host')}:{datasource.config.get('port')}; "
+            f"app at /apps/{app.slug}/"
         )

@@ -122,7 +122,7 @@ class SmtpConfigForm(ConfigForm):
     def clean_port(self) -> int:
         port = self.cleaned_data["port"]
         try:
-            check_port(port)
+            check_port(port, self.cleaned_data.get("host", ""))
         except FieldError as exc:
             raise forms.ValidationError(exc.message) from None
         return port

@@ -87,21 +87,35 @@ def check_address(address, host: str) -> None:
         raise FieldError("host", f"Host {shown} {why}.")
 
 
-def check_port(port: int) -> None:
+def _devmailbox_port(host: str, port: int) -> bool:
+    """The dev mailbox listens on loopback on a port of its own choosing: a datasource
+    pointing there must work whatever KILN_SMTP_PORTS says, but only on loopback."""
+    if not settings.KILN_DEVMAILBOX or port != settings.KILN_DEVMAILBOX_PORT:
+        return False
+    if host.lower().rstrip(".") == "localhost":
+        return True
+    address = _literal(host)
+    return address is not None and address.is_loopback
+
+
+def check_port(port: int, host: str = "") -> None:
     allowed = settings.KILN_SMTP_PORTS
-    if "any" in allowed:
+    if "any" in allowed or str(port) in allowed or _devmailbox_port(host, port):
         return
-    if str(port) not in allowed:
-        raise FieldError(
-            "port",
-            f"Port {port} is not an SMTP port this server allows ({', '.join(allowed)}).",
-        )
+    shown = ", ".join(allowed)
+    if settings.KILN_DEVMAILBOX:
+        shown += f"; and {settings.KILN_DEVMAILBOX_PORT}, the dev mailbox's, on loopback"
+    raise FieldError("port", f"Port {port} is not an SMTP port this server allows ({shown}).")
 
 
 def resolve(host: str, port: int) -> list[tuple[int, str]]:
     """Check ``host`` and ``port`` and return the ``(family, address)`` pairs to try."""
     check_host_syntax(host)
-    check_port(port)
+    check_port(port, host)
+    # A port allowed only as the dev mailbox's must reach loopback, whatever DNS says.
+    devmailbox_only = (
+        "any" not in settings.KILN_SMTP_PORTS and str(port) not in settings.KILN_SMTP_PORTS
+    )
     try:
         infos = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
@@ -113,7 +127,12 @@ def resolve(host: str, port: int) -> list[tuple[int, str]]:
     addresses: list[tuple[int, str]] = []
     for family, _type, _proto, _name, sockaddr in infos:
         ip = sockaddr[0]
-        check_address(ipaddress.ip_address(ip), host)
+        address = ipaddress.ip_address(ip)
+        check_address(address, host)
+        if devmailbox_only and not address.is_loopback:
+            raise FieldError(
+                "port", f"Port {port} is allowed only for the dev mailbox on loopback."
+            )
         if (family, str(ip)) not in addresses:
             addresses.append((family, str(ip)))
     return addresses
