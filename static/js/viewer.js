@@ -9,6 +9,9 @@
     root.querySelectorAll(".kiln-cell[data-y]").forEach(function (cell) {
       const y = parseInt(cell.dataset.y, 10), h = parseInt(cell.dataset.h, 10);
       if (y >= 0 && h >= 1) cell.style.gridRow = (y + 1) + " / span " + h;
+      // On a narrow screen the cells stack in reading order: row, then column (viewer.css).
+      const x = /(?:^|\s)kiln-x-(\d+)/.exec(cell.className);
+      if (y >= 0) cell.style.setProperty("--kiln-order", String(y * 12 + (x ? +x[1] : 0)));
     });
   }
 
