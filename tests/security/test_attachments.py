@@ -172,3 +172,24 @@ def test_a_picker_within_its_limits_sends(client, team, smtp_server, picker_app)
     assert run.status == "success", run.error
     (part,) = smtp_server.received[0].message.iter_attachments()
     assert (part.get_filename(), part.get_content_type()) == ("ok.pdf", "application/pdf")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_picker_allowing_several_files_takes_several(client, team, smtp_server, picker_app):
+    # "Allow several files" ticked, "Max files" left at its default of one.
+    files1 = Widget.objects.get(page__app=picker_app, name="files1")
+    files1.properties = {**files1.properties, "multiple": True, "max_file_size_mb": 1}
+    files1.save()
+    publish(picker_app, team.owner)
+    client.force_login(team.viewer)
+    page = client.get(f"/apps/{picker_app.slug}/home/").text
+    assert 'data-max-files="0"' in page and " multiple " in page
+    uploads = [SimpleUploadedFile(f"{n}.pdf", b"%PDF-1.4 " + n.encode(), "") for n in "abc"]
+    response = click(client, picker_app, "submit", uploads)
+    assert "kiln-toast-error" not in response.text, response.text
+    run = QueryRun.objects.get()
+    run.wait(10)
+    run.refresh_from_db()
+    assert run.status == "success", run.error
+    names = [p.get_filename() for p in smtp_server.received[0].message.iter_attachments()]
+    assert names == ["a.pdf", "b.pdf", "c.pdf"]

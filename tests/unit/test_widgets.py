@@ -638,6 +638,24 @@ def test_filepicker_state_round_trip():
     ]
 
 
+def test_filepicker_several_files_with_the_default_limit_takes_several():
+    # "Allow several files" with "Max files" left at 1: several, with no count limit.
+    s = spec("filepicker", label="Files", multiple=True)
+    html = render(s)
+    assert " multiple" in html and 'data-max-files="0"' in html
+    files = files_of("filepicker1", *(upload(f"{i}.pdf", 1) for i in range(4)))
+    state = state_of(s, post(), files)
+    assert state["isValid"] is True and len(state["files"]) == 4
+    assert validate(s, state) == []
+
+
+def test_filepicker_not_multiple_stays_one_file():
+    s = spec("filepicker", label="CV", multiple=False, max_files=0)
+    assert " multiple" not in render(s)
+    files = files_of("filepicker1", upload("a.pdf", 1), upload("b.pdf", 1))
+    assert validate(s, state_of(s, post(), files)) == ["CV: at most 1 file."]
+
+
 def test_filepicker_state_can_be_read_again():
     s = spec("filepicker")
     files = files_of("filepicker1", upload("a.pdf", 3))

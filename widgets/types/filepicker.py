@@ -74,7 +74,13 @@ class FilePickerWidget(WidgetType):
             help='Extensions or MIME types, e.g. [".pdf", "image/*"]; empty allows any.',
         ),
         Prop("max_file_size_mb", "Max file size (MB)", "number", default=5),
-        Prop("max_files", "Max files", "number", default=1, help="0 for no limit."),
+        Prop(
+            "max_files",
+            "Max files",
+            "number",
+            default=1,
+            help="0 for no limit; with several files allowed, 1 also means no limit.",
+        ),
         Prop("multiple", "Allow several files", "bool", default=False),
         Prop("required", "Required", "bool", default=False),
         Prop("disabled", "Disabled", "bool", default=False),
@@ -98,7 +104,12 @@ class FilePickerWidget(WidgetType):
     def limits(props: dict) -> tuple[int | None, int | None]:
         """(most files, most bytes per file); None is no limit."""
         max_files = int(props["max_files"]) if props["max_files"] else None
-        if not props["multiple"] and (max_files or 0) <= 1:
+        if props["multiple"]:
+            # "Allow several files" with the default limit of one would still allow one:
+            # ticked, a limit under two means no count limit.
+            if (max_files or 0) < 2:
+                max_files = None
+        elif (max_files or 0) <= 1:
             max_files = 1
         size = props["max_file_size_mb"]
         return max_files, (int(size * MB) if size else None)
