@@ -297,9 +297,29 @@ class _Reader:
                 raise AppFileError(f"{path}.fields.{key}", f"{action} has no field “{key}”")
 
 
+def free_app_name(workspace: Workspace, name: str) -> str:
+    """``name``, or "<name> (2)", "(3)"... when the workspace already has an app by that
+    name: two apps of one name cannot be told apart in the list."""
+    limit = App._meta.get_field("name").max_length
+    taken = set(
+        App.objects.filter(workspace=workspace, name__startswith=name[: limit - 8]).values_list(
+            "name", flat=True
+        )
+    )
+    if name not in taken:
+        return name
+    number = 2
+    while True:
+        suffix = f" ({number})"
+        candidate = name[: limit - len(suffix)].rstrip() + suffix
+        if candidate not in taken:
+            return candidate
+        number += 1
+
+
 def _store(plan: _Plan, workspace: Workspace) -> App:
     slug = plan.slug if plan.slug and not App.objects.filter(slug=plan.slug).exists() else ""
-    app = App(workspace=workspace, name=plan.name, slug=slug)
+    app = App(workspace=workspace, name=free_app_name(workspace, plan.name), slug=slug)
     app.save()  # A blank slug becomes a free one.
     datasources = {}
     for name, source in plan.datasources.items():

@@ -190,7 +190,15 @@ def app_import(request: HttpRequest, workspace: str) -> HttpResponse:
     audit.record(
         app.workspace, Action.IMPORTED, "app", app.name, request=request, detail={"file": filename}
     )
-    messages.success(request, f"Imported “{app.name}” from {filename}.")
+    asked = str((document.get("app") or {}).get("name") or "").strip()
+    if asked and app.name != asked:
+        messages.success(
+            request,
+            f"Imported “{app.name}” from {filename} (this workspace already has an app "
+            f"named “{asked}”).",
+        )
+    else:
+        messages.success(request, f"Imported “{app.name}” from {filename}.")
     return redirect("editor:apps", workspace)
 
 

@@ -10,6 +10,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.http import HttpResponse
 from django.urls import NoReverseMatch, include, path, reverse
 
+from builder.document import free_app_name
 from builder.models import App, AppVersion, Page, Query, Widget
 from builder.publishing import publish
 from datasources.models import Datasource
@@ -210,8 +211,11 @@ def test_duplicating_copies_pages_widgets_and_queries(editor, team, contact):
 def test_duplicating_twice_gives_fresh_slugs(editor, contact):
     editor.post(f"/edit/{contact.slug}/duplicate")
     editor.post(f"/edit/{contact.slug}/duplicate")
-    slugs = set(App.objects.filter(name="Copy of Contact").values_list("slug", flat=True))
-    assert slugs == {"copy-of-contact", "copy-of-contact-2"}
+    copies = App.objects.filter(name__startswith="Copy of Contact").order_by("pk")
+    assert [(a.name, a.slug) for a in copies] == [
+        ("Copy of Contact", "copy-of-contact"),
+        ("Copy of Contact (2)", "copy-of-contact-2"),
+    ]
 
 
 def test_deleting_an_app_asks_first(editor, team, contact):
@@ -259,6 +263,36 @@ def test_importing_a_good_file_creates_the_app(editor, team, contact):
     assert imported.queries.get().datasource == contact.queries.get().datasource
     assert response["Location"] == f"/w/{team.workspace.slug}/apps/"
     assert flash(response) == ["Imported “Imported contact” from contact.json."]
+
+
+def test_importing_a_file_named_like_an_existing_app_numbers_the_new_one(editor, team, contact):
+    document = json.loads(editor.get(f"/edit/{contact.slug}/export").content)
+    names = []
+    for _ in range(3):
+        response = editor.post(
+            f"/w/{team.workspace.slug}/apps/import", {"file": upload(document, "contact.json")}
+        )
+        names.append(flash(response)[-1])  # unread messages pile up in the session
+    assert names == [
+        f"Imported “Contact ({n})” from contact.json (this workspace already has an app "
+        "named “Contact”)."
+        for n in (2, 3, 4)
+    ]
+    assert sorted(App.objects.filter(workspace=team.workspace).values_list("name", flat=True)) == [
+        "Contact",
+        "Contact (2)",
+        "Contact (3)",
+        "Contact (4)",
+    ]
+    assert App.objects.get(name="Contact").pk == contact.pk  # the original is untouched
+
+
+def test_an_app_name_at_the_length_limit_still_gets_its_number(team):
+    long_name = "N" * 100
+    App.objects.create(workspace=team.workspace, name=long_name, slug="long")
+    name = free_app_name(team.workspace, long_name)
+    assert name == "N" * 96 + " (2)" and len(name) == 100
+    assert free_app_name(team.workspace, "Other") == "Other"
 
 
 def test_importing_a_file_with_a_new_datasource_creates_it(editor, team):
