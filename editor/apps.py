@@ -29,6 +29,7 @@ from builder.access import get_app_for_editor, get_page_for_editor
 from builder.document import AppFileError, export_app, import_app
 from builder.models import App, AppVersion, Page
 from builder.publishing import publish
+from builder.starters import STARTERS, create_from_starter
 from workspaces import audit
 from workspaces.access import get_membership, workspaces_of
 from workspaces.audit import Action
@@ -132,6 +133,7 @@ def app_list(request: HttpRequest, workspace: str) -> HttpResponse:
         "can_edit": can_edit,
         "apps": apps,
         "other_workspaces": others,
+        "starters": STARTERS.values(),
     }
     return render(request, "editor/apps_list.html", context)
 
@@ -143,11 +145,32 @@ def app_create(request: HttpRequest, workspace: str) -> HttpResponse:
     name = _name(request, "app")
     if name is None:
         return redirect("editor:apps", workspace)
+    key = request.POST.get("template") or "blank"
+    starter = STARTERS.get(key)
+    if starter is None:
+        known = ", ".join(f"“{s.label}”" for s in STARTERS.values())
+        messages.error(request, f"Template: no template “{key}” (choose {known}).")
+        return redirect("editor:apps", workspace)
     with transaction.atomic():
-        app = App.objects.create(workspace=membership.workspace, name=name)
-        Page.objects.create(app=app, name=FIRST_PAGE_NAME, position=0)
+        if starter.build is None:
+            app = App.objects.create(workspace=membership.workspace, name=name)
+            Page.objects.create(app=app, name=FIRST_PAGE_NAME, position=0)
+        else:
+            try:
+                app = create_from_starter(membership.workspace, starter.key, name)
+            except AppFileError as exc:
+                # A template is checked like a file: say what failed, store nothing.
+                messages.error(request, f"Could not create “{name}” from {starter.label}: {exc}")
+                return redirect("editor:apps", workspace)
         audit.record(app.workspace, Action.CREATED, "app", app.name, request=request)
-    messages.success(request, f"Created “{app.name}”.")
+    if starter.build is None:
+        messages.success(request, f"Created “{app.name}”.")
+    else:
+        messages.success(
+            request,
+            f"Created “{app.name}” from the {starter.label} template: publish it to try it, "
+            "the mail goes to the dev mailbox.",
+        )
     return redirect("editor:app", app.slug)
 
 
