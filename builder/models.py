@@ -197,6 +197,8 @@ class Query(models.Model):
     fields = models.JSONField(default=dict, blank=True)
     run_on_page_load = models.BooleanField(default=False)
     confirm_before_run = models.BooleanField(default=False)
+    #: What the confirmation dialog asks; blank: the viewer's own wording.
+    confirm_message = models.CharField(max_length=200, blank=True, default="")
     timeout_seconds = models.PositiveIntegerField(default=60)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -224,6 +226,7 @@ class Query(models.Model):
             fields=self.fields,
             run_on_page_load=self.run_on_page_load,
             confirm_before_run=self.confirm_before_run,
+            confirm_message=self.confirm_message,
             timeout_seconds=self.timeout_seconds,
         )
 
@@ -238,6 +241,7 @@ class Query(models.Model):
             fields=document.fields,
             run_on_page_load=document.run_on_page_load,
             confirm_before_run=document.confirm_before_run,
+            confirm_message=document.confirm_message,
             timeout_seconds=document.timeout_seconds,
         )
 

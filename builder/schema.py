@@ -53,6 +53,19 @@ def _text(max_length: int):
     return BeforeValidator(check)
 
 
+def _optional_text(max_length: int):
+    """Text that may be empty (then the reader's own default applies)."""
+
+    def check(value: Any) -> str:
+        if not isinstance(value, str):
+            raise _fail("must be a string")
+        if len(value) > max_length:
+            raise _fail(f"must be at most {max_length} characters")
+        return value
+
+    return BeforeValidator(check)
+
+
 def _whole(minimum: int = 0, maximum: int = INT_MAX):
     def check(value: Any) -> int:
         # bool is an int in Python, but `true` for a width is a mistake.
@@ -181,6 +194,7 @@ class QueryDocument(_Entry):
     fields: JsonObject = Field(default_factory=dict)
     run_on_page_load: Flag = False
     confirm_before_run: Flag = False
+    confirm_message: Annotated[str, _optional_text(200)] = ""
     timeout_seconds: Annotated[int, _whole(1, INT_MAX)] = 60
 
 

@@ -16,7 +16,16 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from builder.actions import ACTIONS, CHAINS, TOAST_KINDS, ActionError, Scope, StepPath, get_action
+from builder.actions import (
+    ACTIONS,
+    CHAINS,
+    TOAST_KINDS,
+    ActionError,
+    Scope,
+    StepPath,
+    event_warnings,
+    get_action,
+)
 from builder.actions import normalise as normalise_action
 
 from .canvas_edits import EditError
@@ -119,6 +128,7 @@ class ActionRow:
 class EventBlock:
     name: str
     actions: list[ActionRow]
+    warnings: list[str] = field(default_factory=list)
 
 
 def rows(events: Mapping, event_names: Collection[str], scope: Scope, posted=None) -> list:
@@ -157,6 +167,7 @@ def rows(events: Mapping, event_names: Collection[str], scope: Scope, posted=Non
         return built
 
     return [
-        EventBlock(name, build(StepPath(name), (events or {}).get(name) or []))
+        EventBlock(name, build(StepPath(name), actions), event_warnings(name, actions))
         for name in event_names
+        for actions in ((events or {}).get(name) or [],)
     ]

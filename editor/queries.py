@@ -60,7 +60,7 @@ TEST_VALUES_LABEL = "Test values"
 #: The editor's own fields: an action's fields must not be named like them.
 OWN_FIELDS = frozenset(
     {"name", "datasource", "run_on_page_load", "confirm_before_run", "timeout_seconds"}
-    | {"test_values"}
+    | {"confirm_message", "test_values"}
 )
 #: Kinds of field shown as text with << >> bindings.
 TEXT_KINDS = frozenset({"text", "textarea", "files"})
@@ -145,6 +145,13 @@ class QueryForm(_NameMixin, forms.Form):
     confirm_before_run = forms.BooleanField(
         required=False, label="Ask for confirmation before running"
     )
+    confirm_message = forms.CharField(
+        required=False,
+        max_length=200,
+        label="Confirmation message",
+        help_text="What the dialog asks, e.g. “Send this message?” Empty: “Are you sure "
+        "you want to continue?”",
+    )
     timeout_seconds = forms.IntegerField(
         min_value=1,
         max_value=600,
@@ -165,7 +172,8 @@ class QueryForm(_NameMixin, forms.Form):
         for spec in shown_fields(self.spec):
             self.fields[spec.name] = _form_field(spec)
         # The editor's own fields after the action's, as the page lays them out.
-        for key in ("run_on_page_load", "confirm_before_run", "timeout_seconds", "test_values"):
+        own = ("run_on_page_load", "confirm_before_run", "confirm_message", "timeout_seconds")
+        for key in (*own, "test_values"):
             self.fields[key] = self.fields.pop(key)
         self.fields["test_values"].widget = forms.Textarea(
             attrs={"class": "qe-code", "rows": 12, "spellcheck": "false"}
@@ -201,6 +209,7 @@ class QueryForm(_NameMixin, forms.Form):
         query.fields = fields
         query.run_on_page_load = data["run_on_page_load"]
         query.confirm_before_run = data["confirm_before_run"]
+        query.confirm_message = data["confirm_message"]
         query.timeout_seconds = data["timeout_seconds"]
         with transaction.atomic():
             query.save()
@@ -261,6 +270,7 @@ def _initial(query: Query) -> dict:
         datasource=query.datasource_id,
         run_on_page_load=query.run_on_page_load,
         confirm_before_run=query.confirm_before_run,
+        confirm_message=query.confirm_message,
         timeout_seconds=query.timeout_seconds,
     )
     return initial
@@ -639,6 +649,7 @@ def _stored(query: Query) -> tuple:
         query.fields,
         query.run_on_page_load,
         query.confirm_before_run,
+        query.confirm_message,
         query.timeout_seconds,
     )
 

@@ -12,6 +12,7 @@ import csv
 import io
 import json
 import logging
+import re
 import secrets
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,7 +27,7 @@ from pydantic import ValidationError as SchemaError
 
 from bindings import BindingError, evaluate, referenced_names
 from builder.access import get_app_for_editor, get_app_for_visitor
-from builder.actions import REGISTRY, RunQuery, Step, StepPath, run_chain
+from builder.actions import REGISTRY, RunQuery, Step, StepPath, run_chain, walk
 from builder.models import App, Query
 from builder.publishing import published
 from builder.schema import AppDocument, QueryDocument, WidgetDocument
@@ -36,7 +37,7 @@ from queries.errors import RunLimitError, RunRequestError
 from queries.execution import create_run
 from queries.models import QueryRun, runs_of
 from widgets import RenderAttrs, WidgetSpec, get_type
-from workspaces.models import Role
+from workspaces.models import ROLE_RANK, Role
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,15 @@ POLL_DELAY = "600ms"
 PARTIALS = "viewer/partials.html"
 #: Where an anonymous visitor's id is kept in their session.
 VISITOR_KEY = "kiln_visitor"
+#: What the confirmation dialog asks when a query has no message of its own.
+DEFAULT_CONFIRM = "Are you sure you want to continue?"
+#: A Form's Submit with no actions wired, as its editors see it (preview, or a member who
+#: may edit) and as everyone else sees it.
+UNWIRED_SUBMIT_EDITOR = "This form's Submit does nothing yet: wire its submit event in the editor."
+UNWIRED_SUBMIT_VIEWER = "This form is not set up to send anything yet."
+#: A query field that is exactly one read of a widget: << email_input.value >> or
+#: << form1.data.email >>.
+SINGLE_READ = re.compile(r"\s*<<\s*([A-Za-z_]\w*)\.([A-Za-z_]\w*)(?:\.([A-Za-z_]\w*))?\s*>>\s*")
 
 
 def visitor_id(request: HttpRequest) -> str:
@@ -287,7 +297,7 @@ class PageRuntime:
     def attrs(self, name: str) -> RenderAttrs:
         events: dict[str, SafeString] = {}
         for event, actions in self.widgets[name].events.items():
-            if not actions:
+            if not actions and not self._own_submit(name, event):
                 continue
             context = {
                 "url": self._endpoint("event"),
@@ -295,15 +305,32 @@ class PageRuntime:
                 "confirm": self._confirm(actions),
             }
             events[event] = render_to_string(f"{PARTIALS}#event_attrs", context)
+        if self._own_submit(name, "submit") and "submit" not in events:
+            # A Form's own Submit button always posts: its fields are checked, and a form
+            # with nothing wired says so (handle_event).
+            context = {
+                "url": self._endpoint("event"),
+                "vals": json.dumps({"widget": name, "event": "submit"}),
+                "confirm": "",
+            }
+            events["submit"] = render_to_string(f"{PARTIALS}#event_attrs", context)
         context = {"url": self._endpoint("widget", name), "name": name}
         refresh = render_to_string(f"{PARTIALS}#refresh_attrs", context)
         return RenderAttrs(events=events, refresh=refresh)
 
+    def _own_submit(self, name: str, event: str) -> bool:
+        """The event is a Form's own Submit button, which posts even with no actions."""
+        doc = self.widgets[name]
+        widget_type = get_type(doc.type)
+        return event == "submit" and widget_type.validates_children and event in widget_type.events
+
     def _confirm(self, actions: list[dict]) -> str:
+        """What the page's confirmation dialog asks before the event posts: the message
+        of the first query it runs that asks first; empty when none does."""
         for action in actions:
             query = self.queries.get(action.get("query", ""))
             if action.get("action") == RunQuery.key and query and query.confirm_before_run:
-                return f"Run {query.name}?"
+                return query.confirm_message.strip() or DEFAULT_CONFIRM
         return ""
 
     def refresh_widget(self, name: str, data, files) -> str:
@@ -318,13 +345,20 @@ class PageRuntime:
         doc = self.widgets.get(widget)
         if doc is None:
             raise Http404("No such widget")
-        actions = doc.events.get(event)
-        if not actions:
+        actions = doc.events.get(event) or []
+        unwired = not actions and self._own_submit(widget, event)
+        if not actions and not unwired:
             raise Http404("No handler for this event")
         states = self.read_states(data, files)
         out = Output()
-        if not self._validate(widget, states, out):
+        if not self._validate(widget, states, out, self._inputs_read(actions)):
             out.toasts.append(toast("error", "Check the highlighted fields."))
+            return out
+        if unwired:
+            editor = self.preview or ROLE_RANK[self.role] >= ROLE_RANK[Role.EDITOR]
+            out.toasts.append(
+                toast("info", UNWIRED_SUBMIT_EDITOR if editor else UNWIRED_SUBMIT_VIEWER)
+            )
             return out
         step = Step(StepPath(event), widget, states)
         run_chain(actions, step.path, step, ActionRunner(self, out))
@@ -339,11 +373,31 @@ class PageRuntime:
         )
         return [] if form is None else self.tree.subtree(form)
 
-    def _validate(self, widget: str, states: dict, out: Output) -> bool:
+    def _inputs_read(self, actions: list[dict]) -> list[str]:
+        """The widgets whose state the queries run by ``actions`` (their chains too)
+        read, a form or container with everything in it: their own rules must hold
+        before the run, and their messages show under them, not under a query field."""
+        found: list[str] = []
+        for kind, action, _where in walk(actions, "event"):
+            query = self.queries.get(str(action.get("query") or ""))
+            if kind.key != RunQuery.key or query is None:
+                continue
+            for template in query.fields.values():
+                try:
+                    names = referenced_names(template)
+                except BindingError:
+                    continue  # the run itself reports it, naming the field
+                for name in sorted(names & self.widgets.keys()):
+                    found.extend(self.tree.subtree(name))
+        return list(dict.fromkeys(found))
+
+    def _validate(self, widget: str, states: dict, out: Output, read: list[str]) -> bool:
         specs, _ = self.specs(self.context(states))
         ok = True
-        scope = self._scope(widget)
+        scope = list(dict.fromkeys([*self._scope(widget), *read]))
         for name in scope:
+            if name not in specs:
+                continue  # caught in a parent cycle: not drawn, nothing to check
             messages = get_type(specs[name].type).validate(specs[name], states[name])
             ok = ok and not messages
             # Only the messages are swapped: what was typed, and chosen files, stay.
@@ -363,6 +417,25 @@ class PageRuntime:
                     render_to_string(f"{PARTIALS}#field_errors", {"name": name, "errors": messages})
                 )
         return ok
+
+    def field_error(self, query: str, field: str, message: str, out: Output) -> None:
+        """A run's error naming a query field that is exactly one read of a widget's value
+        is shown under that widget too: that is what the user must fix."""
+        widget = self._widget_of_field(query, field)
+        if widget is not None:
+            context = {"name": widget, "errors": [message]}
+            out.fragments.append(render_to_string(f"{PARTIALS}#field_errors", context))
+
+    def _widget_of_field(self, query: str, field: str) -> str | None:
+        published = self.queries.get(query)
+        template = published.fields.get(field) if published is not None and field else None
+        match = SINGLE_READ.fullmatch(template) if isinstance(template, str) else None
+        if match is None or match.group(1) not in self.widgets:
+            return None
+        name, key, inner = match.groups()
+        if key == "data" and inner in self.widgets and inner in self.tree.subtree(name):
+            return inner
+        return name
 
     def evaluate(self, where: str, raw: Any, states: dict, out: Output) -> Any:
         """``raw`` evaluated with ``states``; None and an error toast if it fails."""
@@ -450,6 +523,8 @@ class PageRuntime:
             error = f"Unknown outcome: {run.error} Check before sending again."
         step = Step(step_path, trigger, states)
         REGISTRY[RunQuery.key].finished(action, step, ActionRunner(self, out), ok=ok, error=error)
+        if not ok and run.error_field:
+            self.field_error(run.query.name, run.error_field, error or run.error, out)
         self._rerender_readers(run.query.name, states, out)
         return out
 
@@ -555,6 +630,7 @@ class ActionRunner:
             return
         except RunRequestError as exc:
             REGISTRY[RunQuery.key].finished(action, step, self, ok=False, error=exc.message)
+            self.runtime.field_error(query, exc.field, exc.message, self.out)
             return
         if run is None:
             self.toast("error", f"The query {query!r} does not exist any more.")

@@ -24,6 +24,7 @@ __all__ = [
     "CHAINS",
     "REGISTRY",
     "TOAST_KINDS",
+    "UNWIRED_SUBMIT",
     "Action",
     "ActionError",
     "RunQuery",
@@ -31,6 +32,7 @@ __all__ = [
     "Scope",
     "Step",
     "StepPath",
+    "event_warnings",
     "get_action",
     "normalise",
     "run_chain",
@@ -52,6 +54,20 @@ REGISTRY: dict[str, Action] = {
     )
 }
 ACTIONS: dict[str, str] = {key: action.label for key, action in REGISTRY.items()}
+
+
+#: The editor's warning on a Form's submit event with no actions.
+UNWIRED_SUBMIT = (
+    "Nothing runs when this form is submitted: its Submit button only checks the fields. "
+    "Add an action, e.g. Run query."
+)
+
+
+def event_warnings(event: str, actions: Any) -> list[str]:
+    """What is wrong with an event as a whole (each action has its own warnings)."""
+    if event == "submit" and not actions:
+        return [UNWIRED_SUBMIT]
+    return []
 
 
 def get_action(kind: Any) -> Action | None:

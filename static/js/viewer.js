@@ -113,6 +113,28 @@
     if (event.target.id === "kiln-page") event.preventDefault();
   });
 
+  // A query that asks first: the page's own dialog shows the builder's message (never the
+  // browser's confirm()); the request goes only when OK closes it. Cancel, Escape or
+  // anything else sends nothing.
+  let pendingConfirm = null;
+  document.addEventListener("htmx:confirm", function (event) {
+    const elt = event.detail.elt;
+    const dialog = document.getElementById("kiln-confirm");
+    if (!elt || !elt.dataset || !elt.dataset.confirm || !dialog) return;
+    event.preventDefault();
+    pendingConfirm = event.detail;
+    dialog.querySelector(".kiln-confirm-message").textContent = elt.dataset.confirm;
+    dialog.returnValue = "";
+    dialog.showModal();
+    dialog.querySelector(".kiln-confirm-cancel").focus();
+  });
+  document.addEventListener("close", function (event) {
+    if (event.target.id !== "kiln-confirm") return;
+    const detail = pendingConfirm;
+    pendingConfirm = null;
+    if (detail && event.target.returnValue === "ok") detail.issueRequest(true);
+  }, true);
+
   // The open_modal / close_modal actions (an HX-Trigger event from the server).
   document.addEventListener("kiln-modal", function (event) {
     const modal = document.getElementById("modal-" + event.detail.name);

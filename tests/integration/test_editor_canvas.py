@@ -670,3 +670,16 @@ def test_an_unknown_page_or_widget_is_404(editor, shop):
     app, page = shop
     assert editor.get(reverse("editor:canvas", args=[app.slug, "nope"])).status_code == 404
     assert editor.post(url(page, "delete", "ghost")).status_code == 404
+
+
+def test_a_form_with_nothing_on_submit_is_warned_about(editor, shop):
+    _, page = shop
+    add(editor, page, "form", x=0, y=0)
+    html = editor.get(url(page, name="form1")).text
+    assert "Nothing runs when this form is submitted" in html
+    Widget.objects.filter(name="form1").update(
+        events={"submit": [{"action": "run_query", "query": "send_message"}]}
+    )
+    assert (
+        "Nothing runs when this form is submitted" not in editor.get(url(page, name="form1")).text
+    )

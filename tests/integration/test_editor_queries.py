@@ -659,3 +659,23 @@ def test_datasources_of_another_workspace_cannot_be_picked(client, mailer):
     )
     assert response.status_code == 422
     assert Query.objects.get(pk=mailer.query.pk).datasource_id == mailer.query.datasource_id
+
+
+def test_the_confirmation_message_is_saved_and_shown(client, mailer):
+    client.force_login(mailer.team.teammate)
+    query = mailer.query
+    response = client.post(
+        url("query_save", mailer.app, "send_welcome"),
+        form_data(query, confirm_before_run="on", confirm_message="Send this welcome?"),
+        headers=HTMX,
+    )
+    assert response.status_code == 200
+    query.refresh_from_db()
+    assert query.confirm_before_run is True
+    assert query.confirm_message == "Send this welcome?"
+    page = client.get(url("query", mailer.app, "send_welcome")).text
+    assert 'value="Send this welcome?"' in page and "Confirmation message" in page
+    too_long = form_data(query, confirm_before_run="on", confirm_message="x" * 201)
+    client.post(url("query_save", mailer.app, "send_welcome"), too_long, headers=HTMX)
+    query.refresh_from_db()
+    assert query.confirm_message == "Send this welcome?"
