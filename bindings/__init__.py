@@ -13,7 +13,7 @@ environment and its guards), ``templates`` (finding and compiling bindings), ``e
 scope). docs/bindings.md is the user's guide.
 """
 
-from bindings.checks import check_names, referenced_names
+from bindings.checks import check_names, is_incomplete, referenced_names
 from bindings.errors import BindingError
 from bindings.evaluation import evaluate, evaluate_fields, has_bindings
 from bindings.limits import MAX_OUTPUT, MAX_RANGE, MAX_VALUE, MAX_WORK, TIME_LIMIT
@@ -29,5 +29,6 @@ __all__ = [
     "evaluate",
     "evaluate_fields",
     "has_bindings",
+    "is_incomplete",
     "referenced_names",
 ]

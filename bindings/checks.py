@@ -6,7 +6,13 @@ from __future__ import annotations
 from collections.abc import Collection, Iterator
 
 from bindings.errors import BindingError
-from bindings.templates import Binding, TemplateProblem, compile_binding, split_template
+from bindings.templates import (
+    Binding,
+    TemplateProblem,
+    Unclosed,
+    compile_binding,
+    split_template,
+)
 
 # ---------------------------------------------------------------------- the editor
 
@@ -43,14 +49,35 @@ def referenced_names(template: object) -> set[str]:
     return names
 
 
-def check_names(field: str, template: object, known: Collection[str]) -> list[str]:
-    """Warnings for the editor: syntax errors and names not in ``known``. Never raises."""
+def is_incomplete(template: object) -> bool:
+    """Whether a text of ``template`` has a ``<<`` not closed yet (being typed)."""
+    for text in _strings(template):
+        try:
+            split_template(text)
+        except Unclosed:
+            return True
+        except TemplateProblem:
+            continue
+    return False
+
+
+def check_names(
+    field: str, template: object, known: Collection[str], *, skip_unclosed: bool = False
+) -> list[str]:
+    """Warnings for the editor: syntax errors and names not in ``known``. Never raises.
+
+    With ``skip_unclosed``, a text with an unclosed ``<<`` gets no warning (the editor
+    says it is incomplete instead: see :func:`is_incomplete`)."""
     warnings: list[str] = []
     known = set(known)
     try:
         for text in _strings(template):
             try:
                 parts = split_template(text)
+            except Unclosed as exc:
+                if not skip_unclosed:
+                    warnings.append(str(BindingError(field, "", str(exc))))
+                continue
             except TemplateProblem as exc:
                 warnings.append(str(BindingError(field, "", str(exc))))
                 continue

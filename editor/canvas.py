@@ -34,9 +34,9 @@ from .canvas_render import PageScope, make_field, palette, pane_context, render_
 CLIPBOARD = "kiln_canvas_clipboard"
 
 
-def _record(request: HttpRequest, page: Page, summary: str, change):
+def _record(request: HttpRequest, page: Page, summary: str, change, *, merge: bool = False):
     """One edit of the page, in its undo history and the audit log."""
-    return canvas_history.record(page, summary, change, request=request)
+    return canvas_history.record(page, summary, change, request=request, merge=merge)
 
 
 class HtmxHttpRequest(HttpRequest):
@@ -268,6 +268,8 @@ def canvas_property(request: HtmxHttpRequest, app: str, page: str, name: str) ->
         page_obj,
         f"Set {name}.{prop.name}",
         lambda: edits.set_property(widget, prop, cleaned),
+        # The first save after the field gains focus starts a new undo step (canvas.js).
+        merge=request.POST.get("fresh") != "1",
     )
     field = make_field(widget, prop, PageScope.of(found, page_obj).known)
     return HttpResponse(_field_html(request, found, page_obj, widget, field, oob_canvas=True))

@@ -19,7 +19,7 @@ from django.template.loader import render_to_string
 from django.utils.datastructures import MultiValueDict
 from django.utils.safestring import SafeString, mark_safe
 
-from bindings import check_names
+from bindings import check_names, is_incomplete
 from bindings.namespace import CONTEXT_NAMES, CONTEXT_PATHS, QUERY_KEYS, names_in_scope
 from builder.models import App, Page, Widget
 from builder.schema import AppDocument, WidgetDocument
@@ -215,6 +215,8 @@ class Field:
     is_set: bool
     warnings: list[str] = field(default_factory=list)
     error: str = ""
+    # A << not closed yet: saved, and said to be incomplete rather than broken while typing.
+    incomplete: bool = False
 
     @property
     def can_bind(self) -> bool:
@@ -254,8 +256,10 @@ def make_field(
         binding = prop.kind in ("bool", "number", "select") and prop.bindable and is_binding_text
     shown = as_text(prop, value) if text is None else text
     warnings = []
+    incomplete = False
     if prop.bindable and isinstance(value, str | list | dict) and not error:
-        warnings = check_names(f"{name}.{prop.name}", value, known)
+        incomplete = is_incomplete(value)
+        warnings = check_names(f"{name}.{prop.name}", value, known, skip_unclosed=True)
     return Field(
         prop=prop,
         text=shown,
@@ -264,6 +268,7 @@ def make_field(
         is_set=is_set,
         warnings=warnings,
         error=error,
+        incomplete=incomplete,
     )
 
 

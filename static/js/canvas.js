@@ -130,6 +130,18 @@
   document.body.addEventListener("htmx:sendError", (e) => {
     if (isSave(e.detail)) setStatus("error", "Not saved: " + reason(null));
   });
+  // Undo steps: the saves made while one field keeps the focus are one step; the first
+  // save after it gains the focus asks for a new one (editor/canvas_history.py).
+  document.addEventListener("focusin", (e) => {
+    if (e.target.closest && e.target.closest("#cv-pane .pf")) delete e.target.dataset.stepOpen;
+  });
+  document.body.addEventListener("htmx:configRequest", (e) => {
+    const el = e.detail.elt;
+    if (!el || !el.closest || !el.closest("#cv-pane .pf") || el.name !== "value") return;
+    if (!el.dataset.stepOpen) e.detail.parameters.fresh = "1";
+    el.dataset.stepOpen = "1";
+  });
+
   // A refused property (422) still shows why, under its field.
   document.body.addEventListener("htmx:beforeSwap", (e) => {
     if (e.detail.xhr && e.detail.xhr.status === 422) e.detail.shouldSwap = true;

@@ -1,0 +1,84 @@
+"""The builder's day in the editor: one undo step per property edit, half-typed bindings,
+renaming that follows the bindings, the live value and "did you mean", placement on drop."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from builder.models import PageEdit
+from editor import canvas_history
+from tests.integration.test_editor_canvas import add, editor, shop, url, widget
+
+pytestmark = pytest.mark.django_db
+__all__ = ["editor", "shop"]  # fixtures
+
+
+def type_text(client, page, name, prop, values, *, fresh_first=True):
+    for i, value in enumerate(values):
+        data = {"prop": prop, "value": value}
+        if i == 0 and fresh_first:
+            data["fresh"] = "1"
+        response = client.post(url(page, "property", name), data)
+        assert response.status_code == 200, response.content
+
+
+# Undo per edit -----------------------------------------------------------------------------
+def test_saves_of_one_property_while_typing_are_one_undo_step(editor, shop):
+    _, page = shop
+    add(editor, page, "text", x=0, y=0)
+    count = PageEdit.objects.count()
+    type_text(editor, page, "text1", "text", ["Hel", "Hello w", "Hello world"])
+    assert PageEdit.objects.count() == count + 1
+    editor.post(url(page, "undo"))
+    assert widget(page, "text1").properties.get("text", "Text") == "Text"
+    editor.post(url(page, "redo"))
+    assert widget(page, "text1").properties["text"] == "Hello world"
+
+
+def test_a_new_focus_another_property_or_a_pause_start_a_new_step(editor, shop):
+    _, page = shop
+    add(editor, page, "text", x=0, y=0)
+    count = PageEdit.objects.count()
+    type_text(editor, page, "text1", "text", ["A", "AB"])
+    type_text(editor, page, "text1", "text", ["ABC"])  # the field gained the focus again
+    assert PageEdit.objects.count() == count + 2
+    type_text(editor, page, "text1", "tooltip", ["tip"], fresh_first=False)
+    assert PageEdit.objects.count() == count + 3
+    type_text(editor, page, "text1", "text", ["ABCD"], fresh_first=False)
+    assert PageEdit.objects.count() == count + 4  # another property came between
+    old = PageEdit.objects.latest("id")
+    old_time = old.created_at - timedelta(seconds=canvas_history.MERGE_SECONDS + 1)
+    PageEdit.objects.filter(pk=old.pk).update(created_at=old_time)
+    type_text(editor, page, "text1", "text", ["ABCDE"], fresh_first=False)
+    assert PageEdit.objects.count() == count + 5  # after a long pause
+    editor.post(url(page, "undo"))
+    assert widget(page, "text1").properties["text"] == "ABCD"
+
+
+def test_no_merge_into_an_undone_edit_and_typing_back_leaves_no_step(editor, shop):
+    _, page = shop
+    add(editor, page, "text", x=0, y=0)
+    type_text(editor, page, "text1", "text", ["A"])
+    editor.post(url(page, "undo"))
+    type_text(editor, page, "text1", "text", ["B"], fresh_first=False)
+    assert widget(page, "text1").properties["text"] == "B"
+    count = PageEdit.objects.count()
+    type_text(editor, page, "text1", "text", ["BC", "B"])
+    # The step that started at "B" ended at "B": no step at all.
+    assert PageEdit.objects.count() == count
+    assert not PageEdit.objects.filter(undone=True).exists()
+
+
+def test_a_half_typed_binding_is_saved_and_said_incomplete_not_broken(editor, shop):
+    _, page = shop
+    add(editor, page, "text", x=0, y=0)
+    response = editor.post(url(page, "property", "text1"), {"prop": "text", "value": "Hi << use"})
+    assert response.status_code == 200
+    assert widget(page, "text1").properties["text"] == "Hi << use"
+    assert "Incomplete binding" in response.text and "pf-warning" not in response.text
+    response = editor.post(
+        url(page, "property", "text1"), {"prop": "text", "value": "Hi << usr >>"}
+    )
+    assert "Incomplete binding" not in response.text and "unknown name" in response.text
