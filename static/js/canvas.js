@@ -95,11 +95,42 @@
 
   // The save status -----------------------------------------------------------------------
   let pending = 0;
-  function setStatus(state, text) {
+  let edits = 0; // keys typed in the pane since the page loaded
+  let sentEdits = 0;
+  let savedEdits = 0;
+  const frameEl = document.getElementById("editor-frame");
+  const loginUrl = (frameEl && frameEl.dataset.loginUrl) || "/accounts/login/";
+  function setStatus(state, text, link) {
     if (!statusEl) return;
     statusEl.dataset.state = state;
     statusEl.textContent = text;
+    if (link) statusEl.append(link);
   }
+  // Django's login_required answers a redirect, which the browser follows: the answer is
+  // then the sign-in page. It is never swapped into the editor.
+  function expired(xhr) {
+    if (!xhr) return false;
+    if (xhr.status === 401) return true;
+    return Boolean(xhr.responseURL) && new URL(xhr.responseURL).pathname === loginUrl;
+  }
+  function signInLink() {
+    const a = document.createElement("a");
+    a.href = loginUrl + "?next=" + encodeURIComponent(location.pathname + location.search);
+    a.textContent = "sign in again";
+    return a;
+  }
+  document.addEventListener("input", (e) => {
+    if (e.target.closest && e.target.closest("#cv-pane")) edits += 1;
+  });
+  // A change typed but not saved yet, a save under way or a refused one: leaving the page
+  // would lose it.
+  window.addEventListener("beforeunload", (e) => {
+    const state = statusEl && statusEl.dataset.state;
+    if (pending || state === "error" || edits > savedEdits) {
+      e.preventDefault();
+      e.returnValue = "";
+    }
+  });
   const isSave = (detail) => {
     const config = detail && detail.requestConfig;
     return config && config.verb !== "get" && !/\/copy$/.test(config.path || "");
@@ -115,16 +146,22 @@
   document.body.addEventListener("htmx:beforeRequest", (e) => {
     if (!isSave(e.detail)) return;
     pending += 1;
+    sentEdits = edits;
     setStatus("saving", "Saving…");
   });
   document.body.addEventListener("htmx:afterRequest", (e) => {
     if (!isSave(e.detail)) return;
     pending = Math.max(0, pending - 1);
     const xhr = e.detail.xhr;
-    if (e.detail.failed || !xhr || xhr.status >= 400 || !xhr.status) {
+    if (expired(xhr)) {
+      setStatus("error", "Your session expired: ", signInLink());
+    } else if (e.detail.failed || !xhr || xhr.status >= 400 || !xhr.status) {
       setStatus("error", "Not saved: " + reason(xhr));
-    } else if (!pending && statusEl && statusEl.dataset.state !== "error") {
-      setStatus("saved", "All changes saved");
+    } else {
+      savedEdits = Math.max(savedEdits, sentEdits);
+      if (!pending && statusEl && statusEl.dataset.state !== "error") {
+        setStatus("saved", "All changes saved");
+      }
     }
   });
   document.body.addEventListener("htmx:sendError", (e) => {
@@ -144,7 +181,11 @@
 
   // A refused property (422) still shows why, under its field.
   document.body.addEventListener("htmx:beforeSwap", (e) => {
-    if (e.detail.xhr && e.detail.xhr.status === 422) e.detail.shouldSwap = true;
+    if (expired(e.detail.xhr)) {
+      e.detail.shouldSwap = false;
+    } else if (e.detail.xhr && e.detail.xhr.status === 422) {
+      e.detail.shouldSwap = true;
+    }
     hideSuggestions();
   });
 
