@@ -259,7 +259,9 @@ def canvas_property(request: HtmxHttpRequest, app: str, page: str, name: str) ->
         cleaned = edits.clean_property(prop, raw)
     except edits.EditError as exc:
         scope = PageScope.of(found, page_obj)
-        field = make_field(widget, prop, scope.known, text=raw, error=str(exc))
+        field = make_field(
+            widget, prop, scope.known, text=raw, error=str(exc), attributes=scope.attributes
+        )
         return _refused(
             str(exc), _field_html(request, found, page_obj, widget, field, oob_canvas=False)
         )
@@ -271,7 +273,8 @@ def canvas_property(request: HtmxHttpRequest, app: str, page: str, name: str) ->
         # The first save after the field gains focus starts a new undo step (canvas.js).
         merge=request.POST.get("fresh") != "1",
     )
-    field = make_field(widget, prop, PageScope.of(found, page_obj).known)
+    scope = PageScope.of(found, page_obj)
+    field = make_field(widget, prop, scope.known, attributes=scope.attributes)
     return HttpResponse(_field_html(request, found, page_obj, widget, field, oob_canvas=True))
 
 
@@ -287,7 +290,10 @@ def canvas_field(
     if found_prop is None:
         raise Http404("No such property")
     binding = request.GET.get("binding") == "1"
-    field = make_field(widget, found_prop, PageScope.of(found, page_obj).known, binding=binding)
+    scope = PageScope.of(found, page_obj)
+    field = make_field(
+        widget, found_prop, scope.known, binding=binding, attributes=scope.attributes
+    )
     context = {"app": found, "page": page_obj, "widget": widget, "field": field}
     return render(request, "editor/canvas/pane.html#field", context)
 

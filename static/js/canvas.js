@@ -5,7 +5,8 @@
  * - click a frame -> GET its property pane
  * - keys: Delete/Backspace, Ctrl/Cmd+C, Ctrl/Cmd+V, Ctrl/Cmd+Z, Ctrl/Cmd+Shift+Z, Ctrl+Y,
  *   arrows (move one cell; with Shift, resize), Escape (deselect)
- * - the save status in the toolbar, and name suggestions while typing a << binding >>.
+ * - the save status in the toolbar (name suggestions and the evaluated value of a binding:
+ *   editor-bindings.js).
  *
  * Every change is a request whose answer is the canvas re-rendered by the server (htmx swaps
  * #cv-grid), so what is shown is what is stored. No libraries, no build step.
@@ -133,7 +134,7 @@
   });
   const isSave = (detail) => {
     const config = detail && detail.requestConfig;
-    return config && config.verb !== "get" && !/\/copy$/.test(config.path || "");
+    return config && config.verb !== "get" && !/\/(copy|evaluate)$/.test(config.path || "");
   };
   function reason(xhr) {
     if (!xhr || !xhr.status) return "the server could not be reached.";
@@ -186,7 +187,6 @@
     } else if (e.detail.xhr && e.detail.xhr.status === 422) {
       e.detail.shouldSwap = true;
     }
-    hideSuggestions();
   });
 
   // Grid geometry -------------------------------------------------------------------------
@@ -474,100 +474,4 @@
       post(widgetUrl(name, "layout"), values);
     }
   });
-
-  // Name suggestions while typing a binding ------------------------------------------------
-  let names = [];
-  function loadNames() {
-    const el = document.getElementById("cv-names");
-    try {
-      names = el ? JSON.parse(el.textContent) : [];
-    } catch (_) {
-      names = [];
-    }
-  }
-  loadNames();
-  document.body.addEventListener("htmx:afterSettle", loadNames);
-
-  const box = document.createElement("ul");
-  box.className = "cv-suggest";
-  box.setAttribute("role", "listbox");
-  box.hidden = true;
-  document.body.appendChild(box);
-  let suggestFor = null;
-  let choices = [];
-  let active = 0;
-  let tokenStart = 0;
-
-  function hideSuggestions() {
-    box.hidden = true;
-    suggestFor = null;
-  }
-  function suggest(el) {
-    const caret = el.selectionStart;
-    const before = el.value.slice(0, caret);
-    const open = before.lastIndexOf("<<");
-    if (open < 0 || before.lastIndexOf(">>") > open) return hideSuggestions();
-    const token = (before.slice(open + 2).match(/[A-Za-z_][\w.]*$/) || [""])[0];
-    const dotted = token.includes(".");
-    choices = names
-      .filter((n) => n.startsWith(token) && n !== token && (dotted || !n.includes(".")) &&
-        n.split(".").length <= token.split(".").length + (dotted ? 0 : 1))
-      .slice(0, 12);
-    if (!choices.length) return hideSuggestions();
-    suggestFor = el;
-    tokenStart = caret - token.length;
-    active = 0;
-    render();
-    const r = el.getBoundingClientRect();
-    box.style.left = r.left + window.scrollX + "px";
-    box.style.top = r.bottom + window.scrollY + 2 + "px";
-    box.style.minWidth = Math.min(r.width, 280) + "px";
-    box.hidden = false;
-  }
-  function render() {
-    box.replaceChildren(
-      ...choices.map((choice, i) => {
-        const li = document.createElement("li");
-        li.textContent = choice;
-        li.setAttribute("role", "option");
-        li.className = i === active ? "is-active" : "";
-        li.addEventListener("pointerdown", (e) => {
-          e.preventDefault();
-          accept(i);
-        });
-        return li;
-      }),
-    );
-  }
-  function accept(i) {
-    const el = suggestFor;
-    if (!el) return;
-    const caret = el.selectionStart;
-    const choice = choices[i];
-    el.value = el.value.slice(0, tokenStart) + choice + el.value.slice(caret);
-    const at = tokenStart + choice.length;
-    el.setSelectionRange(at, at);
-    hideSuggestions();
-    el.dispatchEvent(new Event("change", { bubbles: true }));
-  }
-  document.addEventListener("input", (e) => {
-    if (e.target.matches && e.target.matches("[data-bindable]")) suggest(e.target);
-  });
-  document.addEventListener("keydown", (e) => {
-    if (box.hidden || e.target !== suggestFor) return;
-    if (e.key === "ArrowDown" || e.key === "ArrowUp") {
-      e.preventDefault();
-      active = (active + (e.key === "ArrowDown" ? 1 : choices.length - 1)) % choices.length;
-      render();
-    } else if (e.key === "Enter" || e.key === "Tab") {
-      e.preventDefault();
-      accept(active);
-    } else if (e.key === "Escape") {
-      hideSuggestions();
-    }
-  }, true);
-  document.addEventListener("focusout", (e) => {
-    if (e.target === suggestFor) setTimeout(hideSuggestions, 100);
-  });
-  layout.addEventListener("scroll", hideSuggestions, true);
 })();
