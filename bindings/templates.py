@@ -158,9 +158,9 @@ def compile_binding(expression: str) -> Compiled:
         return Compiled(error=f"syntax error: {exc.message}")
     except (RecursionError, MemoryError):
         return Compiled(error=f"expression nested too deeply (limit {MAX_NESTING} levels)")
+    # find_all leaves out the root: << form1 >> alone is a Name too.
+    found = [tree] if isinstance(tree, nodes.Name) else list(tree.find_all(nodes.Name))
     names = frozenset(
-        node.name
-        for node in tree.find_all(nodes.Name)
-        if node.ctx == "load" and node.name not in GLOBAL_NAMES
+        node.name for node in found if node.ctx == "load" and node.name not in GLOBAL_NAMES
     )
     return Compiled(function=function, tree=tree, names=names)

@@ -28,7 +28,7 @@ from widgets import WidgetType, get_type
 
 from . import canvas_edits as edits
 from . import canvas_events as chains
-from . import canvas_history
+from . import canvas_history, renames
 from .canvas_render import PageScope, make_field, palette, pane_context, render_grid
 
 CLIPBOARD = "kiln_canvas_clipboard"
@@ -298,6 +298,14 @@ def canvas_field(
     return render(request, "editor/canvas/pane.html#field", context)
 
 
+def _rename(page: Page, widget: Widget, new_name: str) -> None:
+    old = widget.name
+    edits.rename(widget, new_name)
+    if widget.name != old:
+        renames.widget_renamed(page, old, widget.name)
+        widget.refresh_from_db()
+
+
 @login_required
 @require_POST
 def canvas_rename(request: HtmxHttpRequest, app: str, page: str, name: str) -> HttpResponse:
@@ -309,7 +317,7 @@ def canvas_rename(request: HtmxHttpRequest, app: str, page: str, name: str) -> H
             request,
             page_obj,
             f"Rename {name} to {new_name}",
-            lambda: edits.rename(widget, new_name),
+            lambda: _rename(page_obj, widget, new_name),
         )
     except edits.EditError as exc:
         html = render_to_string(

@@ -50,6 +50,7 @@ from widgets import get_type
 from workspaces import audit
 from workspaces.audit import Action
 
+from . import renames
 from .canvas_render import attributes_of, suggestions
 
 TEMPLATE_LIST = "editor/queries/list.html"
@@ -137,7 +138,7 @@ class QueryForm(_NameMixin, forms.Form):
 
     name = forms.CharField(
         max_length=64,
-        help_text="Bindings and events that use the old name are not renamed.",
+        help_text="Renaming changes the bindings and events that use the old name.",
         widget=forms.TextInput(
             attrs={"autocomplete": "off", "spellcheck": "false", "class": "qe-name"}
         ),
@@ -193,6 +194,7 @@ class QueryForm(_NameMixin, forms.Form):
                 fields[key] = data[key]
         renamed = query.name != data["name"]
         self.renamed = renamed
+        old_name = query.name
         query.name = data["name"]
         query.datasource = data["datasource"]
         plugin = query.datasource.plugin
@@ -206,6 +208,9 @@ class QueryForm(_NameMixin, forms.Form):
         query.timeout_seconds = data["timeout_seconds"]
         with transaction.atomic():
             query.save()
+            if self.renamed:
+                renames.query_renamed(self.app, old_name, query.name)
+                query.refresh_from_db(fields=["fields"])
         return renamed
 
 

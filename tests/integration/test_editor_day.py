@@ -6,12 +6,14 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.urls import reverse
 
 from builder.models import PageEdit
 from editor import canvas_history
 from tests.integration.test_editor_canvas import add, editor, shop, url, widget
 
 pytestmark = pytest.mark.django_db
+HTMX = {"HX-Request": "true"}
 __all__ = ["editor", "shop"]  # fixtures
 
 
@@ -82,3 +84,97 @@ def test_a_half_typed_binding_is_saved_and_said_incomplete_not_broken(editor, sh
         url(page, "property", "text1"), {"prop": "text", "value": "Hi << usr >>"}
     )
     assert "Incomplete binding" not in response.text and "unknown name" in response.text
+
+
+# Renaming follows the uses -----------------------------------------------------------------
+def _events(page):
+    return {
+        "click": [
+            {
+                "action": "run_query",
+                "query": "send_message",
+                "on_success": [
+                    {"action": "show_toast", "kind": "success", "message": "To << input1.value >>"},
+                    {"action": "reset_widget", "widget": "input1"},
+                    {"action": "set_value", "widget": "input1", "value": "<< input1.value >>!"},
+                ],
+                "on_error": [
+                    {"action": "show_toast", "kind": "error", "message": "<< send_message.error >>"}
+                ],
+            }
+        ]
+    }
+
+
+@pytest.fixture
+def wired(editor, shop):
+    app, page = shop
+    add(editor, page, "input", x=0, y=0)
+    add(editor, page, "button", x=0, y=2)
+    add(editor, page, "text", x=0, y=4)
+    button = widget(page, "button1")
+    button.events = _events(page)
+    button.save()
+    text = widget(page, "text1")
+    text.properties = {
+        "text": 'Hi << input1.value >> << "input1" >> << input10 >> << send_message.data >>'
+    }
+    text.save()
+    query = app.queries.get(name="send_message")
+    query.fields = {"subject": "<< input1.value|upper >>", "to": ["<< input1.value >>"]}
+    query.save()
+    return app, page, query
+
+
+def test_renaming_a_widget_rewrites_bindings_events_and_queries_in_one_step(editor, wired):
+    app, page, query = wired
+    count = PageEdit.objects.count()
+    response = editor.post(url(page, "rename", "input1"), {"name": "email"})
+    assert response.status_code == 200
+    assert widget(page, "text1").properties["text"] == (
+        'Hi << email.value >> << "input1" >> << input10 >> << send_message.data >>'
+    )
+    chain = widget(page, "button1").events["click"][0]["on_success"]
+    assert chain[0]["message"] == "To << email.value >>"
+    assert chain[1]["widget"] == "email" and chain[2]["widget"] == "email"
+    assert chain[2]["value"] == "<< email.value >>!"
+    query.refresh_from_db()
+    assert query.fields == {"subject": "<< email.value|upper >>", "to": ["<< email.value >>"]}
+    assert PageEdit.objects.count() == count + 1
+    editor.post(url(page, "undo"))
+    assert widget(page, "text1").properties["text"].startswith("Hi << input1.value >>")
+    assert widget(page, "button1").events["click"][0]["on_success"][1]["widget"] == "input1"
+
+
+def test_a_refused_rename_changes_nothing(editor, wired):
+    _, page, query = wired
+    response = editor.post(url(page, "rename", "input1"), {"name": "send_message"})
+    assert response.status_code == 422
+    assert "input1" in widget(page, "text1").properties["text"]
+    query.refresh_from_db()
+    assert query.fields["subject"] == "<< input1.value|upper >>"
+
+
+def test_renaming_a_query_rewrites_events_and_bindings(editor, wired):
+    app, page, query = wired
+    other = app.queries.create(
+        name="log_it", datasource=query.datasource, fields={"subject": "<< send_message.data >>"}
+    )
+    data = {
+        "name": "send_mail",
+        "datasource": str(query.datasource_id),
+        "timeout_seconds": str(query.timeout_seconds),
+        "test_values": "{}",
+    }
+    response = editor.post(
+        reverse("editor:query_save", args=[app.slug, "send_message"]), data, headers=HTMX
+    )
+    assert response.status_code == 200
+    events = widget(page, "button1").events["click"][0]
+    assert events["query"] == "send_mail"
+    assert events["on_error"][0]["message"] == "<< send_mail.error >>"
+    assert widget(page, "text1").properties["text"].endswith("<< send_mail.data >>")
+    other.refresh_from_db()
+    assert other.fields == {"subject": "<< send_mail.data >>"}
+    page_html = editor.get(reverse("editor:query", args=[app.slug, "send_mail"])).text
+    assert "are not renamed" not in page_html
