@@ -576,6 +576,13 @@ def _editor_context(
         "has_datasources": _datasources(app).exists(),
         "known": sorted(known, key=str.lower),
         "suggestions": app_suggestions(app),
+        # A file input for each, to fill its files in the test values (editor-queries.js).
+        "file_pickers": list(
+            Widget.objects.filter(page__app=app, type="filepicker")
+            .order_by("name")
+            .values_list("name", flat=True)
+            .distinct()
+        ),
     }
 
 

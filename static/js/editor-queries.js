@@ -92,6 +92,50 @@
     }
   });
 
+  // Test files: a file chosen for a file picker is read here and put in the test values as
+  // the page would send it ({"name", "type", "data": "data:…;base64,…"}); nothing is
+  // uploaded apart from the test values themselves.
+  function readFile(file) {
+    return new Promise((resolve, reject) => {
+      const reader = new FileReader();
+      reader.onload = () => resolve({
+        name: file.name,
+        type: file.type || "application/octet-stream",
+        data: reader.result,
+      });
+      reader.onerror = () => reject(reader.error);
+      reader.readAsDataURL(file);
+    });
+  }
+  document.addEventListener("change", (event) => {
+    const input = event.target;
+    if (!input.matches || !input.matches("input[type=file][data-test-files]")) return;
+    event.stopPropagation(); // not a change of the query: no save of its own
+    const picker = input.dataset.testFiles;
+    const message = document.getElementById(input.id + "-msg");
+    const say = (text) => {
+      if (!message) return;
+      message.textContent = text;
+      message.hidden = !text;
+    };
+    Promise.all([...input.files].map(readFile)).then((files) => {
+      const area = document.getElementById("id_test_values");
+      if (!area) return;
+      let values;
+      try {
+        values = JSON.parse(area.value.trim() || "{}");
+      } catch (_) {
+        say("Test values are not valid JSON: fix them first, then choose the file again.");
+        return;
+      }
+      if (!values || typeof values !== "object" || Array.isArray(values)) values = {};
+      values[picker] = Object.assign({}, values[picker], { files: files });
+      area.value = JSON.stringify(values, null, 2);
+      say("");
+      area.dispatchEvent(new Event("change", { bubbles: true }));
+    }, () => say("The file could not be read."));
+  }, true);
+
   // A save that sends the editor elsewhere (a renamed query) has saved everything.
   let leaving = false;
   document.addEventListener("htmx:beforeOnLoad", (event) => {

@@ -97,3 +97,11 @@ def test_the_property_pane_warns_did_you_mean(client, team, contact):
     pane = client.get(reverse("editor:canvas_widget", args=[app.slug, page.slug, "cc_input"]))
     assert "did you mean `value`?" in html.unescape(pane.text)
     assert 'data-value-box="pf-label-value"' in pane.text
+
+
+def test_a_file_input_per_file_picker_beside_the_test_values(client, team, contact):
+    app, query = contact
+    client.force_login(team.teammate)
+    page = client.get(reverse("editor:query", args=[app.slug, query.name])).text
+    assert 'data-test-files="files1"' in page and 'type="file"' in page
+    assert page.count("data-test-files=") == 1  # one file picker in the app
