@@ -10,7 +10,7 @@ from django.urls import reverse
 
 from builder.models import PageEdit
 from editor import canvas_history
-from tests.integration.test_editor_canvas import add, editor, shop, url, widget
+from tests.integration.test_editor_canvas import add, editor, layout, shop, url, widget
 
 pytestmark = pytest.mark.django_db
 HTMX = {"HX-Request": "true"}
@@ -178,3 +178,38 @@ def test_renaming_a_query_rewrites_events_and_bindings(editor, wired):
     assert other.fields == {"subject": "<< send_mail.data >>"}
     page_html = editor.get(reverse("editor:query", args=[app.slug, "send_mail"])).text
     assert "are not renamed" not in page_html
+
+
+# Placement on drop ---------------------------------------------------------------------------
+def _overlaps(page):
+    boxes = [(w.name, w.x, w.y, w.w, w.h) for w in page.widgets.filter(parent=None)]
+    return [
+        (a[0], b[0])
+        for i, a in enumerate(boxes)
+        for b in boxes[i + 1 :]
+        if a[1] < b[1] + b[3] and b[1] < a[1] + a[3] and a[2] < b[2] + b[4] and b[2] < a[2] + a[4]
+    ]
+
+
+def test_a_table_dropped_beside_a_form_goes_beside_it(editor, shop):
+    _, page = shop
+    add(editor, page, "form", x=0, y=0)
+    add(editor, page, "input", parent="form1")
+    add(editor, page, "table", x=6, y=0)
+    assert layout(page, "form1") == (0, 0, 6, 7)  # nothing already there moved
+    assert layout(page, "table1") == (6, 0, 6, 6)  # narrowed to the free columns
+    assert _overlaps(page) == []
+
+
+def test_a_widget_dropped_on_others_goes_to_the_nearest_free_spot(editor, shop):
+    _, page = shop
+    add(editor, page, "form", x=0, y=0)
+    add(editor, page, "table", x=6, y=0)
+    add(editor, page, "text", x=2, y=3)  # in the middle of the form
+    assert layout(page, "form1") == (0, 0, 6, 7)
+    assert layout(page, "table1")[:2] == (6, 0)
+    x, y, w, h = layout(page, "text1")
+    assert (w, h) == (4, 1) and _overlaps(page) == []
+    assert (x, y) == (2, 7)  # right under the form, where it was dropped
+    add(editor, page, "table", x=0, y=2)  # no room for even half of it nearby
+    assert layout(page, "table2")[1] >= 7 and _overlaps(page) == []
