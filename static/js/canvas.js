@@ -114,6 +114,13 @@
     if (xhr.status === 401) return true;
     return Boolean(xhr.responseURL) && new URL(xhr.responseURL).pathname === loginUrl;
   }
+  // A 403 is also what a signed-out browser gets (its CSRF cookie went with the session):
+  // asking for this page again tells, since it sends a signed-out visitor to sign in.
+  function signedOut() {
+    return fetch(location.href, { credentials: "same-origin" })
+      .then((r) => new URL(r.url).pathname === loginUrl)
+      .catch(() => false);
+  }
   function signInLink() {
     const a = document.createElement("a");
     a.href = loginUrl + "?next=" + encodeURIComponent(location.pathname + location.search);
@@ -158,6 +165,11 @@
       setStatus("error", "Your session expired: ", signInLink());
     } else if (e.detail.failed || !xhr || xhr.status >= 400 || !xhr.status) {
       setStatus("error", "Not saved: " + reason(xhr));
+      if (xhr && xhr.status === 403) {
+        signedOut().then((out) => {
+          if (out) setStatus("error", "Your session expired: ", signInLink());
+        });
+      }
     } else {
       savedEdits = Math.max(savedEdits, sentEdits);
       if (!pending && statusEl && statusEl.dataset.state !== "error") {

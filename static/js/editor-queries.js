@@ -35,6 +35,13 @@
     if (xhr.status === 401) return true;
     return Boolean(xhr.responseURL) && new URL(xhr.responseURL).pathname === loginUrl;
   }
+  // A 403 is also what a signed-out browser gets (its CSRF cookie went with the session):
+  // asking for this page again tells, since it sends a signed-out visitor to sign in.
+  function signedOut() {
+    return fetch(location.href, { credentials: "same-origin" })
+      .then((r) => new URL(r.url).pathname === loginUrl)
+      .catch(() => false);
+  }
   function signInLink() {
     const a = document.createElement("a");
     a.href = loginUrl + "?next=" + encodeURIComponent(location.pathname + location.search);
@@ -72,6 +79,11 @@
       if (xhr.status !== 422) {
         showStatus("error", xhr.status === 403 ? "Not saved: you may not edit this app."
           : "Not saved: the server answered " + xhr.status + ".");
+      }
+      if (xhr.status === 403) {
+        signedOut().then((out) => {
+          if (out) showStatus("error", "Your session expired: ", signInLink());
+        });
       }
     } else {
       failed = false;
