@@ -112,7 +112,10 @@
     if (e.target === suggestFor) setTimeout(hideSuggestions, 100);
   });
   document.addEventListener("scroll", hideSuggestions, true);
-  document.body.addEventListener("htmx:beforeSwap", hideSuggestions);
+  // Hidden when the field itself is swapped away (not when its value box is).
+  document.body.addEventListener("htmx:beforeSwap", (e) => {
+    if (suggestFor && e.detail.target && e.detail.target.contains(suggestFor)) hideSuggestions();
+  });
 
   // The evaluated value -----------------------------------------------------------------
   const timers = new WeakMap();
