@@ -13,12 +13,13 @@ environment and its guards), ``templates`` (finding and compiling bindings), ``e
 scope). docs/bindings.md is the user's guide.
 """
 
-from bindings.checks import check_names, referenced_names
+from bindings.checks import Attributes, check_names, is_incomplete, referenced_names
 from bindings.errors import BindingError
 from bindings.evaluation import evaluate, evaluate_fields, has_bindings
 from bindings.limits import MAX_OUTPUT, MAX_RANGE, MAX_VALUE, MAX_WORK, TIME_LIMIT
 
 __all__ = [
+    "Attributes",
     "MAX_OUTPUT",
     "MAX_RANGE",
     "MAX_VALUE",
@@ -29,5 +30,6 @@ __all__ = [
     "evaluate",
     "evaluate_fields",
     "has_bindings",
+    "is_incomplete",
     "referenced_names",
 ]

@@ -3,10 +3,20 @@ and warnings for syntax errors and unknown names."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator
+import difflib
+from collections.abc import Collection, Iterator, Mapping
+from dataclasses import dataclass
+
+from jinja2 import nodes
 
 from bindings.errors import BindingError
-from bindings.templates import Binding, TemplateProblem, compile_binding, split_template
+from bindings.templates import (
+    Binding,
+    TemplateProblem,
+    Unclosed,
+    compile_binding,
+    split_template,
+)
 
 # ---------------------------------------------------------------------- the editor
 
@@ -43,14 +53,76 @@ def referenced_names(template: object) -> set[str]:
     return names
 
 
-def check_names(field: str, template: object, known: Collection[str]) -> list[str]:
-    """Warnings for the editor: syntax errors and names not in ``known``. Never raises."""
+def is_incomplete(template: object) -> bool:
+    """Whether a text of ``template`` has a ``<<`` not closed yet (being typed)."""
+    for text in _strings(template):
+        try:
+            split_template(text)
+        except Unclosed:
+            return True
+        except TemplateProblem:
+            continue
+    return False
+
+
+@dataclass(frozen=True)
+class Attributes:
+    """What ``<< name.key >>`` can read of one name: ``kind`` says what the name is, with
+    its article ("an Input", "a query"); ``keys`` its attributes."""
+
+    kind: str
+    keys: tuple[str, ...]
+
+
+def _attribute_reads(tree: nodes.Node) -> Iterator[tuple[str, str]]:
+    """``(name, key)`` for every ``name.key`` and ``name["key"]`` the expression reads (not
+    a method called on it, such as ``name.get(...)``)."""
+    every = [tree, *tree.find_all(nodes.Node)]  # find_all leaves out the root
+    called = {id(node.node) for node in every if isinstance(node, nodes.Call)}
+    for node in every:
+        if not isinstance(node, nodes.Getattr | nodes.Getitem):
+            continue
+        if id(node) in called or not isinstance(node.node, nodes.Name):
+            continue
+        if isinstance(node, nodes.Getattr):
+            yield node.node.name, node.attr
+        elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
+            yield node.node.name, node.arg.value
+
+
+def _unknown_attribute(name: str, key: str, attributes: Attributes) -> str:
+    what = f"`{key}` is not a property of {name} ({attributes.kind})"
+    if not attributes.keys:
+        return f"{what}: it has none to read"
+    close = difflib.get_close_matches(key, attributes.keys, n=1, cutoff=0.6)
+    if close:
+        return f"{what}: did you mean `{close[0]}`?"
+    return f"{what}: it has {', '.join(f'`{k}`' for k in attributes.keys)}"
+
+
+def check_names(
+    field: str,
+    template: object,
+    known: Collection[str],
+    *,
+    skip_unclosed: bool = False,
+    attributes: Mapping[str, Attributes] | None = None,
+) -> list[str]:
+    """Warnings for the editor: syntax errors, names not in ``known`` and, for the names
+    in ``attributes``, keys they do not have (with the closest one). Never raises.
+
+    With ``skip_unclosed``, a text with an unclosed ``<<`` gets no warning (the editor
+    says it is incomplete instead: see :func:`is_incomplete`)."""
     warnings: list[str] = []
     known = set(known)
     try:
         for text in _strings(template):
             try:
                 parts = split_template(text)
+            except Unclosed as exc:
+                if not skip_unclosed:
+                    warnings.append(str(BindingError(field, "", str(exc))))
+                continue
             except TemplateProblem as exc:
                 warnings.append(str(BindingError(field, "", str(exc))))
                 continue
@@ -65,6 +137,15 @@ def check_names(field: str, template: object, known: Collection[str]) -> list[st
                     warnings.append(
                         str(BindingError(field, part.expression, f"unknown name {name!r}"))
                     )
+                if attributes and compiled.tree is not None:
+                    seen: set[tuple[str, str]] = set()
+                    for name, key in _attribute_reads(compiled.tree):
+                        found = attributes.get(name)
+                        if found is None or key in found.keys or (name, key) in seen:
+                            continue
+                        seen.add((name, key))
+                        problem = _unknown_attribute(name, key, found)
+                        warnings.append(str(BindingError(field, part.expression, problem)))
     except Exception as exc:  # an editor hint must never break the editor
         warnings.append(f"{field}: could not check bindings: {type(exc).__name__}: {exc}")
     return warnings

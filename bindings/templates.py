@@ -31,6 +31,10 @@ class TemplateProblem(Exception):
     pass
 
 
+class Unclosed(TemplateProblem):
+    """A ``<<`` with no ``>>`` after it: often a binding still being typed."""
+
+
 def _find_close(text: str, start: int) -> int:
     """Index of the ``>>`` closing a binding that starts at ``start``; -1 if none.
 
@@ -81,7 +85,7 @@ def _split_text(template: str) -> tuple[_Part, ...]:
         literal.append(template[i:j])
         end = _find_close(template, j + 2)
         if end < 0:
-            raise TemplateProblem(f"unclosed << in field (at character {j + 1}, no >> after it)")
+            raise Unclosed(f"unclosed << in field (at character {j + 1}, no >> after it)")
         if literal and "".join(literal):
             parts.append("".join(literal))
         literal = []
@@ -154,9 +158,9 @@ def compile_binding(expression: str) -> Compiled:
         return Compiled(error=f"syntax error: {exc.message}")
     except (RecursionError, MemoryError):
         return Compiled(error=f"expression nested too deeply (limit {MAX_NESTING} levels)")
+    # find_all leaves out the root: << form1 >> alone is a Name too.
+    found = [tree] if isinstance(tree, nodes.Name) else list(tree.find_all(nodes.Name))
     names = frozenset(
-        node.name
-        for node in tree.find_all(nodes.Name)
-        if node.ctx == "load" and node.name not in GLOBAL_NAMES
+        node.name for node in found if node.ctx == "load" and node.name not in GLOBAL_NAMES
     )
     return Compiled(function=function, tree=tree, names=names)

@@ -28,15 +28,15 @@ from widgets import WidgetType, get_type
 
 from . import canvas_edits as edits
 from . import canvas_events as chains
-from . import canvas_history
+from . import canvas_history, renames
 from .canvas_render import PageScope, make_field, palette, pane_context, render_grid
 
 CLIPBOARD = "kiln_canvas_clipboard"
 
 
-def _record(request: HttpRequest, page: Page, summary: str, change):
+def _record(request: HttpRequest, page: Page, summary: str, change, *, merge: bool = False):
     """One edit of the page, in its undo history and the audit log."""
-    return canvas_history.record(page, summary, change, request=request)
+    return canvas_history.record(page, summary, change, request=request, merge=merge)
 
 
 class HtmxHttpRequest(HttpRequest):
@@ -259,7 +259,9 @@ def canvas_property(request: HtmxHttpRequest, app: str, page: str, name: str) ->
         cleaned = edits.clean_property(prop, raw)
     except edits.EditError as exc:
         scope = PageScope.of(found, page_obj)
-        field = make_field(widget, prop, scope.known, text=raw, error=str(exc))
+        field = make_field(
+            widget, prop, scope.known, text=raw, error=str(exc), attributes=scope.attributes
+        )
         return _refused(
             str(exc), _field_html(request, found, page_obj, widget, field, oob_canvas=False)
         )
@@ -268,8 +270,11 @@ def canvas_property(request: HtmxHttpRequest, app: str, page: str, name: str) ->
         page_obj,
         f"Set {name}.{prop.name}",
         lambda: edits.set_property(widget, prop, cleaned),
+        # The first save after the field gains focus starts a new undo step (canvas.js).
+        merge=request.POST.get("fresh") != "1",
     )
-    field = make_field(widget, prop, PageScope.of(found, page_obj).known)
+    scope = PageScope.of(found, page_obj)
+    field = make_field(widget, prop, scope.known, attributes=scope.attributes)
     return HttpResponse(_field_html(request, found, page_obj, widget, field, oob_canvas=True))
 
 
@@ -285,9 +290,20 @@ def canvas_field(
     if found_prop is None:
         raise Http404("No such property")
     binding = request.GET.get("binding") == "1"
-    field = make_field(widget, found_prop, PageScope.of(found, page_obj).known, binding=binding)
+    scope = PageScope.of(found, page_obj)
+    field = make_field(
+        widget, found_prop, scope.known, binding=binding, attributes=scope.attributes
+    )
     context = {"app": found, "page": page_obj, "widget": widget, "field": field}
     return render(request, "editor/canvas/pane.html#field", context)
+
+
+def _rename(page: Page, widget: Widget, new_name: str) -> None:
+    old = widget.name
+    edits.rename(widget, new_name)
+    if widget.name != old:
+        renames.widget_renamed(page, old, widget.name)
+        widget.refresh_from_db()
 
 
 @login_required
@@ -301,7 +317,7 @@ def canvas_rename(request: HtmxHttpRequest, app: str, page: str, name: str) -> H
             request,
             page_obj,
             f"Rename {name} to {new_name}",
-            lambda: edits.rename(widget, new_name),
+            lambda: _rename(page_obj, widget, new_name),
         )
     except edits.EditError as exc:
         html = render_to_string(

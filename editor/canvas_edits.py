@@ -5,8 +5,11 @@ these as one edit (editor.canvas_history); this module only changes rows.
 Layout rules:
 - a top-level widget has x 0–11, w 1–12 with x + w ≤ 12, y ≥ 0 and h ≥ 1 (clamped, never
   refused); a move keeps the width and shifts x left, a resize keeps x and narrows w;
-- a top-level widget placed over others pushes them down until nothing overlaps
-  (what Appsmith does), so that the grid never stacks widgets on one another;
+- a new top-level widget dropped over others goes to the nearest free spot instead
+  (:func:`free_spot`: narrowed to at most half its width if that keeps it where it was
+  dropped, such as a Table beside a Form), so that nothing already there moves;
+- a top-level widget moved or resized over others pushes them down until nothing
+  overlaps (what Appsmith does), so that the grid never stacks widgets on one another;
 - the children of a container (form, container, modal) are drawn one under another in
   the order of their y; their x, y, w, h only matter again if they leave the container.
 """
@@ -91,6 +94,39 @@ def push_down(page: Page, placed: Widget) -> None:
         settled.append(widget)
 
 
+def free_spot(page: Page, x: int, y: int, w: int, h: int) -> tuple[int, int, int, int]:
+    """Where a new top-level widget of size ``w`` × ``h`` dropped at ``x``, ``y`` goes: there
+    if nothing is in the way, else the free place nearest to it (a row away costs twice a
+    column; each column narrower than ``w``, down to half of it, costs one). Below every
+    widget is always free."""
+    taken: set[tuple[int, int]] = set()
+    bottom = 0
+    for ox, oy, ow, oh in page.widgets.filter(parent=None).values_list("x", "y", "w", "h"):
+        bottom = max(bottom, oy + oh)
+        taken.update((col, row) for col in range(ox, ox + ow) for row in range(oy, oy + oh))
+
+    def free(cx: int, cy: int, cw: int) -> bool:
+        return not any(
+            (col, row) in taken for col in range(cx, cx + cw) for row in range(cy, cy + h)
+        )
+
+    x, y, w, h = clamp(x, y, w, h)
+    if free(x, y, w):
+        return x, y, w, h
+    best: tuple[int, tuple[int, int, int]] | None = None
+    rows = range(max(0, y - 2 * h), min(max(bottom, y) + 1, MAX_Y) + 1)
+    for cw in range(w, max(1, (w + 1) // 2) - 1, -1):
+        for cy in rows:
+            for cx in range(COLUMNS - cw + 1):
+                cost = abs(cx - x) + 2 * abs(cy - y) + (w - cw)
+                if (best is None or cost < best[0]) and free(cx, cy, cw):
+                    best = (cost, (cx, cy, cw))
+    if best is None:
+        return clamp(x, bottom, w, h)
+    cx, cy, cw = best[1]
+    return cx, cy, cw, h
+
+
 def _next_child_y(parent: Widget) -> int:
     last = parent.children.order_by("-y").values_list("y", flat=True).first()
     return 0 if last is None else last + 1
@@ -157,7 +193,7 @@ def add_widget(page: Page, widget_type: str, x: int, y: int, parent: str = "") -
     if container is not None:
         x, y = 0, _next_child_y(container)
     else:
-        x, y, w, h = clamp(x, y, w, h)
+        x, y, w, h = free_spot(page, x, y, w, h)
     widget = Widget.objects.create(
         page=page,
         parent=container,

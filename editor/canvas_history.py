@@ -7,15 +7,23 @@ earliest undone edit back; a new change drops the undone edits (there is no redo
 new change). Putting a snapshot back deletes the page's widgets and creates them again
 from it, keeping their names, so a deleted widget comes back with its properties and
 events (its database id is new: the editor addresses widgets by name).
+
+Typing in the property pane saves after each pause; those saves are one undo step, not
+one per pause: a change given a ``merge`` key (the property it edits) updates the latest
+edit instead of adding one when that edit is not undone, has the same key and was last
+changed less than :data:`MERGE_SECONDS` ago. The pane asks for a new step (``fresh``) on
+the first save after the field gains focus, so leaving the field ends the step.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from typing import TypeVar
 
 from django.db import transaction
 from django.http import HttpRequest
+from django.utils import timezone
 
 from builder.models import Page, PageEdit
 from builder.schema import STORED, WidgetDocument
@@ -24,6 +32,8 @@ from workspaces.audit import Action
 
 #: Edits kept per page; older ones can no longer be undone.
 HISTORY_LIMIT = 200
+#: Saves of the same property closer than this to the previous one are one undo step.
+MERGE_SECONDS = 5
 
 T = TypeVar("T")
 
@@ -40,13 +50,19 @@ def restore(page: Page, widgets: list[dict]) -> None:
 
 
 def record(
-    page: Page, summary: str, change: Callable[[], T], *, request: HttpRequest | None = None
+    page: Page,
+    summary: str,
+    change: Callable[[], T],
+    *,
+    request: HttpRequest | None = None,
+    merge: bool = False,
 ) -> T:
     """Runs ``change`` (which edits the page's widgets) and stores it as one edit, and in
     the audit log as a change of the page by the request's user.
 
     Nothing is stored when the widgets are the same afterwards (a property saved with the
-    value it had)."""
+    value it had). With ``merge``, the change joins the latest edit when that one has the
+    same summary, is not undone and is recent (see the module's docstring)."""
     with transaction.atomic():
         # Serializes the edits of one page (a no-op on SQLite, which locks the database).
         Page.objects.select_for_update().filter(pk=page.pk).first()
@@ -54,8 +70,14 @@ def record(
         result = change()
         after = snapshot(page)
         if before != after:
+            summary = summary[:200]
+            latest = page.edits.order_by("-id").first() if merge else None
+            if latest is not None and _joins(latest, summary):
+                # Already in the audit log as this step.
+                _join(latest, after)
+                return result
             page.edits.filter(undone=True).delete()
-            PageEdit.objects.create(page=page, summary=summary[:200], before=before, after=after)
+            PageEdit.objects.create(page=page, summary=summary, before=before, after=after)
             _prune(page)
             audit.record(
                 page.app.workspace,
@@ -66,6 +88,20 @@ def record(
                 detail={"edit": summary[:200]},
             )
     return result
+
+
+def _joins(latest: PageEdit, summary: str) -> bool:
+    recent = timezone.now() - latest.created_at < timedelta(seconds=MERGE_SECONDS)
+    return not latest.undone and latest.summary == summary and recent
+
+
+def _join(latest: PageEdit, after: list[dict]) -> None:
+    """Makes ``latest`` end at ``after``; its time becomes now, so that a step lasts as long
+    as the typing does. Typed back to where it started, the step is no step at all."""
+    if after == latest.before:
+        latest.delete()
+        return
+    PageEdit.objects.filter(pk=latest.pk).update(after=after, created_at=timezone.now())
 
 
 def _prune(page: Page) -> None:

@@ -10,6 +10,7 @@ because of what is on the page.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -19,7 +20,7 @@ from django.template.loader import render_to_string
 from django.utils.datastructures import MultiValueDict
 from django.utils.safestring import SafeString, mark_safe
 
-from bindings import check_names
+from bindings import Attributes, check_names, is_incomplete
 from bindings.namespace import CONTEXT_NAMES, CONTEXT_PATHS, QUERY_KEYS, names_in_scope
 from builder.models import App, Page, Widget
 from builder.schema import AppDocument, WidgetDocument
@@ -167,6 +168,24 @@ def state_keys(widget_type: str) -> tuple[str, ...]:
         return ()
 
 
+def attributes_of(
+    widgets: Iterable[tuple[str, str]], queries: Iterable[str]
+) -> dict[str, Attributes]:
+    """What each widget (``(name, type)``) and query offers to ``<< name.key >>``, for the
+    "did you mean" warnings. Widgets with no state are left out: nothing to compare."""
+    found: dict[str, Attributes] = {}
+    for name, widget_type in widgets:
+        keys = state_keys(widget_type)
+        if not keys:
+            continue
+        label = get_type(widget_type).label
+        article = "an" if label[:1].lower() in "aeiou" else "a"
+        found[name] = Attributes(f"{article} {label}", keys)
+    for query in queries:
+        found[query] = Attributes("a query", QUERY_KEYS)
+    return found
+
+
 def known_names(widgets: list[WidgetDocument], queries: list[str]) -> frozenset[str]:
     """Names a binding on this page may read."""
     return names_in_scope((w.name for w in widgets), queries)
@@ -215,6 +234,8 @@ class Field:
     is_set: bool
     warnings: list[str] = field(default_factory=list)
     error: str = ""
+    # A << not closed yet: saved, and said to be incomplete rather than broken while typing.
+    incomplete: bool = False
 
     @property
     def can_bind(self) -> bool:
@@ -244,6 +265,7 @@ def make_field(
     binding: bool | None = None,
     text: str | None = None,
     error: str = "",
+    attributes: Mapping[str, Attributes] | None = None,
 ) -> Field:
     properties = widget.properties or {}
     name = widget.name
@@ -254,8 +276,12 @@ def make_field(
         binding = prop.kind in ("bool", "number", "select") and prop.bindable and is_binding_text
     shown = as_text(prop, value) if text is None else text
     warnings = []
+    incomplete = False
     if prop.bindable and isinstance(value, str | list | dict) and not error:
-        warnings = check_names(f"{name}.{prop.name}", value, known)
+        incomplete = is_incomplete(value)
+        warnings = check_names(
+            f"{name}.{prop.name}", value, known, skip_unclosed=True, attributes=attributes
+        )
     return Field(
         prop=prop,
         text=shown,
@@ -264,6 +290,7 @@ def make_field(
         is_set=is_set,
         warnings=warnings,
         error=error,
+        incomplete=incomplete,
     )
 
 
@@ -287,6 +314,10 @@ class PageScope:
     def known(self) -> frozenset[str]:
         return known_names(self.widgets, self.queries)
 
+    @property
+    def attributes(self) -> dict[str, Attributes]:
+        return attributes_of(((w.name, w.type) for w in self.widgets), self.queries)
+
     def events_scope(self) -> canvas_events.Scope:
         return canvas_events.Scope(
             queries=tuple(self.queries),
@@ -309,7 +340,12 @@ def pane_context(
         widget_type = get_type(widget.type)
     except LookupError:
         widget_type = None
-    fields = [make_field(widget, prop, known) for prop in widget_type.props] if widget_type else []
+    attributes = scope.attributes
+    fields = (
+        [make_field(widget, prop, known, attributes=attributes) for prop in widget_type.props]
+        if widget_type
+        else []
+    )
     event_names = widget_type.events if widget_type else ()
     events_scope = scope.events_scope()
     return {

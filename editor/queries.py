@@ -32,7 +32,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from bindings import BindingError, check_names, evaluate, has_bindings
+from bindings import Attributes, BindingError, check_names, evaluate, has_bindings
 from bindings.namespace import names_in_scope
 from builder.access import get_app_for_editor
 from builder.models import App, Query, Widget
@@ -49,6 +49,9 @@ from queries.models import QueryRun
 from widgets import get_type
 from workspaces import audit
 from workspaces.audit import Action
+
+from . import renames
+from .canvas_render import attributes_of, suggestions
 
 TEMPLATE_LIST = "editor/queries/list.html"
 TEMPLATE_EDITOR = "editor/queries/editor.html"
@@ -135,7 +138,7 @@ class QueryForm(_NameMixin, forms.Form):
 
     name = forms.CharField(
         max_length=64,
-        help_text="Bindings and events that use the old name are not renamed.",
+        help_text="Renaming changes the bindings and events that use the old name.",
         widget=forms.TextInput(
             attrs={"autocomplete": "off", "spellcheck": "false", "class": "qe-name"}
         ),
@@ -199,6 +202,7 @@ class QueryForm(_NameMixin, forms.Form):
                 fields[key] = data[key]
         renamed = query.name != data["name"]
         self.renamed = renamed
+        old_name = query.name
         query.name = data["name"]
         query.datasource = data["datasource"]
         plugin = query.datasource.plugin
@@ -213,6 +217,9 @@ class QueryForm(_NameMixin, forms.Form):
         query.timeout_seconds = data["timeout_seconds"]
         with transaction.atomic():
             query.save()
+            if self.renamed:
+                renames.query_renamed(self.app, old_name, query.name)
+                query.refresh_from_db(fields=["fields"])
         return renamed
 
 
@@ -243,7 +250,13 @@ def _form_field(spec: FieldSpec) -> forms.Field:
         "aria-describedby": f"msgs-{spec.name}",
     }
     if spec.bindable:
-        attrs = {"class": "qe-code", **attrs}
+        # Names offered while typing and the evaluated value (js/editor-bindings.js).
+        attrs = {
+            "class": "qe-code",
+            "data-bindable": "true",
+            "data-value-box": f"value-{spec.name}",
+            **attrs,
+        }
     if spec.kind == "textarea":
         widget: forms.Widget = forms.Textarea(attrs={**attrs, "rows": 10})
     else:
@@ -287,14 +300,34 @@ def known_names(app: App) -> set[str]:
     return set(names_in_scope(widgets, queries))
 
 
+def attributes(app: App) -> dict[str, Attributes]:
+    """What each widget and query of the app offers to ``<< name.key >>``."""
+    widgets = Widget.objects.filter(page__app=app).values_list("name", "type")
+    queries = Query.objects.filter(app=app).values_list("name", flat=True)
+    return attributes_of(widgets, queries)
+
+
+def app_suggestions(app: App) -> list[str]:
+    """Names and ``name.key`` paths offered while typing a binding in the query editor:
+    every page's widgets, the app's queries and the context's names."""
+    found: list[str] = []
+    for page in app.pages.all():
+        found += suggestions(page.widget_documents(), [])
+    found += suggestions([], list(Query.objects.filter(app=app).values_list("name", flat=True)))
+    return list(dict.fromkeys(found))
+
+
 def field_warnings(
-    texts: dict[str, Any], known: set[str], keys: list[str] | None = None
+    texts: dict[str, Any],
+    known: set[str],
+    keys: list[str] | None = None,
+    attributes: dict[str, Attributes] | None = None,
 ) -> dict[str, list[str]]:
-    """Per field (of ``keys``, else of ``texts``), its bindings that fail to parse or
-    read a name that does not exist."""
+    """Per field (of ``keys``, else of ``texts``), its bindings that fail to parse, read a
+    name that does not exist, or a key that name does not have."""
     warnings = {}
     for key in texts if keys is None else keys:
-        found = check_names(key, texts.get(key) or "", known)
+        found = check_names(key, texts.get(key) or "", known, attributes=attributes)
         # Shown under the field itself: its name in front would only repeat the label.
         warnings[key] = [w.removeprefix(f"{key}: ") for w in found]
     return warnings
@@ -522,7 +555,7 @@ def _editor_context(
     saved: bool | None = None,
 ) -> dict:
     known = known_names(app)
-    warnings = field_warnings(_texts(form), known)
+    warnings = field_warnings(_texts(form), known, attributes=attributes(app))
     rows = _rows(form, warnings)
     if result is not None:
         result.spec = form.spec
@@ -552,6 +585,14 @@ def _editor_context(
         "new_form": _new_form(app),
         "has_datasources": _datasources(app).exists(),
         "known": sorted(known, key=str.lower),
+        "suggestions": app_suggestions(app),
+        # A file input for each, to fill its files in the test values (editor-queries.js).
+        "file_pickers": list(
+            Widget.objects.filter(page__app=app, type="filepicker")
+            .order_by("name")
+            .values_list("name", flat=True)
+            .distinct()
+        ),
     }
 
 
@@ -799,3 +840,59 @@ def query_delete(request: HttpRequest, app: str, name: str) -> HttpResponse:
     if request.htmx:
         return HttpResponseClientRedirect(url)
     return redirect(url)
+
+
+# ---------------------------------------------------------------------- the evaluated value
+
+#: The evaluated value shown under a field is cut after this many characters.
+SHOWN_VALUE = 2000
+
+
+def _kind_of(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, list | tuple):
+        return f"list of {len(value)}"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
+
+
+@login_required
+@require_POST
+def evaluate_binding(request: HttpRequest, app: str) -> HttpResponse:
+    """The value of one field's text (``binding_text``) with the test values posted
+    (``binding_test_values``: the query editor's) or the widgets' defaults, on the page
+    ``binding_page`` if given: shown under the field as it is typed. Nothing for text
+    without a binding; the error, naming the field, when it fails."""
+    found = get_app_for_editor(request, app)
+    text = request.POST.get("binding_text", "")
+    field_name = request.POST.get("binding_field", "")[:100] or "value"
+    context: dict[str, Any] = {"shown": False, "error": "", "value": "", "kind": ""}
+    if has_bindings(text):
+        try:
+            if "binding_test_values" in request.POST:
+                inputs = parse_test_values(request.POST["binding_test_values"])
+            else:
+                inputs = default_test_values(found, request.user)
+        except RunRequestError as exc:
+            context["error"] = exc.message
+        else:
+            page = found.pages.filter(slug=request.POST.get("binding_page", "")).first()
+            scope = binding_context(found, request.user, inputs, page=page)
+            try:
+                value = evaluate(field_name, text, scope)
+            except BindingError as exc:
+                context["error"] = str(exc)
+            else:
+                shown = value if isinstance(value, str) else _dump(value)
+                if len(shown) > SHOWN_VALUE:
+                    shown = shown[:SHOWN_VALUE] + "…"
+                context.update(shown=True, value=shown, kind=_kind_of(value))
+    return render(request, "editor/_value.html", context)

@@ -15,4 +15,5 @@ urlpatterns = [
         name="query_preview",
     ),
     path("edit/<slug:app>/queries/<str:name>/delete", queries.query_delete, name="query_delete"),
+    path("edit/<slug:app>/evaluate", queries.evaluate_binding, name="evaluate"),
 ]

@@ -5,7 +5,8 @@
  * - click a frame -> GET its property pane
  * - keys: Delete/Backspace, Ctrl/Cmd+C, Ctrl/Cmd+V, Ctrl/Cmd+Z, Ctrl/Cmd+Shift+Z, Ctrl+Y,
  *   arrows (move one cell; with Shift, resize), Escape (deselect)
- * - the save status in the toolbar, and name suggestions while typing a << binding >>.
+ * - the save status in the toolbar (name suggestions and the evaluated value of a binding:
+ *   editor-bindings.js).
  *
  * Every change is a request whose answer is the canvas re-rendered by the server (htmx swaps
  * #cv-grid), so what is shown is what is stored. No libraries, no build step.
@@ -95,14 +96,52 @@
 
   // The save status -----------------------------------------------------------------------
   let pending = 0;
-  function setStatus(state, text) {
+  let edits = 0; // keys typed in the pane since the page loaded
+  let sentEdits = 0;
+  let savedEdits = 0;
+  const frameEl = document.getElementById("editor-frame");
+  const loginUrl = (frameEl && frameEl.dataset.loginUrl) || "/accounts/login/";
+  function setStatus(state, text, link) {
     if (!statusEl) return;
     statusEl.dataset.state = state;
     statusEl.textContent = text;
+    if (link) statusEl.append(link);
   }
+  // Django's login_required answers a redirect, which the browser follows: the answer is
+  // then the sign-in page. It is never swapped into the editor.
+  function expired(xhr) {
+    if (!xhr) return false;
+    if (xhr.status === 401) return true;
+    return Boolean(xhr.responseURL) && new URL(xhr.responseURL).pathname === loginUrl;
+  }
+  // A 403 is also what a signed-out browser gets (its CSRF cookie went with the session):
+  // asking for this page again tells, since it sends a signed-out visitor to sign in.
+  function signedOut() {
+    return fetch(location.href, { credentials: "same-origin" })
+      .then((r) => new URL(r.url).pathname === loginUrl)
+      .catch(() => false);
+  }
+  function signInLink() {
+    const a = document.createElement("a");
+    a.href = loginUrl + "?next=" + encodeURIComponent(location.pathname + location.search);
+    a.textContent = "sign in again";
+    return a;
+  }
+  document.addEventListener("input", (e) => {
+    if (e.target.closest && e.target.closest("#cv-pane")) edits += 1;
+  });
+  // A change typed but not saved yet, a save under way or a refused one: leaving the page
+  // would lose it.
+  window.addEventListener("beforeunload", (e) => {
+    const state = statusEl && statusEl.dataset.state;
+    if (pending || state === "error" || edits > savedEdits) {
+      e.preventDefault();
+      e.returnValue = "";
+    }
+  });
   const isSave = (detail) => {
     const config = detail && detail.requestConfig;
-    return config && config.verb !== "get" && !/\/copy$/.test(config.path || "");
+    return config && config.verb !== "get" && !/\/(copy|evaluate)$/.test(config.path || "");
   };
   function reason(xhr) {
     if (!xhr || !xhr.status) return "the server could not be reached.";
@@ -115,25 +154,51 @@
   document.body.addEventListener("htmx:beforeRequest", (e) => {
     if (!isSave(e.detail)) return;
     pending += 1;
+    sentEdits = edits;
     setStatus("saving", "Saving…");
   });
   document.body.addEventListener("htmx:afterRequest", (e) => {
     if (!isSave(e.detail)) return;
     pending = Math.max(0, pending - 1);
     const xhr = e.detail.xhr;
-    if (e.detail.failed || !xhr || xhr.status >= 400 || !xhr.status) {
+    if (expired(xhr)) {
+      setStatus("error", "Your session expired: ", signInLink());
+    } else if (e.detail.failed || !xhr || xhr.status >= 400 || !xhr.status) {
       setStatus("error", "Not saved: " + reason(xhr));
-    } else if (!pending && statusEl && statusEl.dataset.state !== "error") {
-      setStatus("saved", "All changes saved");
+      if (xhr && xhr.status === 403) {
+        signedOut().then((out) => {
+          if (out) setStatus("error", "Your session expired: ", signInLink());
+        });
+      }
+    } else {
+      savedEdits = Math.max(savedEdits, sentEdits);
+      if (!pending && statusEl && statusEl.dataset.state !== "error") {
+        setStatus("saved", "All changes saved");
+      }
     }
   });
   document.body.addEventListener("htmx:sendError", (e) => {
     if (isSave(e.detail)) setStatus("error", "Not saved: " + reason(null));
   });
+  // Undo steps: the saves made while one field keeps the focus are one step; the first
+  // save after it gains the focus asks for a new one (editor/canvas_history.py).
+  document.addEventListener("focusin", (e) => {
+    if (e.target.closest && e.target.closest("#cv-pane .pf")) delete e.target.dataset.stepOpen;
+  });
+  document.body.addEventListener("htmx:configRequest", (e) => {
+    const el = e.detail.elt;
+    if (!el || !el.closest || !el.closest("#cv-pane .pf") || el.name !== "value") return;
+    if (!el.dataset.stepOpen) e.detail.parameters.fresh = "1";
+    el.dataset.stepOpen = "1";
+  });
+
   // A refused property (422) still shows why, under its field.
   document.body.addEventListener("htmx:beforeSwap", (e) => {
-    if (e.detail.xhr && e.detail.xhr.status === 422) e.detail.shouldSwap = true;
-    hideSuggestions();
+    if (expired(e.detail.xhr)) {
+      e.detail.shouldSwap = false;
+    } else if (e.detail.xhr && e.detail.xhr.status === 422) {
+      e.detail.shouldSwap = true;
+    }
   });
 
   // Grid geometry -------------------------------------------------------------------------
@@ -421,100 +486,4 @@
       post(widgetUrl(name, "layout"), values);
     }
   });
-
-  // Name suggestions while typing a binding ------------------------------------------------
-  let names = [];
-  function loadNames() {
-    const el = document.getElementById("cv-names");
-    try {
-      names = el ? JSON.parse(el.textContent) : [];
-    } catch (_) {
-      names = [];
-    }
-  }
-  loadNames();
-  document.body.addEventListener("htmx:afterSettle", loadNames);
-
-  const box = document.createElement("ul");
-  box.className = "cv-suggest";
-  box.setAttribute("role", "listbox");
-  box.hidden = true;
-  document.body.appendChild(box);
-  let suggestFor = null;
-  let choices = [];
-  let active = 0;
-  let tokenStart = 0;
-
-  function hideSuggestions() {
-    box.hidden = true;
-    suggestFor = null;
-  }
-  function suggest(el) {
-    const caret = el.selectionStart;
-    const before = el.value.slice(0, caret);
-    const open = before.lastIndexOf("<<");
-    if (open < 0 || before.lastIndexOf(">>") > open) return hideSuggestions();
-    const token = (before.slice(open + 2).match(/[A-Za-z_][\w.]*$/) || [""])[0];
-    const dotted = token.includes(".");
-    choices = names
-      .filter((n) => n.startsWith(token) && n !== token && (dotted || !n.includes(".")) &&
-        n.split(".").length <= token.split(".").length + (dotted ? 0 : 1))
-      .slice(0, 12);
-    if (!choices.length) return hideSuggestions();
-    suggestFor = el;
-    tokenStart = caret - token.length;
-    active = 0;
-    render();
-    const r = el.getBoundingClientRect();
-    box.style.left = r.left + window.scrollX + "px";
-    box.style.top = r.bottom + window.scrollY + 2 + "px";
-    box.style.minWidth = Math.min(r.width, 280) + "px";
-    box.hidden = false;
-  }
-  function render() {
-    box.replaceChildren(
-      ...choices.map((choice, i) => {
-        const li = document.createElement("li");
-        li.textContent = choice;
-        li.setAttribute("role", "option");
-        li.className = i === active ? "is-active" : "";
-        li.addEventListener("pointerdown", (e) => {
-          e.preventDefault();
-          accept(i);
-        });
-        return li;
-      }),
-    );
-  }
-  function accept(i) {
-    const el = suggestFor;
-    if (!el) return;
-    const caret = el.selectionStart;
-    const choice = choices[i];
-    el.value = el.value.slice(0, tokenStart) + choice + el.value.slice(caret);
-    const at = tokenStart + choice.length;
-    el.setSelectionRange(at, at);
-    hideSuggestions();
-    el.dispatchEvent(new Event("change", { bubbles: true }));
-  }
-  document.addEventListener("input", (e) => {
-    if (e.target.matches && e.target.matches("[data-bindable]")) suggest(e.target);
-  });
-  document.addEventListener("keydown", (e) => {
-    if (box.hidden || e.target !== suggestFor) return;
-    if (e.key === "ArrowDown" || e.key === "ArrowUp") {
-      e.preventDefault();
-      active = (active + (e.key === "ArrowDown" ? 1 : choices.length - 1)) % choices.length;
-      render();
-    } else if (e.key === "Enter" || e.key === "Tab") {
-      e.preventDefault();
-      accept(active);
-    } else if (e.key === "Escape") {
-      hideSuggestions();
-    }
-  }, true);
-  document.addEventListener("focusout", (e) => {
-    if (e.target === suggestFor) setTimeout(hideSuggestions, 100);
-  });
-  layout.addEventListener("scroll", hideSuggestions, true);
 })();

@@ -1,15 +1,169 @@
-// Typing saves (after a pause), except in the name field, which saves on change: a
-// trigger filter in the markup would need eval, which the Content-Security-Policy refuses.
-document.addEventListener("keyup", (event) => {
-  const form = event.target.closest && event.target.closest("#query-form");
-  if (form && event.target.name !== "name") form.dispatchEvent(new CustomEvent("kiln-typed"));
-});
+/* The query editor: what htmx cannot do on its own.
+ *
+ * - typing saves after a pause (kiln-typed), except in the name field, which saves on
+ *   change: a trigger filter in the markup would need eval, which the CSP refuses;
+ * - the save status (Saving… / Saved / Not saved: why), an expired session told as such,
+ *   and a warning before leaving the page while a change is not saved.
+ */
+(() => {
+  "use strict";
 
-// The query editor: a 422 answer carries the fields' errors, and htmx swaps 4xx answers
-// only when told to.
-document.addEventListener("htmx:beforeSwap", (event) => {
-  if (event.detail.xhr.status === 422 && event.target.closest(".qe")) {
-    event.detail.shouldSwap = true;
-    event.detail.isError = false;
+  const form = () => document.getElementById("query-form");
+  const statusEl = () => document.getElementById("qe-save-status");
+  const frame = document.getElementById("editor-frame");
+  const loginUrl = (frame && frame.dataset.loginUrl) || "/accounts/login/";
+
+  let edits = 0; // changes typed or chosen since the page loaded
+  let savedEdits = 0; // how many of them the last good save included
+  let sentEdits = 0;
+  let pending = 0;
+  let failed = false;
+
+  document.addEventListener("keyup", (event) => {
+    const f = event.target.closest && event.target.closest("#query-form");
+    if (f && event.target.name !== "name") f.dispatchEvent(new CustomEvent("kiln-typed"));
+  });
+  document.addEventListener("input", (event) => {
+    if (event.target.closest && event.target.closest("#query-form") &&
+        !event.target.closest("[data-no-save]")) edits += 1;
+  });
+
+  // An expired session: Django's login_required answers a redirect, which the browser
+  // follows, so the answer is the sign-in page (or a 401).
+  function expired(xhr) {
+    if (!xhr) return false;
+    if (xhr.status === 401) return true;
+    return Boolean(xhr.responseURL) && new URL(xhr.responseURL).pathname === loginUrl;
   }
-});
+  // A 403 is also what a signed-out browser gets (its CSRF cookie went with the session):
+  // asking for this page again tells, since it sends a signed-out visitor to sign in.
+  function signedOut() {
+    return fetch(location.href, { credentials: "same-origin" })
+      .then((r) => new URL(r.url).pathname === loginUrl)
+      .catch(() => false);
+  }
+  function signInLink() {
+    const a = document.createElement("a");
+    a.href = loginUrl + "?next=" + encodeURIComponent(location.pathname + location.search);
+    a.textContent = "sign in again";
+    return a;
+  }
+  function showStatus(kind, text, link) {
+    const el = statusEl();
+    if (!el) return;
+    const span = document.createElement("span");
+    span.className = kind === "saved" ? "qe-saved" : "qe-not-saved";
+    span.append(text);
+    if (link) span.append(link);
+    el.replaceChildren(span);
+  }
+  const isSave = (detail) => detail && detail.elt === form();
+
+  document.addEventListener("htmx:beforeRequest", (event) => {
+    if (!isSave(event.detail)) return;
+    pending += 1;
+    sentEdits = edits;
+  });
+  document.addEventListener("htmx:afterRequest", (event) => {
+    if (!isSave(event.detail)) return;
+    pending = Math.max(0, pending - 1);
+    const xhr = event.detail.xhr;
+    if (expired(xhr)) {
+      failed = true;
+      showStatus("error", "Your session expired: ", signInLink());
+    } else if (!xhr || !xhr.status) {
+      failed = true;
+      showStatus("error", "Not saved: the server could not be reached.");
+    } else if (xhr.status >= 400) {
+      failed = true;
+      if (xhr.status !== 422) {
+        showStatus("error", xhr.status === 403 ? "Not saved: you may not edit this app."
+          : "Not saved: the server answered " + xhr.status + ".");
+      }
+      if (xhr.status === 403) {
+        signedOut().then((out) => {
+          if (out) showStatus("error", "Your session expired: ", signInLink());
+        });
+      }
+    } else {
+      failed = false;
+      savedEdits = Math.max(savedEdits, sentEdits);
+    }
+  });
+
+  // htmx swaps 4xx answers only when told: a 422 carries the fields' errors. The sign-in
+  // page is never swapped into the editor.
+  document.addEventListener("htmx:beforeSwap", (event) => {
+    const xhr = event.detail.xhr;
+    if (expired(xhr)) {
+      event.detail.shouldSwap = false;
+      event.detail.isError = false;
+    } else if (xhr.status === 422 && event.target.closest(".qe")) {
+      event.detail.shouldSwap = true;
+      event.detail.isError = false;
+    }
+  });
+
+  // Test files: a file chosen for a file picker is read here and put in the test values as
+  // the page would send it ({"name", "type", "data": "data:…;base64,…"}); nothing is
+  // uploaded apart from the test values themselves.
+  function readFile(file) {
+    return new Promise((resolve, reject) => {
+      const reader = new FileReader();
+      reader.onload = () => resolve({
+        name: file.name,
+        type: file.type || "application/octet-stream",
+        data: reader.result,
+      });
+      reader.onerror = () => reject(reader.error);
+      reader.readAsDataURL(file);
+    });
+  }
+  document.addEventListener("change", (event) => {
+    const input = event.target;
+    if (!input.matches || !input.matches("input[type=file][data-test-files]")) return;
+    event.stopPropagation(); // not a change of the query: no save of its own
+    const picker = input.dataset.testFiles;
+    const message = document.getElementById(input.id + "-msg");
+    const say = (text) => {
+      if (!message) return;
+      message.textContent = text;
+      message.hidden = !text;
+    };
+    Promise.all([...input.files].map(readFile)).then((files) => {
+      const area = document.getElementById("id_test_values");
+      if (!area) return;
+      let values;
+      try {
+        values = JSON.parse(area.value.trim() || "{}");
+      } catch (_) {
+        say("Test values are not valid JSON: fix them first, then choose the file again.");
+        return;
+      }
+      if (!values || typeof values !== "object" || Array.isArray(values)) values = {};
+      values[picker] = Object.assign({}, values[picker], { files: files });
+      area.value = JSON.stringify(values, null, 2);
+      say("");
+      area.dispatchEvent(new Event("change", { bubbles: true }));
+    }, () => say("The file could not be read."));
+  }, true);
+
+  // A save that sends the editor elsewhere (a renamed query) has saved everything.
+  let leaving = false;
+  document.addEventListener("htmx:beforeOnLoad", (event) => {
+    const xhr = event.detail.xhr;
+    if (xhr && xhr.status < 400 && xhr.getResponseHeader("HX-Redirect")) leaving = true;
+  });
+
+  window.addEventListener("beforeunload", (event) => {
+    if (!form() || leaving) return;
+    if (pending || failed || edits > savedEdits) {
+      event.preventDefault();
+      event.returnValue = "";
+    }
+  });
+  // Leaving through the plain Save (a full post) is not leaving unsaved changes.
+  document.addEventListener("submit", (event) => {
+    if (event.target === form() && !event.defaultPrevented) savedEdits = edits;
+  });
+})();
