@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from devmailbox import server as devmailbox_server
+from tests.support.smtp_server import free_port
+
 # Playwright's sync API keeps an event loop running in this thread; the ORM calls the
 # tests make between browser steps are still plain synchronous code.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
@@ -57,6 +60,16 @@ def sign_in(page, live_server):
         return page
 
     return sign_in_as
+
+
+@pytest.fixture
+def devmailbox(transactional_db, settings):
+    """The dev mailbox's SMTP server on a free port, which settings name as its port."""
+    port = free_port()
+    settings.KILN_DEVMAILBOX_PORT = port
+    controller = devmailbox_server.start("127.0.0.1", port)
+    yield port
+    controller.stop()
 
 
 @pytest.fixture

@@ -14,22 +14,10 @@ from django.contrib.auth import get_user_model
 from playwright.sync_api import expect
 
 from builder.models import App, Widget
-from tests.support.browser import htmx_idle
+from tests.support.browser import drag, grid_cell, htmx_idle, inside_bottom, saved
 from workspaces.models import Role, Workspace
 
 pytestmark = pytest.mark.e2e
-
-GRID_CELL = """([col, row]) => {
-  const g = document.getElementById("cv-grid");
-  const s = getComputedStyle(g), r = g.getBoundingClientRect();
-  const cols = s.gridTemplateColumns.split(" ").map(parseFloat);
-  const rows = s.gridTemplateRows.split(" ").map(parseFloat);
-  const gap = parseFloat(s.columnGap), rowGap = parseFloat(s.rowGap);
-  let x = r.left, y = r.top;
-  for (let i = 0; i < col; i++) x += cols[i] + gap;
-  for (let i = 0; i < row; i++) y += rows[i] + rowGap;
-  return [x + cols[col] / 2, y + rows[row] / 2];
-}"""
 
 
 @pytest.fixture
@@ -40,27 +28,12 @@ def newcomer(db):
     return user, workspace
 
 
-def drag(page, source, target: tuple[float, float]) -> None:
-    box = source.bounding_box()
-    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
-    page.mouse.down()
-    page.mouse.move(*target, steps=12)
-    page.mouse.up()
-
-
 def drop_on_grid(page, type_: str, col: int, row: int) -> None:
-    drag(page, page.locator(f'.cv-tile[data-type="{type_}"]'), page.evaluate(GRID_CELL, [col, row]))
+    drag(page, page.locator(f'.cv-tile[data-type="{type_}"]'), grid_cell(page, col, row))
 
 
 def drop_in(page, type_: str, container: str) -> None:
-    box = page.locator(f"#cv-w-{container}").bounding_box()
-    target = (box["x"] + box["width"] / 2, box["y"] + box["height"] - 60)
-    drag(page, page.locator(f'.cv-tile[data-type="{type_}"]'), target)
-
-
-def saved(page) -> None:
-    expect(page.locator("#cv-status")).to_have_text("All changes saved")
-    htmx_idle(page)
+    drag(page, page.locator(f'.cv-tile[data-type="{type_}"]'), inside_bottom(page, container))
 
 
 def select(page, name: str):

@@ -9,20 +9,10 @@ from playwright.sync_api import expect
 
 from datasources.models import Datasource
 from datasources.plugins import get_plugin
-from devmailbox import server as devmailbox_server
 from tests.support.smtp_server import free_port
 from workspaces.models import Workspace
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def devmailbox(transactional_db, settings):
-    port = free_port()
-    settings.KILN_DEVMAILBOX_PORT = port
-    controller = devmailbox_server.start("127.0.0.1", port)
-    yield port
-    controller.stop()
 
 
 def test_the_demo_datasource_reaches_the_dev_mailbox(
