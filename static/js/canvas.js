@@ -151,21 +151,27 @@
     if (xhr.status === 404) return "it was not found (deleted in another tab?).";
     return "the server answered " + xhr.status + " " + xhr.statusText + ".";
   }
+  // A save ends when its request does, read from the request itself: htmx:afterRequest
+  // is fired on the element that sent it, and a field swapped out meanwhile (Undo, a
+  // rename) no longer passes it on, which left the status at "Saving…".
   document.body.addEventListener("htmx:beforeRequest", (e) => {
     if (!isSave(e.detail)) return;
+    const xhr = e.detail.xhr;
+    let aborted = false;
     pending += 1;
     sentEdits = edits;
     setStatus("saving", "Saving…");
+    xhr.addEventListener("abort", () => { aborted = true; });
+    xhr.addEventListener("loadend", () => saveEnded(xhr, aborted));
   });
-  document.body.addEventListener("htmx:afterRequest", (e) => {
-    if (!isSave(e.detail)) return;
+  function saveEnded(xhr, aborted) {
     pending = Math.max(0, pending - 1);
-    const xhr = e.detail.xhr;
+    if (aborted) return; // replaced by a newer save of the same field, which tells
     if (expired(xhr)) {
       setStatus("error", "Your session expired: ", signInLink());
-    } else if (e.detail.failed || !xhr || xhr.status >= 400 || !xhr.status) {
+    } else if (!xhr.status || xhr.status >= 400) {
       setStatus("error", "Not saved: " + reason(xhr));
-      if (xhr && xhr.status === 403) {
+      if (xhr.status === 403) {
         signedOut().then((out) => {
           if (out) setStatus("error", "Your session expired: ", signInLink());
         });
@@ -176,7 +182,7 @@
         setStatus("saved", "All changes saved");
       }
     }
-  });
+  }
   document.body.addEventListener("htmx:sendError", (e) => {
     if (isSave(e.detail)) setStatus("error", "Not saved: " + reason(null));
   });
