@@ -56,13 +56,16 @@
   const widgetUrl = (name, suffix) =>
     urls.urlWidget.replace("__name__", encodeURIComponent(name)) + (suffix || "");
 
+  // A page-wide edit (undo, redo, paste, delete, a drop) waits for the property saves
+  // under way: a click on Undo first blurs the field being typed in, whose "change"
+  // saves it, and Undo must come after that save, not race it on the server.
   function post(url, values, target, swap) {
-    return htmx.ajax("POST", url, {
+    return afterSaves().then(() => htmx.ajax("POST", url, {
       source: layout,
       target: target || "#cv-grid",
       swap: swap || "outerHTML",
       values: Object.assign({ selected: selected() }, values || {}),
-    });
+    }));
   }
 
   function select(name) {
@@ -164,8 +167,17 @@
     xhr.addEventListener("abort", () => { aborted = true; });
     xhr.addEventListener("loadend", () => saveEnded(xhr, aborted));
   });
+  let idle = [];
+  function afterSaves() {
+    return pending ? new Promise((resolve) => idle.push(resolve)) : Promise.resolve();
+  }
   function saveEnded(xhr, aborted) {
     pending = Math.max(0, pending - 1);
+    if (!pending) {
+      const waiting = idle;
+      idle = [];
+      waiting.forEach((resolve) => resolve());
+    }
     if (aborted) return; // replaced by a newer save of the same field, which tells
     if (expired(xhr)) {
       setStatus("error", "Your session expired: ", signInLink());
