@@ -12,6 +12,7 @@ import json
 from urllib.parse import quote
 
 from django.contrib.auth.decorators import login_required
+from django.db import DatabaseError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.template.loader import render_to_string
@@ -33,10 +34,20 @@ from .canvas_render import PageScope, make_field, palette, pane_context, render_
 
 CLIPBOARD = "kiln_canvas_clipboard"
 
+STALE_WIDGET = "This widget changed meanwhile (undone in another tab?): reload the canvas."
+
 
 def _record(request: HttpRequest, page: Page, summary: str, change, *, merge: bool = False):
-    """One edit of the page, in its undo history and the audit log."""
-    return canvas_history.record(page, summary, change, request=request, merge=merge)
+    """One edit of the page, in its undo history and the audit log. A widget replaced
+    meanwhile (an undo or redo in another tab gives the page new rows) is a 404 that says
+    so, never a 500."""
+    try:
+        return canvas_history.record(page, summary, change, request=request, merge=merge)
+    except DatabaseError as exc:
+        # Django's words when a save(update_fields=...) finds its row gone.
+        if "did not affect any rows" not in str(exc):
+            raise
+        raise Http404(STALE_WIDGET) from None
 
 
 class HtmxHttpRequest(HttpRequest):

@@ -8,10 +8,12 @@ from html.parser import HTMLParser
 from urllib.parse import unquote
 
 import pytest
+from django.http import Http404
 from django.urls import reverse
 
 from builder.models import App, Page, PageEdit, Query, Widget
 from datasources.models import Datasource
+from editor.canvas import STALE_WIDGET, _record
 from queries.models import QueryRun
 
 pytestmark = pytest.mark.django_db
@@ -683,3 +685,19 @@ def test_a_form_with_nothing_on_submit_is_warned_about(editor, shop):
     assert (
         "Nothing runs when this form is submitted" not in editor.get(url(page, name="form1")).text
     )
+
+
+def test_an_edit_of_a_widget_replaced_meanwhile_is_a_clear_404(rf, team, shop):
+    _, page = shop
+    stale = Widget.objects.create(page=page, name="gone", type="text")
+    Widget.objects.filter(pk=stale.pk).delete()  # an undo in another tab replaced the rows
+    request = rf.post("/")
+    request.user = team.teammate
+
+    def change():
+        stale.properties = {"text": "late"}
+        stale.save(update_fields=["properties"])
+
+    with pytest.raises(Http404) as caught:
+        _record(request, page, "Edit gone", change)
+    assert str(caught.value) == STALE_WIDGET
