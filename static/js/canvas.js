@@ -102,34 +102,13 @@
   let edits = 0; // keys typed in the pane since the page loaded
   let sentEdits = 0;
   let savedEdits = 0;
-  const frameEl = document.getElementById("editor-frame");
-  const loginUrl = (frameEl && frameEl.dataset.loginUrl) || "/accounts/login/";
   function setStatus(state, text, link) {
     if (!statusEl) return;
     statusEl.dataset.state = state;
     statusEl.textContent = text;
     if (link) statusEl.append(link);
   }
-  // Django's login_required answers a redirect, which the browser follows: the answer is
-  // then the sign-in page. It is never swapped into the editor.
-  function expired(xhr) {
-    if (!xhr) return false;
-    if (xhr.status === 401) return true;
-    return Boolean(xhr.responseURL) && new URL(xhr.responseURL).pathname === loginUrl;
-  }
-  // A 403 is also what a signed-out browser gets (its CSRF cookie went with the session):
-  // asking for this page again tells, since it sends a signed-out visitor to sign in.
-  function signedOut() {
-    return fetch(location.href, { credentials: "same-origin" })
-      .then((r) => new URL(r.url).pathname === loginUrl)
-      .catch(() => false);
-  }
-  function signInLink() {
-    const a = document.createElement("a");
-    a.href = loginUrl + "?next=" + encodeURIComponent(location.pathname + location.search);
-    a.textContent = "sign in again";
-    return a;
-  }
+  const { expired, signedOut, signInLink } = window.kilnSession;
   document.addEventListener("input", (e) => {
     if (e.target.closest && e.target.closest("#cv-pane")) edits += 1;
   });

@@ -10,8 +10,6 @@
 
   const form = () => document.getElementById("query-form");
   const statusEl = () => document.getElementById("qe-save-status");
-  const frame = document.getElementById("editor-frame");
-  const loginUrl = (frame && frame.dataset.loginUrl) || "/accounts/login/";
 
   let edits = 0; // changes typed or chosen since the page loaded
   let savedEdits = 0; // how many of them the last good save included
@@ -28,26 +26,8 @@
         !event.target.closest("[data-no-save]")) edits += 1;
   });
 
-  // An expired session: Django's login_required answers a redirect, which the browser
-  // follows, so the answer is the sign-in page (or a 401).
-  function expired(xhr) {
-    if (!xhr) return false;
-    if (xhr.status === 401) return true;
-    return Boolean(xhr.responseURL) && new URL(xhr.responseURL).pathname === loginUrl;
-  }
-  // A 403 is also what a signed-out browser gets (its CSRF cookie went with the session):
-  // asking for this page again tells, since it sends a signed-out visitor to sign in.
-  function signedOut() {
-    return fetch(location.href, { credentials: "same-origin" })
-      .then((r) => new URL(r.url).pathname === loginUrl)
-      .catch(() => false);
-  }
-  function signInLink() {
-    const a = document.createElement("a");
-    a.href = loginUrl + "?next=" + encodeURIComponent(location.pathname + location.search);
-    a.textContent = "sign in again";
-    return a;
-  }
+  const { expired, signedOut, signInLink } = window.kilnSession;
+
   function showStatus(kind, text, link) {
     const el = statusEl();
     if (!el) return;

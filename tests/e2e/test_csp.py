@@ -9,9 +9,9 @@ import pytest
 from playwright.sync_api import expect
 
 from builder.demo import create_demo_app
-from datasources.models import Datasource
 from devmailbox.models import MailboxMessage
 from tests.e2e.conftest import SCREENSHOTS
+from tests.support.apps import mailer
 from tests.support.browser import htmx_idle
 
 pytestmark = pytest.mark.e2e
@@ -35,19 +35,7 @@ MAIL = (
 
 @pytest.fixture
 def demo(team, smtp_server, celery_worker):
-    datasource = Datasource.objects.create(
-        workspace=team.workspace,
-        name="Mailer",
-        kind="smtp",
-        config={
-            "host": "127.0.0.1",
-            "port": smtp_server.port,
-            "security": "none",
-            "auth": "none",
-            "timeout": 3,
-            "verify_certificate": True,
-        },
-    )
+    datasource = mailer(team.workspace, smtp_server.port, timeout=3)
     app = create_demo_app(team.workspace, datasource, team.owner)
     team.owner.is_staff = True
     team.owner.save()

@@ -6,8 +6,8 @@ import pytest
 from playwright.sync_api import expect
 
 from builder.demo import create_demo_app
-from datasources.models import Datasource
 from queries.models import QueryRun
+from tests.support.apps import mailer
 from tests.support.smtp_server import free_port
 
 pytestmark = pytest.mark.e2e
@@ -15,19 +15,7 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture
 def demo(team, smtp_server, celery_worker):
-    datasource = Datasource.objects.create(
-        workspace=team.workspace,
-        name="Mailer",
-        kind="smtp",
-        config={
-            "host": "127.0.0.1",
-            "port": smtp_server.port,
-            "security": "none",
-            "auth": "none",
-            "timeout": 3,
-            "verify_certificate": True,
-        },
-    )
+    datasource = mailer(team.workspace, smtp_server.port, timeout=3)
     app = create_demo_app(team.workspace, datasource, team.owner)
     return app, datasource
 

@@ -6,6 +6,7 @@ import pytest
 from playwright.sync_api import expect
 
 from builder.models import App, Page, Widget
+from tests.support.apps import mailer
 from tests.support.browser import htmx_idle
 
 pytestmark = pytest.mark.e2e
@@ -178,22 +179,9 @@ def test_a_form_takes_dropped_fields_and_its_events_are_wired_in_the_pane(
     shop, live_server, sign_in, page, screenshot
 ):
     from builder.models import Query
-    from datasources.models import Datasource
 
     app, home = shop
-    datasource = Datasource.objects.create(
-        workspace=app.workspace,
-        name="Mailer",
-        kind="smtp",
-        config={
-            "host": "127.0.0.1",
-            "port": 2525,
-            "security": "none",
-            "auth": "none",
-            "timeout": 5,
-            "verify_certificate": True,
-        },
-    )
+    datasource = mailer(app.workspace, 2525)
     Query.objects.create(app=app, name="send_message", datasource=datasource, fields={})
     form = Widget.objects.create(
         page=home, name="form1", type="form", x=0, y=0, w=6, h=7, properties={"title": "Contact us"}

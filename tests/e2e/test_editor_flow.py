@@ -10,7 +10,7 @@ import pytest
 from playwright.sync_api import expect
 
 from builder.models import App, Page, PageEdit, Query, Widget
-from datasources.models import Datasource
+from tests.support.apps import mailer
 from tests.support.browser import htmx_idle
 
 pytestmark = pytest.mark.e2e
@@ -32,19 +32,7 @@ CELL = """([col, row]) => {
 def shop(team):
     app = App.objects.create(workspace=team.workspace, name="Shop")
     page = Page.objects.create(app=app, name="Home")
-    datasource = Datasource.objects.create(
-        workspace=app.workspace,
-        name="Mailer",
-        kind="smtp",
-        config={
-            "host": "127.0.0.1",
-            "port": 2525,
-            "security": "none",
-            "auth": "none",
-            "timeout": 5,
-            "verify_certificate": True,
-        },
-    )
+    datasource = mailer(app.workspace, 2525)
     query = Query.objects.create(
         app=app,
         name="send_message",

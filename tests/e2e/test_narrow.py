@@ -9,7 +9,7 @@ from playwright.sync_api import expect
 from builder.demo import create_demo_app
 from builder.models import App, Page, Widget
 from builder.publishing import publish
-from datasources.models import Datasource
+from tests.support.apps import mailer
 
 pytestmark = pytest.mark.e2e
 
@@ -28,19 +28,7 @@ def page(browser):
 
 @pytest.fixture
 def demo(team, smtp_server, celery_worker):
-    datasource = Datasource.objects.create(
-        workspace=team.workspace,
-        name="Mailer",
-        kind="smtp",
-        config={
-            "host": "127.0.0.1",
-            "port": smtp_server.port,
-            "security": "none",
-            "auth": "none",
-            "timeout": 3,
-            "verify_certificate": True,
-        },
-    )
+    datasource = mailer(team.workspace, smtp_server.port, timeout=3)
     return create_demo_app(team.workspace, datasource, team.owner)
 
 

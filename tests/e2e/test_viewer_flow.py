@@ -9,8 +9,8 @@ from playwright.sync_api import expect
 
 from builder.models import App, Page, Query, Widget
 from builder.publishing import publish
-from datasources.models import Datasource
 from queries.models import QueryRun
+from tests.support.apps import mailer
 
 pytestmark = pytest.mark.e2e
 
@@ -19,19 +19,7 @@ URL = "/apps/desk/"
 
 @pytest.fixture
 def desk(team, smtp_server, celery_worker):
-    datasource = Datasource.objects.create(
-        workspace=team.workspace,
-        name="Mailer",
-        kind="smtp",
-        config={
-            "host": "127.0.0.1",
-            "port": smtp_server.port,
-            "security": "none",
-            "auth": "none",
-            "timeout": 3,
-            "verify_certificate": True,
-        },
-    )
+    datasource = mailer(team.workspace, smtp_server.port, timeout=3)
     app = App.objects.create(workspace=team.workspace, name="Desk", slug="desk")
     home = Page.objects.create(app=app, name="Home", slug="home")
     Widget.objects.create(

@@ -8,27 +8,15 @@ import pytest
 
 from builder.models import App, Page, Query, Widget
 from builder.publishing import publish
-from datasources.models import Datasource
 from queries.models import QueryRun
+from tests.support.apps import mailer
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
 def app(team, smtp_server):
-    datasource = Datasource.objects.create(
-        workspace=team.workspace,
-        name="Mailer",
-        kind="smtp",
-        config={
-            "host": "127.0.0.1",
-            "port": smtp_server.port,
-            "security": "none",
-            "auth": "none",
-            "timeout": 5,
-            "verify_certificate": True,
-        },
-    )
+    datasource = mailer(team.workspace, smtp_server.port)
     app = App.objects.create(workspace=team.workspace, name="Tools", slug="tools")
     home = Page.objects.create(app=app, name="Home", slug="home")
     Page.objects.create(app=app, name="Other", slug="other")

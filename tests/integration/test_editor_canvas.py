@@ -12,9 +12,9 @@ from django.http import Http404
 from django.urls import reverse
 
 from builder.models import App, Page, PageEdit, Query, Widget
-from datasources.models import Datasource
 from editor.canvas import STALE_WIDGET, _record
 from queries.models import QueryRun
+from tests.support.apps import mailer
 
 pytestmark = pytest.mark.django_db
 
@@ -49,19 +49,7 @@ def shop(team):
     app = App.objects.create(workspace=team.workspace, name="Shop")
     page = Page.objects.create(app=app, name="Home")
     Page.objects.create(app=app, name="Thanks", position=1)
-    datasource = Datasource.objects.create(
-        workspace=team.workspace,
-        name="Mailer",
-        kind="smtp",
-        config={
-            "host": "127.0.0.1",
-            "port": 2525,
-            "security": "none",
-            "auth": "none",
-            "timeout": 5,
-            "verify_certificate": True,
-        },
-    )
+    datasource = mailer(team.workspace, 2525)
     Query.objects.create(app=app, name="send_message", datasource=datasource, fields={})
     return app, page
 

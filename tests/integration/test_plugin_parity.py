@@ -34,6 +34,7 @@ from queries.execution import create_run
 from queries.models import ApiToken, QueryRun
 from queries.tasks import sweep
 from tests.support import recorder_plugin
+from tests.support.apps import mailer
 from tests.support.recorder_plugin import records
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -121,19 +122,7 @@ def _page(workspace, datasource, action, fields) -> tuple[App, Query]:
 
 def _smtp_case(team, request) -> PluginCase:
     server = request.getfixturevalue("smtp_server")
-    datasource = Datasource.objects.create(
-        workspace=team.workspace,
-        name="Mailer",
-        kind="smtp",
-        config={
-            "host": "127.0.0.1",
-            "port": server.port,
-            "security": "none",
-            "auth": "none",
-            "timeout": 5,
-            "verify_certificate": True,
-        },
-    )
+    datasource = mailer(team.workspace, server.port)
     fields = {
         "from": "Kiln <app@kiln.test>",
         "to": "<< target.value >>",

@@ -14,7 +14,7 @@ from datasources.models import Datasource
 from queries.execution import create_run
 from queries.models import ApiToken, QueryRun
 from queries.outbox import execute_run
-from tests.support.apps import make_app, welcome_inputs
+from tests.support.apps import mailer, make_app, welcome_inputs
 from workspaces.models import Workspace
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -46,19 +46,7 @@ def other_server(smtp_factory):
 
 def _move_draft(query, team, port: int) -> Datasource:
     """Points the draft query at another datasource, with another timeout and subject."""
-    other = Datasource.objects.create(
-        workspace=team.workspace,
-        name="Other mailer",
-        kind="smtp",
-        config={
-            "host": "127.0.0.1",
-            "port": port,
-            "security": "none",
-            "auth": "none",
-            "timeout": 5,
-            "verify_certificate": True,
-        },
-    )
+    other = mailer(team.workspace, port, name="Other mailer")
     query.datasource = other
     query.timeout_seconds = 7
     query.fields = {**query.fields, "subject": "Draft subject"}

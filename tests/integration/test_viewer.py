@@ -9,27 +9,15 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from builder.demo import create_demo_app
 from builder.models import Widget
 from builder.publishing import publish
-from datasources.models import Datasource
 from queries.models import QueryRun
+from tests.support.apps import mailer
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
 def demo(team, smtp_server):
-    datasource = Datasource.objects.create(
-        workspace=team.workspace,
-        name="Mailer",
-        kind="smtp",
-        config={
-            "host": "127.0.0.1",
-            "port": smtp_server.port,
-            "security": "none",
-            "auth": "none",
-            "timeout": 5,
-            "verify_certificate": True,
-        },
-    )
+    datasource = mailer(team.workspace, smtp_server.port)
     return create_demo_app(team.workspace, datasource, team.owner)
 
 

@@ -10,8 +10,8 @@ from django.utils import timezone
 
 from builder.models import App, Page, Query, Widget
 from builder.publishing import publish
-from datasources.models import Datasource
 from queries.models import QueryRun
+from tests.support.apps import mailer
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -20,19 +20,7 @@ INLINE = re.compile(r"hx-on|\sstyle=|<style|<script(?![^>]*\ssrc=)|\son[a-z]+=",
 
 @pytest.fixture
 def app(team, smtp_server):
-    datasource = Datasource.objects.create(
-        workspace=team.workspace,
-        name="Mailer",
-        kind="smtp",
-        config={
-            "host": "127.0.0.1",
-            "port": smtp_server.port,
-            "security": "none",
-            "auth": "none",
-            "timeout": 5,
-            "verify_certificate": True,
-        },
-    )
+    datasource = mailer(team.workspace, smtp_server.port)
     app = App.objects.create(workspace=team.workspace, name="Every widget", slug="every")
     home = Page.objects.create(app=app, name="Home", slug="home")
     form = Widget.objects.create(

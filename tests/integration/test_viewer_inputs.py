@@ -14,8 +14,8 @@ from builder.document import export_app
 from builder.models import App, Page, Query, Widget
 from builder.publishing import publish
 from builder.schema import QueryDocument
-from datasources.models import Datasource
 from queries.models import QueryRun
+from tests.support.apps import mailer
 from viewer.runtime import PageRuntime
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -25,19 +25,7 @@ EVENT = "/apps/inbox/home/events"
 
 @pytest.fixture
 def app(team, smtp_server):
-    datasource = Datasource.objects.create(
-        workspace=team.workspace,
-        name="Mailer",
-        kind="smtp",
-        config={
-            "host": "127.0.0.1",
-            "port": smtp_server.port,
-            "security": "none",
-            "auth": "none",
-            "timeout": 5,
-            "verify_certificate": True,
-        },
-    )
+    datasource = mailer(team.workspace, smtp_server.port)
     app = App.objects.create(workspace=team.workspace, name="Inbox", slug="inbox")
     home = Page.objects.create(app=app, name="Home", slug="home")
     form1 = Widget.objects.create(

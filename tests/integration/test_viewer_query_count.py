@@ -10,9 +10,9 @@ from django.utils import timezone
 
 from builder.models import App, Page, Query, Widget
 from builder.publishing import publish
-from datasources.models import Datasource
 from queries.context import RECENT_RUNS, binding_context
 from queries.models import QueryRun
+from tests.support.apps import mailer
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -30,19 +30,7 @@ CHAIN = [
 
 
 def make_app(team, smtp_server, slug: str, queries: int) -> App:
-    datasource = Datasource.objects.create(
-        workspace=team.workspace,
-        name=f"Mailer {slug}",
-        kind="smtp",
-        config={
-            "host": "127.0.0.1",
-            "port": smtp_server.port,
-            "security": "none",
-            "auth": "none",
-            "timeout": 5,
-            "verify_certificate": True,
-        },
-    )
+    datasource = mailer(team.workspace, smtp_server.port, name=f"Mailer {slug}")
     app = App.objects.create(workspace=team.workspace, name=slug.title(), slug=slug)
     home = Page.objects.create(app=app, name="Home", slug="home")
     Widget.objects.create(page=home, name="name_in", type="input", properties={"label": "Name"})

@@ -16,20 +16,27 @@ WELCOME_FIELDS = {
 }
 
 
-def make_app(workspace, smtp_port: int, host: str = "127.0.0.1", name: str = "Contact"):
-    datasource = Datasource.objects.create(
+def mailer(
+    workspace, smtp_port: int, *, name: str = "Mailer", host: str = "127.0.0.1", timeout: int = 5
+) -> Datasource:
+    """An SMTP datasource on a test server: no TLS, no authentication."""
+    return Datasource.objects.create(
         workspace=workspace,
-        name=f"Mailer {smtp_port}",
+        name=name,
         kind="smtp",
         config={
             "host": host,
             "port": smtp_port,
             "security": "none",
             "auth": "none",
-            "timeout": 5,
+            "timeout": timeout,
             "verify_certificate": True,
         },
     )
+
+
+def make_app(workspace, smtp_port: int, host: str = "127.0.0.1", name: str = "Contact"):
+    datasource = mailer(workspace, smtp_port, name=f"Mailer {smtp_port}", host=host)
     app = App.objects.create(workspace=workspace, name=name)
     page = Page.objects.create(app=app, name="Home")
     form = Widget.objects.create(page=page, name="form1", type="form")
