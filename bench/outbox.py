@@ -77,11 +77,13 @@ def main(count: int) -> None:
         started = time.perf_counter()
         runs = [create_run(query, user, welcome_inputs()).pk for _ in range(count)]
         created = time.perf_counter() - started
-        pending = QueryRun.objects.filter(pk__in=runs).exclude(status__in=["success", "error"])
+        pending = QueryRun.objects.filter(pk__in=runs).exclude(
+            status__in=["sent", "failed", "unknown"]
+        )
         while pending.exists():
             time.sleep(0.02)
         kiln = count / (time.perf_counter() - started)
-        failed = QueryRun.objects.filter(pk__in=runs, status="error").count()
+        failed = QueryRun.objects.filter(pk__in=runs, status="failed").count()
     finally:
         worker.stop()
         smtp.stop()

@@ -14,12 +14,21 @@ from workspaces.models import Workspace
 
 
 class RunStatus(models.TextChoices):
+    """The delivery state machine (docs/reliability.md)."""
+
+    #: Due now, waiting for a worker.
     QUEUED = "queued", "Queued"
-    RUNNING = "running", "Running"
-    SUCCESS = "success", "Success"
-    ERROR = "error", "Error"
-    #: The connection was lost after the message was handed over: a person decides.
+    #: Waiting for a later time: a retry after a temporary failure.
+    SCHEDULED = "scheduled", "Scheduled"
+    #: Claimed by a worker, recorded before the SMTP transaction starts.
+    SENDING = "sending", "Sending"
+    SENT = "sent", "Sent"
+    FAILED = "failed", "Failed"
+    #: The connection was lost after the message was handed over, or the worker died
+    #: while sending: a person decides; never sent again by itself.
     UNKNOWN = "unknown", "Unknown"
+    #: Stopped by a person before it was sent.
+    CANCELLED = "cancelled", "Cancelled"
 
 
 def runs_of(user, visitor: str = "") -> models.Q:
@@ -32,7 +41,9 @@ def runs_of(user, visitor: str = "") -> models.Q:
     return models.Q(pk__in=[])
 
 
-FINISHED = (RunStatus.SUCCESS, RunStatus.ERROR, RunStatus.UNKNOWN)
+FINISHED = (RunStatus.SENT, RunStatus.FAILED, RunStatus.UNKNOWN, RunStatus.CANCELLED)
+#: Not yet claimed by a worker: what the claim and the sweep look for.
+WAITING = (RunStatus.QUEUED, RunStatus.SCHEDULED)
 #: How often QueryRun.wait reads the run again.
 WAIT_STEP_SECONDS = 0.1
 
@@ -83,7 +94,7 @@ class QueryRun(models.Model):
             models.Index(
                 fields=["next_attempt_at"],
                 name="queued_runs",
-                condition=models.Q(status="queued"),
+                condition=models.Q(status__in=["queued", "scheduled"]),
             ),
             models.Index(fields=["query", "created_by", "-created_at"], name="last_run"),
             models.Index(fields=["visitor", "-created_at"], name="visitor_runs"),
@@ -99,7 +110,7 @@ class QueryRun(models.Model):
     @property
     def retrying(self) -> bool:
         """Failed at least once and queued again: waiting for its next attempt."""
-        return self.status == RunStatus.QUEUED and self.attempts > 0
+        return self.status == RunStatus.SCHEDULED and self.attempts > 0
 
     def wait(self, seconds: float, *, until_retrying: bool = False) -> QueryRun:
         """The run re-read until it has finished (or, with ``until_retrying``, failed

@@ -1,4 +1,4 @@
-"""Executing runs: claim a due run (queued -> running, one conditional UPDATE, so a
+"""Executing runs: claim a due run (queued -> sending, one conditional UPDATE, so a
 redelivered task never sends twice), send it through its datasource's plugin, record
 the outcome, and schedule a retry for a transient failure. Free of Celery: the tasks
 in queries.tasks call it, in a worker or eagerly in the web process."""
@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from datasources.errors import DeliveryUnknown, PluginError
 from datasources.plugins.base import UNEXPECTED
-from queries.models import QueryRun, RunAttachment, RunStatus
+from queries.models import WAITING, QueryRun, RunAttachment, RunStatus
 from workspaces.files import FileContent
 
 log = logging.getLogger(__name__)
@@ -39,8 +39,8 @@ def claim(run_id: int) -> bool:
     """Move a due run from queued to running; exactly one caller can win."""
     now = timezone.now()
     claimed = QueryRun.objects.filter(
-        pk=run_id, status=RunStatus.QUEUED, next_attempt_at__lte=now
-    ).update(status=RunStatus.RUNNING, started_at=now, attempts=F("attempts") + 1)
+        pk=run_id, status__in=WAITING, next_attempt_at__lte=now
+    ).update(status=RunStatus.SENDING, started_at=now, attempts=F("attempts") + 1)
     return claimed == 1
 
 
@@ -53,7 +53,7 @@ def execute_run(run_id: int) -> Outcome | None:
     datasource = run.datasource
     if datasource is None:
         message = "The datasource of this run was deleted before it was sent."
-        return _finish(run, RunStatus.ERROR, error=message, field="datasource")
+        return _finish(run, RunStatus.FAILED, error=message, field="datasource")
     files = [FileContent(a.name, a.content_type, _read(a)) for a in run.attachments.all()]
     context = SimpleNamespace(workspace=run.workspace, files=files)
     try:
@@ -63,14 +63,14 @@ def execute_run(run_id: int) -> Outcome | None:
     except PluginError as exc:
         if exc.code == UNEXPECTED:
             # Recorded as the exception the plugin did not expect, not as its wrapper.
-            return _finish(run, RunStatus.ERROR, error=exc.message, failure=exc.__cause__)
+            return _finish(run, RunStatus.FAILED, error=exc.message, failure=exc.__cause__)
         return _failed(run, exc)
     except Exception as exc:
         # Loading the settings is outside the plugin's guard.
         log.exception("run %s failed unexpectedly", run_id)
         error = PluginError(f"Kiln failed to run this query ({type(exc).__name__}).")
-        return _finish(run, RunStatus.ERROR, error=error.message, failure=exc)
-    return _finish(run, RunStatus.SUCCESS, data=result.data, details=result.details)
+        return _finish(run, RunStatus.FAILED, error=error.message, failure=exc)
+    return _finish(run, RunStatus.SENT, data=result.data, details=result.details)
 
 
 def _read(attachment: RunAttachment) -> bytes:
@@ -96,16 +96,16 @@ def _failed(run: QueryRun, exc: PluginError) -> Outcome:
         error = exc.message
         if not exc.permanent:
             error = f"Gave up after {run.attempts} attempt(s): {exc.message}"
-        return _finish(run, RunStatus.ERROR, error=error, field=exc.field or "", failure=exc)
-    updated = QueryRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(
-        status=RunStatus.QUEUED,
+        return _finish(run, RunStatus.FAILED, error=error, field=exc.field or "", failure=exc)
+    updated = QueryRun.objects.filter(pk=run.pk, status=RunStatus.SENDING).update(
+        status=RunStatus.SCHEDULED,
         next_attempt_at=retry_at,
         error=exc.message,
         error_field=exc.field or "",
         failures=_failure(run, exc),
     )
     log.info("run %s attempt %s failed (%s); retry in %.1f s", run.pk, run.attempts, exc, delay)
-    return Outcome(RunStatus.QUEUED, retry_in=delay if updated else None)
+    return Outcome(RunStatus.SCHEDULED, retry_in=delay if updated else None)
 
 
 def _finish(
@@ -118,7 +118,7 @@ def _finish(
     field: str = "",
     failure: BaseException | None = None,
 ) -> Outcome:
-    QueryRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(
+    QueryRun.objects.filter(pk=run.pk, status=RunStatus.SENDING).update(
         status=status,
         data=data,
         details=details or {},

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from queries.models import QueryRun, RunStatus
+from queries.models import WAITING, QueryRun, RunStatus
 from queries.outbox import execute_run
 
 log = logging.getLogger(__name__)
@@ -58,13 +58,13 @@ def sweep(now=None) -> dict[str, int]:
     than the grace period), and mark runs stuck in running as unknown."""
     now = now or timezone.now()
     grace = timedelta(seconds=settings.KILN_SWEEP_GRACE_SECONDS)
-    lost = QueryRun.objects.filter(status=RunStatus.QUEUED).filter(
+    lost = QueryRun.objects.filter(status__in=WAITING).filter(
         Q(enqueued_at__isnull=True, next_attempt_at__lte=now)
         | Q(next_attempt_at__lte=now - grace, enqueued_at__lte=now - grace)
     )
     enqueued = sum(enqueue(run_id) for run_id in lost.values_list("pk", flat=True))
     stuck_before = now - timedelta(seconds=settings.KILN_RUN_STUCK_SECONDS)
-    stuck = QueryRun.objects.filter(status=RunStatus.RUNNING, started_at__lt=stuck_before).update(
+    stuck = QueryRun.objects.filter(status=RunStatus.SENDING, started_at__lt=stuck_before).update(
         status=RunStatus.UNKNOWN,
         error=(
             "The worker stopped while running the query; its action may or may not have been done."

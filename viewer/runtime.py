@@ -517,7 +517,7 @@ class PageRuntime:
             return Output(main=self.poller(run, step_path, trigger))
         states = self.read_states(data, files)
         out = Output()
-        ok = run.status == "success"
+        ok = run.status == "sent"
         error = run.error
         if run.status == "unknown":
             error = f"Unknown outcome: {run.error} Check before sending again."

@@ -148,7 +148,7 @@ def test_queries_marked_run_on_page_load_run_when_the_page_opens(client, team, a
     assert 'hx-post="/apps/tools/home/load"' in page and 'hx-trigger="load"' in page
     started = client.post("/apps/tools/home/load")
     assert "kiln-poller" in started.text
-    assert QueryRun.objects.get().status == "success"
+    assert QueryRun.objects.get().status == "sent"
     assert smtp_server.received[0].message["Subject"] == "Ping"
 
 

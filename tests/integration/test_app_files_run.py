@@ -40,5 +40,5 @@ def test_an_exported_app_imports_into_an_empty_database_and_runs(team, smtp_serv
     query = Query.objects.get(app__workspace=workspace, name="send_welcome")
     run = create_run(query, user, welcome_inputs())
     run.refresh_from_db()
-    assert run.status == "success", run.error
+    assert run.status == "sent", run.error
     assert smtp_server.received[0].message["Subject"] == "Welcome, Ann!"

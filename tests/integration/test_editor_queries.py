@@ -347,12 +347,12 @@ def test_run_sends_with_the_test_values(client, mailer):
     assert "Email sent successfully" in text
     assert "&quot;success&quot;: true" in text
     assert re.search(r'class="qe-timing"[^>]*>\d+ ms<', text)
-    assert "qe-badge-success" in text
+    assert "qe-badge-sent" in text
     (received,) = mailer.server.received
     assert received.rcpt_tos == ["ann@example.com"]
     assert received.message["Subject"] == "Welcome aboard, Ann"  # saved first, then run
     run = QueryRun.objects.get()
-    assert run.created_by == mailer.team.teammate and run.status == "success"
+    assert run.created_by == mailer.team.teammate and run.status == "sent"
     assert Query.objects.get(pk=mailer.query.pk).fields["subject"].startswith("Welcome aboard")
 
 
@@ -390,10 +390,10 @@ def test_a_refused_recipient_fails_the_run_and_names_to(client, mailer):
         headers=HTMX,
     )
     assert response.status_code == 200
-    assert "qe-badge-error" in response.text
+    assert "qe-badge-failed" in response.text
     assert '<p class="qe-error-field">To email(s)</p>' in response.text
     assert "The server refused recipient(s), nothing was sent: gone@example.com" in response.text
-    assert QueryRun.objects.get().status == "error"
+    assert QueryRun.objects.get().status == "failed"
     assert not mailer.server.received
 
 

@@ -44,13 +44,13 @@ def test_a_transient_failure_is_queued_again_with_backoff(query, team, smtp_serv
     smtp_server.reply_to_data("451 4.3.0 Greylisted")
     run = create_run(query, team.teammate, welcome_inputs())
     run.refresh_from_db()
-    assert (run.status, run.attempts) == ("queued", 1)
+    assert (run.status, run.attempts) == ("scheduled", 1)
     assert run.next_attempt_at > timezone.now() + timedelta(seconds=20)
     assert run.error.endswith("451 4.3.0 Greylisted")
     # Not due yet: a redelivered task does nothing.
     assert execute_run(run.pk) is None
     QueryRun.objects.filter(pk=run.pk).update(next_attempt_at=timezone.now())
-    assert execute_run(run.pk).status == "success"
+    assert execute_run(run.pk).status == "sent"
     assert len(smtp_server.received) == 1
 
 
@@ -61,7 +61,7 @@ def test_retries_stop_at_the_attempt_limit(query, team, smtp_server, settings):
     run = create_run(query, team.teammate, welcome_inputs())
     execute_run(run.pk)
     run.refresh_from_db()
-    assert (run.status, run.attempts) == ("error", 2)
+    assert (run.status, run.attempts) == ("failed", 2)
     assert (
         run.error == "Gave up after 2 attempt(s): The server refused while waiting for the "
         "server to accept the message: 451 still busy"
@@ -86,7 +86,7 @@ def test_the_sweep_marks_runs_stuck_in_running_unknown(query, team, settings):
     with transaction.atomic():
         run = QueryRun.objects.create(workspace=team.workspace, query=query, fields={})
     QueryRun.objects.filter(pk=run.pk).update(
-        status="running", started_at=timezone.now() - timedelta(minutes=5)
+        status="sending", started_at=timezone.now() - timedelta(minutes=5)
     )
     assert sweep() == {"enqueued": 0, "unknown": 1}
     run.refresh_from_db()
@@ -104,7 +104,7 @@ def test_the_sweep_enqueues_runs_never_enqueued(query, team, smtp_server):
         )
     assert sweep()["enqueued"] == 1
     run.refresh_from_db()
-    assert run.status == "success"
+    assert run.status == "sent"
     assert smtp_server.received[0].message["Subject"] == "Swept"
     assert sweep()["enqueued"] == 0
 

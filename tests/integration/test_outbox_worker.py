@@ -49,9 +49,9 @@ def test_a_run_posted_to_the_api_is_sent_by_the_worker(celery_worker, contact, a
     app, _ = contact
     response = api(app)
     assert response.status_code == 202
-    assert response.json()["status"] in ("queued", "running", "success")
+    assert response.json()["status"] in ("queued", "sending", "sent")
     body = api.get(response.json()["id"], wait=20).json()
-    assert body["status"] == "success", (body, celery_worker.output())
+    assert body["status"] == "sent", (body, celery_worker.output())
     assert body["data"] == {"success": True, "message": "Email sent successfully"}
     (received,) = smtp_server.received
     assert received.rcpt_tos == ["ann@example.com"]
@@ -64,7 +64,7 @@ def test_a_task_delivered_twice_sends_once(celery_worker, contact, api, smtp_ser
     # The same task again, as a broker redelivery would do.
     execute_run_task.apply_async((run_id,))
     execute_run_task.apply_async((run_id,))
-    assert wait_for_run(run_id).status == "success"
+    assert wait_for_run(run_id).status == "sent"
     time.sleep(1.5)  # give the duplicates time to be (not) executed
     assert smtp_server.handler.transactions == 1
     assert QueryRun.objects.get(pk=run_id).attempts == 1
@@ -75,7 +75,7 @@ def test_a_451_then_250_succeeds_on_a_retry(celery_worker, contact, api, smtp_se
     smtp_server.reply_to_data("451 4.3.0 Try again later", "250 OK")
     run_id = api(app).json()["id"]
     run = wait_for_run(run_id)
-    assert run.status == "success", (run.error, celery_worker.output())
+    assert run.status == "sent", (run.error, celery_worker.output())
     assert run.attempts == 2
     assert run.failures[0]["message"].endswith("451 4.3.0 Try again later")
     assert len(smtp_server.received) == 1
@@ -85,7 +85,7 @@ def test_a_550_fails_at_once_with_the_server_text(celery_worker, contact, api, s
     app, _ = contact
     smtp_server.reply_to_data("550 5.7.1 Relaying denied")
     run = wait_for_run(api(app).json()["id"])
-    assert (run.status, run.attempts) == ("error", 1)
+    assert (run.status, run.attempts) == ("failed", 1)
     assert "550 5.7.1 Relaying denied" in run.error
     assert api.get(run.pk).json()["error"] == run.error
 
@@ -103,5 +103,5 @@ def test_redis_down_loses_no_run(celery_worker, redis_server, contact, api, smtp
     celery_worker.wait_ready()
     call_command("sweep_outbox", stdout=open("/dev/null", "w"))  # noqa: SIM115
     run = wait_for_run(run.pk)
-    assert run.status == "success", (run.error, celery_worker.output())
+    assert run.status == "sent", (run.error, celery_worker.output())
     assert len(smtp_server.received) == 1

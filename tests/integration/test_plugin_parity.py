@@ -309,9 +309,9 @@ def test_run_really_runs_and_shows_the_runs_data(client, team, plugin_case):
     )
     assert response.status_code == 200
     run = QueryRun.objects.get()
-    assert (run.status, run.created_by) == ("success", team.teammate)
+    assert (run.status, run.created_by) == ("sent", team.teammate)
     assert run.data == plugin_case.data(plugin_case.target, "hello")
-    assert "qe-badge-success" in response.text
+    assert "qe-badge-sent" in response.text
     shown = json.dumps(run.data, indent=2).replace('"', "&quot;")
     assert shown in response.text
     assert plugin_case.happened() == [{"target": plugin_case.target, "note": "hello"}]
@@ -379,14 +379,14 @@ def test_a_click_in_the_published_app_runs_and_the_poll_shows_toast_and_data(
     event = click(client, plugin_case)
     assert event.status_code == 200 and "kiln-poller" in event.text
     run = QueryRun.objects.get()
-    assert (run.status, run.created_by) == ("success", team.viewer)
+    assert (run.status, run.created_by) == ("sent", team.viewer)
     assert plugin_case.happened() == [{"target": plugin_case.target, "note": "from the page"}]
 
     response = poll(client, plugin_case, run)
     assert response.status_code == 200
-    assert "kiln-toast-success" in response.text and "Done: success" in response.text
+    assert "kiln-toast-success" in response.text and "Done: sent" in response.text
     state = re.search(r'id="w-state".*?</div>', response.text, re.S)
-    assert state and "State: success" in state.group(0)
+    assert state and "State: sent" in state.group(0)
     result = re.search(r'id="w-result".*?</div>', response.text, re.S)
     assert result
     for value in _leaves(plugin_case.data(plugin_case.target, "from the page")):
@@ -419,9 +419,9 @@ def test_the_published_version_keeps_running_after_the_draft_changes(client, tea
     client.force_login(team.viewer)
     assert click(client, plugin_case).status_code == 200
     run = QueryRun.objects.get()
-    assert run.status == "success"
+    assert run.status == "sent"
     assert plugin_case.happened() == [{"target": plugin_case.target, "note": "from the page"}]
-    assert "Done: success" in poll(client, plugin_case, run).text
+    assert "Done: sent" in poll(client, plugin_case, run).text
 
 
 # ---------------------------------------------------------------------- run API
@@ -455,7 +455,7 @@ def test_the_run_api_accepts_a_run_and_waiting_returns_its_data(client, team, pl
         f"{response['Location']}?wait=5", headers={"Authorization": f"Bearer {token}"}
     )
     assert fetched.status_code == 200
-    assert fetched.json()["status"] == "success"
+    assert fetched.json()["status"] == "sent"
     assert fetched.json()["data"] == plugin_case.data(plugin_case.target, "via the API")
     assert plugin_case.happened() == [{"target": plugin_case.target, "note": "via the API"}]
 
@@ -488,7 +488,7 @@ def test_the_run_api_is_404_for_an_outsider(client, team, plugin_case):
 def test_runs_rows_carry_the_plugins_own_summary_columns(team, plugin_case):
     run = create_run(plugin_case.query, team.teammate, plugin_case.inputs(note="one"))
     (row,) = binding_context(plugin_case.app, team.teammate, {})[QUERY]["runs"]
-    assert row["id"] == run.pk and row["status"] == "success"
+    assert row["id"] == run.pk and row["status"] == "sent"
     summary = plugin_case.summary(plugin_case.target, "one")
     assert {key: row[key] for key in summary} == summary
     others = {"smtp": ("channel", "said"), "recorder": ("to", "subject")}[plugin_case.kind]
@@ -536,7 +536,7 @@ def test_a_run_stuck_in_running_is_unknown_in_words_for_any_plugin(team, plugin_
             workspace=team.workspace, query=plugin_case.query, action=plugin_case.action
         )
     QueryRun.objects.filter(pk=run.pk).update(
-        status="running", started_at=timezone.now() - timedelta(minutes=5)
+        status="sending", started_at=timezone.now() - timedelta(minutes=5)
     )
     assert sweep()["unknown"] == 1
     run.refresh_from_db()

@@ -103,11 +103,11 @@ def test_an_anonymous_visitor_views_clicks_and_polls_their_own_run(client, team,
     run = QueryRun.objects.get()
     assert run.created_by is None and len(run.visitor) >= 24
     assert poll(client, run).status_code == 200
-    assert "ping is success" in client.get(PAGE).text
+    assert "ping is sent" in client.get(PAGE).text
     assert smtp_server.received[0].message["Subject"] == "Ping"
     # Another visitor: a session of their own, which sees none of the first one's runs.
     other = Client()
-    assert "ping is success" not in other.get(PAGE).text
+    assert "ping is sent" not in other.get(PAGE).text
     assert poll(other, run).status_code == 404
     assert other.get(f"/apps/open/runs/{run.pk}/download").status_code == 404
     assert client.get(f"/apps/open/runs/{run.pk}/download").status_code == 200

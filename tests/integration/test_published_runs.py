@@ -87,7 +87,7 @@ def test_the_viewer_runs_the_published_datasource_and_timeout(
     assert _click(client, app).status_code == 200
 
     run = QueryRun.objects.get()
-    assert run.status == "success", run.error
+    assert run.status == "sent", run.error
     assert run.datasource == published_source
     assert (run.action, run.timeout_seconds) == ("send_email", 45)
     (received,) = smtp_server.received
@@ -192,7 +192,7 @@ def test_a_run_whose_datasource_was_deleted_before_sending_fails(team, contact, 
     )
     execute_run(run.pk)
     run.refresh_from_db()
-    assert run.status == "error" and "datasource" in run.error
+    assert run.status == "failed" and "datasource" in run.error
 
 
 def test_the_published_version_is_a_typed_document(team, contact):

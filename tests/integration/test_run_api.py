@@ -56,7 +56,7 @@ def test_a_run_is_accepted_and_sent_with_the_bound_values(client, contact, token
 
     run = client.get(f"/api/v1/runs/{body['id']}", headers={"Authorization": f"Bearer {token}"})
     assert run.status_code == 200
-    assert run.json()["status"] == "success"
+    assert run.json()["status"] == "sent"
     assert run.json()["data"] == {"success": True, "message": "Email sent successfully"}
     assert run.json()["attempts"] == 1
     assert set(run.json()) >= {
@@ -197,7 +197,7 @@ def test_a_failed_send_is_recorded_with_the_server_text(client, contact, token, 
     smtp_server.reply_to_data("554 5.7.1 Rejected as spam")
     body = post_run(client, app.slug, token).json()
     run = QueryRun.objects.get(pk=body["id"])
-    assert (run.status, run.attempts) == ("error", 1)
+    assert (run.status, run.attempts) == ("failed", 1)
     assert "554 5.7.1 Rejected as spam" in run.error
     assert run.failures[0]["type"] == "PluginError"
 
@@ -220,7 +220,7 @@ def test_query_names_are_readable_in_bindings(client, contact, token, smtp_serve
     query.fields["subject"] = "Last: << send_welcome.status >> << send_welcome.data.message >>"
     query.save()
     post_run(client, app.slug, token)
-    assert smtp_server.received[1].message["Subject"] == "Last: success Email sent successfully"
+    assert smtp_server.received[1].message["Subject"] == "Last: sent Email sent successfully"
 
 
 def test_members_read_their_own_runs_and_editors_read_all(client, contact, team):

@@ -179,7 +179,7 @@ def test_run_records_for_real_and_shows_the_data(client, team, board, log_path):
     response = client.post(editor_url("query_run", app, query.name), form_data(query))
     assert response.status_code == 200
     run = QueryRun.objects.get()
-    assert run.status == "success"
+    assert run.status == "sent"
     assert run.data == {
         "recorded": {"channel": "#general", "message": "teammate says hello"},
         "by": "notes",
@@ -198,7 +198,7 @@ def test_an_unexpected_exception_becomes_a_clear_error(client, team, board, log_
     )
     assert response.status_code == 200
     run = QueryRun.objects.get()
-    assert run.status == "error"
+    assert run.status == "failed"
     assert run.error == "Kiln failed to run this query (RuntimeError)."
     assert run.failures[-1]["type"] == "RuntimeError"
     assert "Kiln failed to run this query (RuntimeError)." in response.text
@@ -242,7 +242,7 @@ def test_the_run_api_runs_it_with_token_auth(client, team, board, log_path):
     assert response.status_code == 202, response.json()
     body = response.json()
     fetched = client.get(body["url"], headers={"Authorization": f"Bearer {token}"})
-    assert fetched.json()["status"] == "success"
+    assert fetched.json()["status"] == "sent"
     assert fetched.json()["data"]["recorded"]["message"] == "teammate says via the API"
     assert records(log_path)[-1]["message"] == "teammate says via the API"
 
@@ -256,7 +256,7 @@ def test_a_real_celery_worker_runs_it(recorder, celery_worker, team, board, log_
         if run.finished:
             break
         time.sleep(0.1)
-    assert run.status == "success", run.error
+    assert run.status == "sent", run.error
     assert run.data["recorded"]["message"] == "teammate says in the worker"
     assert records(log_path) == [
         {"label": "notes", "channel": "#general", "message": "teammate says in the worker"}

@@ -67,7 +67,7 @@ def test_a_template_app_publishes_and_sends(client, team, smtp_server, settings,
     run = QueryRun.objects.get()
     run.wait(10)
     run.refresh_from_db()
-    assert run.status == "success", run.error
+    assert run.status == "sent", run.error
     (received,) = smtp_server.wait_for(1)
     assert received.rcpt_tos == [to]
     assert received.message["Subject"] == subject

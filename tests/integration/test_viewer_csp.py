@@ -102,7 +102,7 @@ def app(team, smtp_server):
         workspace=team.workspace,
         query=query,
         created_by=team.viewer,
-        status="success",
+        status="sent",
         finished_at=timezone.now(),
     )
     publish(app, team.owner)

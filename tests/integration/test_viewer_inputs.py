@@ -204,7 +204,7 @@ def test_a_server_refusing_the_recipient_shows_under_the_input_it_came_from(
     data = {"email": "ann@example.com", "email_input": "gone@example.com"}
     post(client, "send_btn", **data)
     run = QueryRun.objects.get()
-    assert run.status == "error" and run.error_field == "to"
+    assert run.status == "failed" and run.error_field == "to"
     poll = client.post(
         f"/apps/inbox/home/runs/{run.pk}/poll", {**data, "path": "click-0", "trigger": "send_btn"}
     )

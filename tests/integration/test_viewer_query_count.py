@@ -50,7 +50,7 @@ def make_app(team, smtp_server, slug: str, queries: int) -> App:
                 workspace=team.workspace,
                 query=query,
                 created_by=team.viewer,
-                status="success",
+                status="sent",
                 fields={"subject": f"Q{i}"},
                 finished_at=timezone.now(),
             )
@@ -84,12 +84,12 @@ def test_an_event_and_a_finishing_poll_cost_the_same_with_1_or_10_queries(
         )
         assert "kiln-poller" in text and "Sending to Zoe" in text
         run = QueryRun.objects.filter(query__app=app).latest("id")
-        assert run.status == "success"
+        assert run.status == "sent"
         poll = f"/apps/{slug}/home/runs/{run.pk}/poll"
         polls[slug], text = count(
             client, poll, {"path": "click-0", "trigger": "btn", "name_in": "Zoe"}
         )
-        assert "Sent success" in text and 'id="w-t0"' in text  # the readers of q0 again
+        assert "Sent sent" in text and 'id="w-t0"' in text  # the readers of q0 again
     assert events["one"] == events["ten"]
     assert polls["one"] == polls["ten"]
 

@@ -127,7 +127,7 @@ def other(team):
         action="send_email",
         created_by=owner,
         fields={"to": "b-owner@secret.test"},
-        status="success",
+        status="sent",
         data={"message": "SECRET-RUN-DATA"},
     )
     # An invitation for one account: only that account may accept it, link or not.
