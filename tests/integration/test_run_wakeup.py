@@ -11,6 +11,7 @@ import time
 
 import pytest
 import redis
+from django.db import connection
 
 from builder.demo import create_demo_app
 from queries import notify
@@ -130,7 +131,10 @@ def test_redis_stopped_during_a_wait_falls_back_to_reading_the_run(contact, team
         run = _stored_run(contact[1], team)
 
         def wait():
-            result["run"] = QueryRun.objects.get(pk=run.pk).wait(20)
+            try:
+                result["run"] = QueryRun.objects.get(pk=run.pk).wait(20)
+            finally:
+                connection.close()  # this thread's own, or the test database stays in use
 
         with caplog.at_level(logging.WARNING, logger="queries.notify"):
             waiter = threading.Thread(target=wait)
