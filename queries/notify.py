@@ -71,12 +71,14 @@ def _publish(url: str, run_id: int) -> None:
 
 class RunWaiter:
     """Waits for one run's end message. Use as a context manager: enter (subscribe),
-    read the run, then ``wait`` until it ends; leaving unsubscribes.
+    read the run, then ``wait`` and read it again until it has ended or time is up;
+    leaving unsubscribes (QueryRun.wait does exactly this).
 
         with RunWaiter(run.pk) as waiter:
             run.refresh_from_db()
-            while not run.finished and waiter.wait(remaining):
-                ...
+            while not run.finished and time_left():
+                waiter.wait(time_left())
+                run.refresh_from_db()
     """
 
     def __init__(self, run_id: int):
@@ -98,7 +100,7 @@ class RunWaiter:
             confirmed = pubsub.get_message(timeout=SUBSCRIBE_TIMEOUT_SECONDS)
             if confirmed is None or confirmed["type"] != "subscribe":
                 raise redis.RedisError("the subscription was not confirmed in time")
-        except redis.RedisError as exc:
+        except (redis.RedisError, OSError) as exc:
             log.warning("waiting for run %s by reading it again: %s", self.run_id, exc)
             self._close(pubsub)
             return self
