@@ -27,6 +27,7 @@ import contextlib
 import http.client
 import json
 import os
+import shutil
 import smtplib
 import statistics
 import subprocess
@@ -93,6 +94,7 @@ class Stack:
             }
         )
         self._stack = contextlib.ExitStack()
+        self._stack.callback(shutil.rmtree, self.var, ignore_errors=True)
 
     def __enter__(self) -> Stack:
         from tests.support.services import RedisServer
