@@ -229,6 +229,11 @@ KILN_RUN_STUCK_SECONDS = envint("KILN_RUN_STUCK_SECONDS", 900)
 KILN_TRUSTED_PROXY_COUNT = envint("KILN_TRUSTED_PROXY_COUNT", 0)
 # The longest ?wait= the run API honours.
 KILN_API_MAX_WAIT_SECONDS = envint("KILN_API_MAX_WAIT_SECONDS", 30)
+# A page's click waits this long for the run it started (woken by its end) to answer
+# with the result; a run still going then gets a poller, whose requests each wait up to
+# KILN_VIEWER_POLL_WAIT_SECONDS (a long poll). Each waiting page holds a web thread.
+KILN_VIEWER_CLICK_WAIT_SECONDS = envfloat("KILN_VIEWER_CLICK_WAIT_SECONDS", 1.0)
+KILN_VIEWER_POLL_WAIT_SECONDS = envfloat("KILN_VIEWER_POLL_WAIT_SECONDS", 5.0)
 
 # Outbound SMTP guard (see docs/smtp.md). Metadata and link-local addresses are always
 # refused; loopback and private ranges are allowed unless switched off, since internal

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from builder.models import Query
 from datasources.models import Datasource
+from queries.notify import RunWaiter
 from workspaces.models import Workspace
 
 
@@ -44,8 +45,6 @@ def runs_of(user, visitor: str = "") -> models.Q:
 FINISHED = (RunStatus.SENT, RunStatus.FAILED, RunStatus.UNKNOWN, RunStatus.CANCELLED)
 #: Not yet claimed by a worker: what the claim and the sweep look for.
 WAITING = (RunStatus.QUEUED, RunStatus.SCHEDULED)
-#: How often QueryRun.wait reads the run again.
-WAIT_STEP_SECONDS = 0.1
 
 
 class QueryRun(models.Model):
@@ -115,14 +114,23 @@ class QueryRun(models.Model):
     def wait(self, seconds: float, *, until_retrying: bool = False) -> QueryRun:
         """The run re-read until it has finished (or, with ``until_retrying``, failed
         once and waits for its next attempt) or ``seconds`` have passed. The one way of
-        waiting for a run: the editor's Run and the API's ``?wait=`` use it."""
+        waiting for a run: the editor's Run, the API's ``?wait=`` and the viewer use it.
+
+        Woken by the run's end (queries.notify): the channel is subscribed before the
+        run is read, so an end recorded in between is not missed. With no channel (no
+        broker, or Redis down) the run is read again every few tenths of a second."""
         deadline = time.monotonic() + max(seconds, 0)
-        self.refresh_from_db()
-        while not (self.finished or (until_retrying and self.retrying)):
-            if time.monotonic() >= deadline:
-                break
-            time.sleep(WAIT_STEP_SECONDS)
+        if seconds <= 0:
             self.refresh_from_db()
+            return self
+        with RunWaiter(self.pk) as waiter:
+            self.refresh_from_db()
+            while not (self.finished or (until_retrying and self.retrying)):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                waiter.wait(remaining)
+                self.refresh_from_db()
         return self
 
     def as_api(self) -> dict:

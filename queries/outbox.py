@@ -18,6 +18,7 @@ from django.utils import timezone
 from datasources.errors import DeliveryUnknown, PluginError
 from datasources.plugins.base import UNEXPECTED
 from queries.models import WAITING, QueryRun, RunAttachment, RunStatus
+from queries.notify import notify_finished
 from workspaces.files import FileContent
 
 log = logging.getLogger(__name__)
@@ -105,6 +106,7 @@ def _failed(run: QueryRun, exc: PluginError) -> Outcome:
         failures=_failure(run, exc),
     )
     log.info("run %s attempt %s failed (%s); retry in %.1f s", run.pk, run.attempts, exc, delay)
+    notify_finished(run.pk)
     return Outcome(RunStatus.SCHEDULED, retry_in=delay if updated else None)
 
 
@@ -128,4 +130,5 @@ def _finish(
         finished_at=timezone.now(),
     )
     log.info("run %s finished: %s", run.pk, status)
+    notify_finished(run.pk)
     return Outcome(status)

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+from django.conf import settings
+from django.db import connection
 from django.http import Http404, HttpRequest, QueryDict
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -41,8 +43,10 @@ from workspaces.models import ROLE_RANK, Role
 
 log = logging.getLogger(__name__)
 
-POLL_DELAY = "600ms"
 PARTIALS = "viewer/partials.html"
+#: The poller's pause before its next request when the server did not wait (a wait
+#: setting of 0, or inside a transaction): never a loop of instant requests.
+POLL_PAUSE_MS = 500
 #: Where an anonymous visitor's id is kept in their session.
 VISITOR_KEY = "kiln_visitor"
 #: What the confirmation dialog asks when a query has no message of its own.
@@ -484,7 +488,21 @@ class PageRuntime:
         self._query_states = None
         return run
 
-    def poller(self, run: QueryRun, path: StepPath | None, trigger: str) -> SafeString:
+    def wait_for(self, run: QueryRun, seconds: float, *, until_retrying: bool = False) -> bool:
+        """``run`` re-read until it ends or ``seconds`` pass (QueryRun.wait); False when
+        there was nothing to wait for: inside a transaction (a test's) the run is not even
+        enqueued yet, and a wait of 0 is a plain read."""
+        if connection.in_atomic_block or seconds <= 0:
+            run.refresh_from_db()
+            return False
+        run.wait(seconds, until_retrying=until_retrying)
+        return True
+
+    def poller(
+        self, run: QueryRun, path: StepPath | None, trigger: str, *, pause: bool = False
+    ) -> SafeString:
+        """The element that polls ``run``: its request is sent at once (the server waits
+        for the run's end), or after POLL_PAUSE_MS with ``pause``."""
         # While the poller is in the page, viewer.js shows its trigger as busy.
         vals = {"path": "" if path is None else str(path), "trigger": trigger}
         context = {
@@ -492,7 +510,7 @@ class PageRuntime:
             "url": self._endpoint("poll", run.pk),
             "vals": json.dumps(vals),
             "trigger": trigger,
-            "delay": POLL_DELAY,
+            "delay_ms": POLL_PAUSE_MS if pause else 0,
         }
         return render_to_string(f"{PARTIALS}#poller", context)
 
@@ -513,20 +531,28 @@ class PageRuntime:
         # The path must lead to the run_query that made this run: a client cannot pick
         # another chain to continue.
         step_path, action = self._action_at(trigger, path, run.query.name)
+        # A long poll: answered as soon as the run ends (queries.notify wakes it), or
+        # with the next poller, sent at once, when it has not ended in this time.
+        waited = self.wait_for(run, settings.KILN_VIEWER_POLL_WAIT_SECONDS)
         if not run.finished:
-            return Output(main=self.poller(run, step_path, trigger))
-        states = self.read_states(data, files)
+            return Output(main=self.poller(run, step_path, trigger, pause=not waited))
         out = Output()
+        step = Step(step_path, trigger, self.read_states(data, files))
+        self.finish_run(run, action, step, out)
+        return out
+
+    def finish_run(self, run: QueryRun, action: dict, step: Step, out: Output) -> None:
+        """What a run's end brings, into ``out``: the run_query's on_success or on_error
+        chain, the error under the widget a failed field reads, and every widget that
+        reads the query re-rendered."""
         ok = run.status == "sent"
         error = run.error
         if run.status == "unknown":
             error = f"Unknown outcome: {run.error} Check before sending again."
-        step = Step(step_path, trigger, states)
         REGISTRY[RunQuery.key].finished(action, step, ActionRunner(self, out), ok=ok, error=error)
         if not ok and run.error_field:
             self.field_error(run.query.name, run.error_field, error or run.error, out)
-        self._rerender_readers(run.query.name, states, out)
-        return out
+        self._rerender_readers(run.query.name, step.states, out)
 
     def _action_at(self, trigger: str, path: str, query: str) -> tuple[StepPath | None, dict]:
         """The run_query at ``path`` of ``trigger``'s events, which must run ``query``."""
@@ -635,7 +661,14 @@ class ActionRunner:
         if run is None:
             self.toast("error", f"The query {query!r} does not exist any more.")
             return
-        self.out.pollers.append(self.runtime.poller(run, step.path, step.trigger))
+        # The click's own response carries the result when the run ends soon: at once in
+        # the embedded default (the task ran as the run was committed), within a short
+        # wait woken by its end with a worker.
+        self.runtime.wait_for(run, settings.KILN_VIEWER_CLICK_WAIT_SECONDS, until_retrying=True)
+        if run.finished:
+            self.runtime.finish_run(run, action, step, self.out)
+        else:
+            self.out.pollers.append(self.runtime.poller(run, step.path, step.trigger))
 
     def download(self, query: str, filename: str) -> None:
         row = self.runtime.query_rows().get(query)
