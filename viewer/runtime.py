@@ -25,7 +25,7 @@ from django.utils.datastructures import MultiValueDict
 from django.utils.safestring import SafeString, mark_safe
 from pydantic import ValidationError as SchemaError
 
-from bindings import BindingError, evaluate, referenced_names
+from bindings import BindingError, evaluate, is_literal, referenced_names
 from builder.access import get_app_for_editor, get_app_for_visitor
 from builder.actions import REGISTRY, RunQuery, Step, StepPath, run_chain, walk
 from builder.models import App, Query
@@ -148,6 +148,7 @@ class PageRuntime:
         # Loaded once per request (see query_rows and context).
         self._query_rows: dict[str, Query] | None = None
         self._query_states: dict[str, dict] | None = None
+        self._literals: dict[tuple[str, str], bool] = {}
 
     # URLs -----------------------------------------------------------------------------
     def _current_url(self) -> str:
@@ -204,7 +205,7 @@ class PageRuntime:
         props: dict[str, Any] = {}
         errors: dict[str, str] = {}
         for prop, raw in doc.properties.items():
-            if prop not in bindable:
+            if prop not in bindable or self._literal(name, prop):
                 props[prop] = raw
                 continue
             try:
@@ -212,6 +213,16 @@ class PageRuntime:
             except BindingError as exc:
                 errors[prop] = str(exc)
         return widget_type.props_with_defaults(props), errors
+
+    def _literal(self, name: str, prop: str) -> bool:
+        """Whether the property holds no binding, so that its value is itself (checked
+        once per request, although a request evaluates the page's properties up to three
+        times: a table's rows are walked once, not three times)."""
+        key = (name, prop)
+        found = self._literals.get(key)
+        if found is None:
+            found = self._literals[key] = is_literal(self.widgets[name].properties[prop])
+        return found
 
     def specs(self, context: dict) -> tuple[dict[str, WidgetSpec], dict[str, dict[str, str]]]:
         specs: dict[str, WidgetSpec] = {}

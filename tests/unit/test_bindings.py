@@ -15,6 +15,7 @@ from bindings import (
     evaluate_fields,
     evaluation,
     has_bindings,
+    is_literal,
     referenced_names,
     sandbox,
     templates,
@@ -483,6 +484,36 @@ def test_has_bindings():
     assert not has_bindings("a << b")
     assert not has_bindings(["<< x >>"])
     assert not has_bindings(None)
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "plain text",
+        "",
+        None,
+        42,
+        [{"id": 1, "name": "Ann", "tags": ["a", "b"]}, {"id": 2, "amount": 2.5}],
+        {"a": {"b": ["c", "{{ d }}"]}},
+    ],
+)
+def test_a_literal_evaluates_to_itself(ctx, template):
+    assert is_literal(template)
+    assert evaluate("f", template, ctx) == template
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "<< url.id >>",
+        r"\<< escaped >>",
+        "a << b",
+        [{"id": 1}, {"name": "<< user.name >>"}],
+        {"a": {"b": ["c", "x << y"]}},
+    ],
+)
+def test_text_with_a_binding_escape_or_unclosed_opener_is_not_literal(template):
+    assert not is_literal(template)
 
 
 def test_referenced_names_lists_top_level_names():
