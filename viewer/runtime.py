@@ -9,6 +9,7 @@ the editable rows, so that editing changes nothing for viewers until the next pu
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import logging
@@ -25,17 +26,18 @@ from django.utils.datastructures import MultiValueDict
 from django.utils.safestring import SafeString, mark_safe
 from pydantic import ValidationError as SchemaError
 
-from bindings import BindingError, evaluate, is_literal, referenced_names
+from bindings import BindingError, evaluate, referenced_names
 from builder.access import get_app_for_editor, get_app_for_visitor
 from builder.actions import REGISTRY, RunQuery, Step, StepPath, run_chain, walk
 from builder.models import App, Query
-from builder.publishing import published
+from builder.publishing import with_published
 from builder.schema import AppDocument, QueryDocument, WidgetDocument
 from builder.tree import Tree
-from queries.context import binding_context, query_states
+from queries.context import app_query_states, binding_context
 from queries.errors import RunLimitError, RunRequestError
 from queries.execution import create_run
 from queries.models import QueryRun, runs_of
+from viewer.documents import PagePlan, Published, plan_page, published_version
 from widgets import RenderAttrs, WidgetSpec, get_type
 from workspaces.models import ROLE_RANK, Role
 
@@ -75,20 +77,21 @@ def load_draft(request: HttpRequest, slug: str) -> tuple[App, AppDocument]:
     return app, app.to_document()
 
 
-def load_app(request: HttpRequest, slug: str) -> tuple[App, AppDocument]:
-    """The app and its published version's document, for a member of its workspace
-    (any role), or for anyone when the app is public. Checked on every request, so
-    turning public off closes the app at once."""
-    app = get_app_for_visitor(request, slug)
-    version = published(app)
-    if version is None:
-        raise Http404("This app has not been published yet")
+def load_app(request: HttpRequest, slug: str) -> tuple[App, Published]:
+    """The app and its published version, for a member of its workspace (any role), or
+    for anyone when the app is public. Checked on every request, so turning public off
+    closes the app at once, and a new publish shows at once; the version's document is
+    parsed once per process (viewer.documents)."""
+    app = get_app_for_visitor(request, slug, with_published(App.objects.all()))
     try:
-        return app, version.app_document()
+        version = published_version(app)
     except SchemaError:
         # Written by an older release and no longer readable: say so, never a 500.
-        log.exception("published version %s of app %s cannot be read", version.pk, app.pk)
+        log.exception("the published version of app %s cannot be read", app.pk)
         raise Http404("This app's published version cannot be read: publish it again") from None
+    if version is None:
+        raise Http404("This app has not been published yet")
+    return app, version
 
 
 @dataclass
@@ -123,7 +126,10 @@ class PageRuntime:
         page_slug: str | None,
         *,
         preview: bool = False,
+        plans: dict[str, PagePlan] | None = None,
     ):
+        """``plans``: the page plans of a published version, shared by its requests
+        (viewer.documents.Published); without it the page is planned for this request."""
         self.request = request
         self.preview = preview
         self.visitor = visitor_id(request)
@@ -143,12 +149,15 @@ class PageRuntime:
         self.tree = Tree((w.name, w.parent) for w in page.widgets)
         self.queries: dict[str, QueryDocument] = {q.name: q for q in document.queries}
         self.url = dict(parse_qsl(urlsplit(self._current_url()).query))
-        membership = app.workspace.memberships.filter(user_id=request.user.pk).first()
-        self.role = Role(membership.role) if membership else Role.VIEWER
-        # Loaded once per request (see query_rows and context).
-        self._query_rows: dict[str, Query] | None = None
+        plan = None if plans is None else plans.get(page.slug)
+        if plan is None:
+            plan = plan_page(page)
+            if plans is not None:
+                plans[page.slug] = plan
+        self.plan = plan
+        # Loaded once per request, when first needed (see query_row and context).
+        self._query_rows: dict[str, Query | None] = {}
         self._query_states: dict[str, dict] | None = None
-        self._literals: dict[tuple[str, str], bool] = {}
 
     # URLs -----------------------------------------------------------------------------
     def _current_url(self) -> str:
@@ -171,19 +180,30 @@ class PageRuntime:
         states); widgets caught in a parent cycle are not drawn."""
         return self.tree.children_first(unreachable=False)
 
-    def query_rows(self) -> dict[str, Query]:
-        """The app's queries by name, read once per request."""
-        if self._query_rows is None:
-            rows = Query.objects.filter(app=self.app).select_related("datasource", "app__workspace")
-            self._query_rows = {query.name: query for query in rows}
-        return self._query_rows
+    @functools.cached_property
+    def role(self) -> Role:
+        """The user's role in the app's workspace (a viewer when not a member)."""
+        membership = self.app.workspace.memberships.filter(user_id=self.request.user.pk).first()
+        return Role(membership.role) if membership else Role.VIEWER
+
+    def query_row(self, name: str) -> Query | None:
+        """The app's query ``name`` (None when there is none), read once per request."""
+        if name not in self._query_rows:
+            self._query_rows[name] = (
+                Query.objects.filter(app=self.app, name=name)
+                .select_related("datasource", "app__workspace")
+                .first()
+            )
+        return self._query_rows[name]
 
     def context(self, states: dict[str, dict]) -> dict[str, Any]:
         # The queries' part is read once per request: every evaluation of the request
-        # sees the same runs, until a run is added (see _run_query).
+        # sees the same runs, until a run is added (see start_run). Only the queries the
+        # page's bindings read are loaded (a widget's name is never a query's here).
         if self._query_states is None:
-            self._query_states = query_states(
-                self.query_rows().values(), self.request.user, self.visitor
+            reads = self.plan.reads.difference(self.widgets)
+            self._query_states = app_query_states(
+                self.app, self.request.user, self.visitor, reads=reads
             )
         context = binding_context(
             self.app,
@@ -205,7 +225,7 @@ class PageRuntime:
         props: dict[str, Any] = {}
         errors: dict[str, str] = {}
         for prop, raw in doc.properties.items():
-            if prop not in bindable or self._literal(name, prop):
+            if prop not in bindable or (name, prop) in self.plan.literal:
                 props[prop] = raw
                 continue
             try:
@@ -213,16 +233,6 @@ class PageRuntime:
             except BindingError as exc:
                 errors[prop] = str(exc)
         return widget_type.props_with_defaults(props), errors
-
-    def _literal(self, name: str, prop: str) -> bool:
-        """Whether the property holds no binding, so that its value is itself (checked
-        once per request, although a request evaluates the page's properties up to three
-        times: a table's rows are walked once, not three times)."""
-        key = (name, prop)
-        found = self._literals.get(key)
-        if found is None:
-            found = self._literals[key] = is_literal(self.widgets[name].properties[prop])
-        return found
 
     def specs(self, context: dict) -> tuple[dict[str, WidgetSpec], dict[str, dict[str, str]]]:
         specs: dict[str, WidgetSpec] = {}
@@ -479,7 +489,7 @@ class PageRuntime:
         """A run of the published query ``name`` with ``states``; None when the query is
         gone. Raises RunRequestError for bad input."""
         published_query = self.queries.get(name)
-        query = self.query_rows().get(name)
+        query = self.query_row(name)
         if published_query is None or query is None:
             return None
         run = create_run(
@@ -649,7 +659,7 @@ class ActionRunner:
         self.out.pollers.append(self.runtime.poller(run, step.path, step.trigger))
 
     def download(self, query: str, filename: str) -> None:
-        row = self.runtime.query_rows().get(query)
+        row = self.runtime.query_row(query)
         run = self.runtime.last_run(row)
         if run is None:
             self.toast("error", f"Nothing to download: {query} has not run yet.")

@@ -525,6 +525,11 @@ def test_referenced_names_reads_lists_and_dicts():
     assert referenced_names({"to": ["<< a.x >>", "<< b[c] >>"], "n": 1}) == {"a", "b", "c"}
 
 
+def test_referenced_names_can_skip_the_texts_with_errors():
+    fields = {"to": "<< a.x >>", "bad": "<< b. >>", "open": "<< c", "both": "<< d >> << e. >>"}
+    assert referenced_names(fields, skip_errors=True) == {"a"}
+
+
 def test_referenced_names_raises_on_syntax_errors():
     with pytest.raises(BindingError):
         referenced_names("<< form1.data. >>")
