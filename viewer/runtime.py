@@ -158,6 +158,8 @@ class PageRuntime:
         # Loaded once per request, when first needed (see query_row and context).
         self._query_rows: dict[str, Query | None] = {}
         self._query_states: dict[str, dict] | None = None
+        self._widgets_read = sorted(self.plan.reads.intersection(self.widgets))
+        self._evaluated: tuple[dict, tuple] | None = None
 
     # URLs -----------------------------------------------------------------------------
     def _current_url(self) -> str:
@@ -246,10 +248,26 @@ class PageRuntime:
             prop_errors[name] = errors
         return specs, prop_errors
 
+    def evaluated(
+        self, states: dict[str, dict]
+    ) -> tuple[dict[str, WidgetSpec], dict[str, dict[str, str]]]:
+        """:meth:`specs` with ``states``. Only the states of the widgets that the page's
+        bindings read can change them: with the same ones as the last call, the last
+        result is given again (a page's GET would otherwise evaluate every property
+        three times, for the same values)."""
+        read = {name: states.get(name, {}) for name in self._widgets_read}
+        if self._evaluated is not None and self._evaluated[0] == read:
+            return self._evaluated[1]
+        result = self.specs(self.context(states))
+        self._evaluated = (read, result)
+        return result
+
     def read_states(self, data: QueryDict, files: MultiValueDict) -> dict[str, dict]:
-        first, _ = self.specs(self.context({}))
+        first, _ = self.evaluated({})
         states = self._states(first, data, files)
-        final, _ = self.specs(self.context(states))
+        final, _ = self.evaluated(states)
+        if final is first:
+            return states  # the same specs read the same data the same way
         return self._states(final, data, files)
 
     def _states(self, specs, data, files) -> dict[str, dict]:
@@ -277,8 +295,7 @@ class PageRuntime:
 
     # Rendering --------------------------------------------------------------------------
     def render_page(self, states: dict[str, dict]) -> SafeString:
-        context = self.context(states)
-        specs, prop_errors = self.specs(context)
+        specs, prop_errors = self.evaluated(states)
         html = [
             self.render_cell(name, specs, prop_errors, None, [], top=True)
             for name in self.tree.children(None)
@@ -335,8 +352,11 @@ class PageRuntime:
                 "confirm": "",
             }
             events["submit"] = render_to_string(f"{PARTIALS}#event_attrs", context)
-        context = {"url": self._endpoint("widget", name), "name": name}
-        refresh = render_to_string(f"{PARTIALS}#refresh_attrs", context)
+
+        def refresh() -> SafeString:
+            context = {"url": self._endpoint("widget", name), "name": name}
+            return render_to_string(f"{PARTIALS}#refresh_attrs", context)
+
         return RenderAttrs(events=events, refresh=refresh)
 
     def _own_submit(self, name: str, event: str) -> bool:
@@ -358,7 +378,7 @@ class PageRuntime:
         if name not in self.widgets:
             raise Http404("No such widget")
         states = self.read_states(data, files)
-        specs, prop_errors = self.specs(self.context(states))
+        specs, prop_errors = self.evaluated(states)
         return self.render_cell(name, specs, prop_errors, states, [])
 
     # Events -----------------------------------------------------------------------------
@@ -413,7 +433,7 @@ class PageRuntime:
         return list(dict.fromkeys(found))
 
     def _validate(self, widget: str, states: dict, out: Output, read: list[str]) -> bool:
-        specs, _ = self.specs(self.context(states))
+        specs, _ = self.evaluated(states)
         ok = True
         scope = list(dict.fromkeys([*self._scope(widget), *read]))
         for name in scope:
@@ -480,7 +500,7 @@ class PageRuntime:
             return
         if reset:
             states = {**states, **self.initial_states()}
-        specs, prop_errors = self.specs(self.context(states))
+        specs, prop_errors = self.evaluated(states)
         out.fragments.append(
             self.render_cell(name, specs, prop_errors, None if reset else states, [], oob=True)
         )
@@ -503,6 +523,7 @@ class PageRuntime:
         )
         # The new run is what << name.status >> and the like read from now on.
         self._query_states = None
+        self._evaluated = None
         return run
 
     def poller(self, run: QueryRun, path: StepPath | None, trigger: str) -> SafeString:
@@ -572,7 +593,7 @@ class PageRuntime:
         return step_path, action
 
     def _rerender_readers(self, query_name: str, states: dict, out: Output) -> None:
-        specs, prop_errors = self.specs(self.context(states))
+        specs, prop_errors = self.evaluated(states)
         for name, doc in self.widgets.items():
             if self._reads(doc, query_name):
                 out.fragments.append(

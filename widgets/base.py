@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import copy
 import json
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from django.http import QueryDict
@@ -41,7 +42,9 @@ class Prop:
 
     def default_value(self) -> Any:
         # Defaults may be lists or dicts: every widget gets its own copy.
-        return copy.deepcopy(self.default)
+        if isinstance(self.default, list | dict):
+            return copy.deepcopy(self.default)
+        return self.default
 
     def clean(self, value: Any) -> Any:
         """``value`` as this kind of property; ``ValueError`` with a message for the
@@ -101,12 +104,28 @@ class WidgetSpec:
     children: tuple[WidgetSpec, ...] = ()
 
 
-@dataclass(frozen=True)
 class RenderAttrs:
-    """htmx attributes from the runtime; templates paste them verbatim."""
+    """htmx attributes from the runtime; templates paste them verbatim.
 
-    events: dict[str, SafeString] = field(default_factory=dict)
-    refresh: SafeString = SafeString("")
+    ``refresh`` (what redraws the widget) may be given as a function, called when a
+    template first reads it: most widget types never do, and a page of 50 widgets need
+    not render 50 of them."""
+
+    __slots__ = ("_refresh", "events")
+
+    def __init__(
+        self,
+        events: dict[str, SafeString] | None = None,
+        refresh: SafeString | Callable[[], SafeString] = SafeString(""),
+    ):
+        self.events = {} if events is None else events
+        self._refresh = refresh
+
+    @property
+    def refresh(self) -> SafeString:
+        if callable(self._refresh):
+            self._refresh = self._refresh()
+        return self._refresh
 
 
 # Every widget has these; input-like ones also have FIELD_PROPS.
