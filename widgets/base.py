@@ -104,6 +104,9 @@ class WidgetSpec:
     children: tuple[WidgetSpec, ...] = ()
 
 
+NO_ATTRS = SafeString("")
+
+
 class RenderAttrs:
     """htmx attributes from the runtime; templates paste them verbatim.
 
@@ -116,7 +119,7 @@ class RenderAttrs:
     def __init__(
         self,
         events: dict[str, SafeString] | None = None,
-        refresh: SafeString | Callable[[], SafeString] = SafeString(""),
+        refresh: SafeString | Callable[[], SafeString] = NO_ATTRS,
     ):
         self.events = {} if events is None else events
         self._refresh = refresh
