@@ -144,16 +144,15 @@ def main(count: int) -> None:
     print(f"builds: {count} each, interleaved, after {WARMUP} warm-up builds each")
     for every, label in ((False, "reads"), (True, "every")):
         cost = {size: statistics.median(timings[(size, every)]) for size in SIZES}
-        sql = {size: statements(lambda size=size: build(apps[size], every)) for size in SIZES}
+        sql = {
+            size: statements(lambda size=size, every=every: build(apps[size], every))
+            for size in SIZES
+        }
         print(
             f"{label}  {small} query: {cost[small]:8.1f} µs, {sql[small]} SQL   "
             f"{large} queries: {cost[large]:8.1f} µs, {sql[large]} SQL   "
             f"ratio {large}/{small}: {cost[large] / cost[small]:.2f}x"
         )
-    if "--profile" in sys.argv:
-        import cProfile
-
-        cProfile.runctx("for _ in range(100): build(apps[small], False)", globals(), locals(), sort="tottime")
     print(
         f"page GET (binds << q0.status >>): {page_sql[small]} SQL with {small} query, "
         f"{page_sql[large]} SQL with {large} queries"
@@ -161,5 +160,4 @@ def main(count: int) -> None:
 
 
 if __name__ == "__main__":
-    numbers = [int(arg) for arg in sys.argv[1:] if arg.isdigit()]
-    main(numbers[0] if numbers else 300)
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 300)

@@ -111,9 +111,7 @@ def test_the_published_version_holds_until_the_next_publish(client, team, demo):
     assert "Talk to us" in client.get("/apps/contact-us/").text
 
 
-def test_a_published_version_that_cannot_be_read_is_a_404_until_published_again(
-    client, team, demo
-):
+def test_a_published_version_that_cannot_be_read_is_a_404_until_published_again(client, team, demo):
     version = demo.versions.get()
     version.document["pages"] = "no longer a list of pages"
     version.save()
