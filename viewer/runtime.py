@@ -38,7 +38,7 @@ from queries.errors import RunLimitError, RunRequestError
 from queries.execution import create_run
 from queries.models import QueryRun, runs_of
 from viewer.documents import PagePlan, Published, plan_page, published_version
-from widgets import RenderAttrs, WidgetSpec, get_type
+from widgets import RenderAttrs, Renderer, WidgetSpec, get_type
 from workspaces.models import ROLE_RANK, Role
 
 log = logging.getLogger(__name__)
@@ -296,8 +296,9 @@ class PageRuntime:
     # Rendering --------------------------------------------------------------------------
     def render_page(self, states: dict[str, dict]) -> SafeString:
         specs, prop_errors = self.evaluated(states)
+        renderer = Renderer()  # one template context for every cell of the page
         html = [
-            self.render_cell(name, specs, prop_errors, None, [], top=True)
+            self.render_cell(name, specs, prop_errors, None, [], top=True, renderer=renderer)
             for name in self.tree.children(None)
         ]
         return mark_safe("".join(html))
@@ -312,11 +313,14 @@ class PageRuntime:
         *,
         top: bool = False,
         oob: bool = False,
+        renderer: Renderer | None = None,
     ) -> SafeString:
+        renderer = renderer or Renderer()
         doc = self.widgets[name]
         widget_type = get_type(doc.type)
         children = [
-            self.render_cell(c, specs, prop_errors, states, []) for c in self.tree.children(name)
+            self.render_cell(c, specs, prop_errors, states, [], renderer=renderer)
+            for c in self.tree.children(name)
         ]
         state = None if states is None else states.get(name)
         inner = widget_type.render(
@@ -326,11 +330,12 @@ class PageRuntime:
             prop_errors=prop_errors.get(name, {}),
             children_html=children,
             attrs=self.attrs(name),
+            renderer=renderer,
         )
         context = {"name": name, "type": doc.type, "inner": inner, "oob": oob}
         if top or doc.parent is None:
             context["place"] = grid_place(doc)
-        return render_to_string(f"{PARTIALS}#cell", context)
+        return renderer.render(f"{PARTIALS}#cell", context)
 
     def attrs(self, name: str) -> RenderAttrs:
         events: dict[str, SafeString] = {}
@@ -692,11 +697,13 @@ class ActionRunner:
         run_chain(actions, path, step, self)
 
 
-def grid_place(doc: WidgetDocument) -> dict[str, int]:
-    """Where a top-level cell sits on the page's 12-column grid (0-based x and y)."""
+def grid_place(doc: WidgetDocument) -> dict[str, str]:
+    """Where a top-level cell sits on the page's 12-column grid (0-based x and y), as
+    text: a number in a template goes through localization, which cost more than the
+    rest of a cell."""
     x = min(max(doc.x, 0), 11)
     w = min(max(doc.w, 1), 12)
-    return {"x": x, "w": w, "y": max(doc.y, 0), "h": max(doc.h, 1)}
+    return {"x": str(x), "w": str(w), "y": str(max(doc.y, 0)), "h": str(max(doc.h, 1))}
 
 
 def run_download(run: QueryRun, filename: str) -> tuple[bytes, str]:
