@@ -1,7 +1,7 @@
 """Server time to render a published page through Kiln's viewer, against a plain Django
 template rendering what a person sees of the same page, in the same run.
 
-    .venv/bin/python bench/viewer.py [N]
+    .venv/bin/python bench/viewer.py [N] [--profile]
 
 The page: one Table of 1,000 literal rows (5 columns, 10 rows a page, searchable) and 49
 simple widgets (inputs, texts, some bound to << url.x >>, buttons, checkboxes) on the
@@ -14,6 +14,7 @@ both include the whole request cycle (middleware, session and user look-up, base
          first 10 and "1–10 of 1000" computed from all of them, one inline template
          extending base.html with the same grid, labels, inputs, texts, table and pager.
 On a throwaway SQLite database; N renders each (default 200), interleaved, after warm-up.
+With --profile: no timing, but a cProfile of N Kiln renders (what limits the ratio).
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ PAGE_SIZE = 10
 COLUMNS = ("id", "name", "email", "status", "amount")
 STATUSES = ("active", "invited", "suspended", "closed")
 WARMUP = 20
+#: Kiln's page may take at most this many times the plain template's time.
+TARGET = 3
 
 PLAIN_TEMPLATE = """{% extends "base.html" %}{% load static %}
 {% block title %}{{ page_name }} · {{ app.name }}{% endblock %}
@@ -156,7 +159,25 @@ def cells(html: str) -> list[str]:
     return re.findall(r"<td>([^<]*)</td>", html)
 
 
-def main(count: int) -> None:
+def show_profile(render, count: int) -> None:
+    """Where a Kiln render's time goes: cProfile over ``count`` renders after warm-up,
+    the functions with the most time of their own and the most time under them."""
+    import cProfile
+    import pstats
+
+    for _ in range(WARMUP):
+        render()
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in range(count):
+        render()
+    profiler.disable()
+    stats = pstats.Stats(profiler)
+    stats.sort_stats("cumulative").print_stats(40)
+    stats.sort_stats("tottime").print_stats(25)
+
+
+def main(count: int, profile: bool = False) -> None:
     var = tempfile.mkdtemp(prefix="kiln-bench-")
     os.environ.update(
         {
@@ -290,6 +311,9 @@ def main(count: int) -> None:
         return len(seen)
 
     kiln_queries, plain_queries = queries(kiln_url), queries(plain_url)
+    if profile:
+        show_profile(lambda: client.get(kiln_url), count)
+        return
 
     def timed(url: str) -> float:
         started = time.perf_counter()
@@ -321,8 +345,10 @@ def main(count: int) -> None:
     print(f"plain  median {plain_med:8.2f} ms   mean {plain_mean:8.2f} ms per render")
     print(
         f"ratio kiln/plain: median {kiln_med / plain_med:.1f}x, mean {kiln_mean / plain_mean:.1f}x"
+        f"  (target: at most {TARGET:g}x)"
     )
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 200)
+    numbers = [int(arg) for arg in sys.argv[1:] if arg.isdigit()]
+    main(numbers[0] if numbers else 200, profile="--profile" in sys.argv)

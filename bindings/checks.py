@@ -32,24 +32,35 @@ def _strings(template: object) -> Iterator[str]:
             yield from _strings(item)
 
 
-def referenced_names(template: object) -> set[str]:
+def referenced_names(template: object, *, skip_errors: bool = False) -> set[str]:
     """Top-level names the bindings of ``template`` read (``range``/``dict`` excluded).
 
     ``"<< form1.data.email >> and << user.name|upper >>"`` -> ``{"form1", "user"}``.
-    Raises BindingError (with an empty field) on a syntax error or an unclosed ``<<``.
+    Raises BindingError (with an empty field) on a syntax error or an unclosed ``<<``;
+    with ``skip_errors``, a text that has one adds no names instead (evaluating it
+    reports the error, naming its field: what a caller loading the names' data wants).
     """
     names: set[str] = set()
     for text in _strings(template):
+        if "<<" not in text:
+            continue  # no binding: the common case, and the cheap one
         try:
             parts = split_template(text)
         except TemplateProblem as exc:
+            if skip_errors:
+                continue
             raise BindingError("", "", str(exc)) from None
+        found: set[str] = set()
         for part in parts:
             if isinstance(part, Binding):
                 compiled = compile_binding(part.expression)
                 if compiled.error:
+                    if skip_errors:
+                        found = set()
+                        break
                     raise BindingError("", part.expression, compiled.error)
-                names |= compiled.names
+                found |= compiled.names
+        names |= found
     return names
 
 

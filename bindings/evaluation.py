@@ -43,6 +43,25 @@ def has_bindings(template: object) -> bool:
     return False
 
 
+def is_literal(template: object) -> bool:
+    """True when no text in ``template`` (its lists and dicts walked, as evaluate() walks
+    them) holds ``<<``: evaluate() would give back a value equal to ``template``, so a
+    caller may use ``template`` itself and skip the walk (a 1,000-row table's data).
+    A text with ``\\<<`` or an unclosed ``<<`` is not literal: evaluate() changes or
+    reports it."""
+    stack = [template]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "<<" in item:
+                return False
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+    return True
+
+
 def evaluate(
     field: str, template: object, context: Mapping[str, Any], *, html: bool = False
 ) -> Any:

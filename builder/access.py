@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.http import Http404, HttpRequest
 
 from builder.models import App, Page
@@ -39,15 +39,17 @@ def get_app_for_member(request: HttpRequest, slug: str) -> App:
     return app
 
 
-def get_app_for_visitor(request: HttpRequest, slug: str) -> App:
+def get_app_for_visitor(request: HttpRequest, slug: str, apps: QuerySet[App] | None = None) -> App:
     """The app, for any member of its workspace, or for anyone at all when it is public
-    (signed in or not); everyone else gets 404."""
+    (signed in or not); everyone else gets 404. ``apps``: where to look (an annotated
+    queryset of the caller's), all apps by default."""
     allowed = Q(public=True)
     if request.user.is_authenticated:
         # Only for a signed-in user: with no user, the join would match workspaces
         # that have no members at all.
         allowed |= Q(workspace__memberships__user_id=request.user.pk)
-    app = App.objects.select_related("workspace").filter(allowed, slug=slug).first()
+    apps = App.objects.all() if apps is None else apps
+    app = apps.select_related("workspace").filter(allowed, slug=slug).first()
     if app is None:
         raise Http404("No such app")
     return app

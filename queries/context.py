@@ -10,7 +10,7 @@ from django.db.models import F, Window
 from django.db.models.functions import RowNumber
 from django.utils import timezone
 
-from bindings.namespace import QUERY_KEYS
+from bindings.namespace import CONTEXT_NAMES, QUERY_KEYS
 from builder.models import App, Page, Query
 from builder.names import validate_identifier
 from datasources.plugins import Plugin
@@ -89,6 +89,22 @@ def query_states(queries: Iterable[Query], user, visitor: str = "") -> dict[str,
     return {query.name: query_state(runs[query.pk], query.datasource.plugin) for query in queries}
 
 
+def app_query_states(
+    app: App, user, visitor: str = "", *, reads: Iterable[str] | None = None
+) -> dict[str, dict[str, Any]]:
+    """``<< query_name.x >>`` for the app's queries that bindings read: those named in
+    ``reads`` (every query of the app when None). Two SQL queries (the queries, then
+    all their runs), none when no name read can be a query: the cost follows what the
+    bindings read, not how many queries the app has."""
+    rows = Query.objects.filter(app=app).select_related("datasource")
+    if reads is not None:
+        names = set(reads).difference(CONTEXT_NAMES)
+        if not names:
+            return {}
+        rows = rows.filter(name__in=sorted(names))
+    return query_states(rows, user, visitor)
+
+
 def user_binding(user) -> dict[str, Any]:
     """``<< user.x >>``: who is using the app; empty, with ``anonymous`` true, for a
     visitor of a public app who has not signed in."""
@@ -131,10 +147,13 @@ def binding_context(
     *,
     queries: dict[str, dict] | None = None,
     visitor: str = "",
+    reads: Iterable[str] | None = None,
 ) -> dict[str, Any]:
     """What bindings read. ``queries``: the queries' part already read by the caller
-    (:func:`query_states`), else it is read here. ``visitor``: an anonymous visitor's id
-    (their runs are theirs)."""
+    (:func:`app_query_states`), else it is read here: only the queries named in
+    ``reads`` (the names the bindings to evaluate read: ``referenced_names``), or
+    every query of the app when None. ``visitor``: an anonymous visitor's id (their
+    runs are theirs)."""
     # Widgets of the page with no state sent still exist: reading them is an error about
     # their attribute, not an unknown name.
     context: dict[str, Any] = {}
@@ -142,9 +161,7 @@ def binding_context(
         context.update(dict.fromkeys(page.widgets.values_list("name", flat=True), {}))
     context.update(inputs)
     if queries is None:
-        queries = query_states(
-            Query.objects.filter(app=app).select_related("datasource"), user, visitor
-        )
+        queries = app_query_states(app, user, visitor, reads=reads)
     context.update(queries)
     context.update(
         {

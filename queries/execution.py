@@ -14,7 +14,7 @@ from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
-from bindings import BindingError, evaluate
+from bindings import BindingError, evaluate, referenced_names
 from builder.models import Query
 from builder.schema import QueryDocument
 from datasources.errors import PluginError
@@ -135,7 +135,11 @@ def create_run(
         datasource = query.datasource
     else:
         datasource = published_datasource(query, published)
-    context = binding_context(query.app, user, inputs, url=url, page=page, visitor=visitor)
+    # Only the queries the fields read are loaded, with their runs.
+    reads = referenced_names(published.fields, skip_errors=True)
+    context = binding_context(
+        query.app, user, inputs, url=url, page=page, visitor=visitor, reads=reads
+    )
     plugin = datasource.plugin
     evaluated = _evaluate(plugin, published.action, published.fields, context)
     try:

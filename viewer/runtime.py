@@ -9,6 +9,7 @@ the editable rows, so that editing changes nothing for viewers until the next pu
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import logging
@@ -31,14 +32,15 @@ from bindings import BindingError, evaluate, referenced_names
 from builder.access import get_app_for_editor, get_app_for_visitor
 from builder.actions import REGISTRY, RunQuery, Step, StepPath, run_chain, walk
 from builder.models import App, Query
-from builder.publishing import published
+from builder.publishing import with_published
 from builder.schema import AppDocument, QueryDocument, WidgetDocument
 from builder.tree import Tree
-from queries.context import binding_context, query_states
+from queries.context import app_query_states, binding_context
 from queries.errors import RunLimitError, RunRequestError
 from queries.execution import create_run
 from queries.models import QueryRun, runs_of
-from widgets import RenderAttrs, WidgetSpec, get_type
+from viewer.documents import PagePlan, Published, plan_page, published_version
+from widgets import RenderAttrs, Renderer, WidgetSpec, get_type
 from workspaces.models import ROLE_RANK, Role
 
 log = logging.getLogger(__name__)
@@ -79,20 +81,21 @@ def load_draft(request: HttpRequest, slug: str) -> tuple[App, AppDocument]:
     return app, app.to_document()
 
 
-def load_app(request: HttpRequest, slug: str) -> tuple[App, AppDocument]:
-    """The app and its published version's document, for a member of its workspace
-    (any role), or for anyone when the app is public. Checked on every request, so
-    turning public off closes the app at once."""
-    app = get_app_for_visitor(request, slug)
-    version = published(app)
-    if version is None:
-        raise Http404("This app has not been published yet")
+def load_app(request: HttpRequest, slug: str) -> tuple[App, Published]:
+    """The app and its published version, for a member of its workspace (any role), or
+    for anyone when the app is public. Checked on every request, so turning public off
+    closes the app at once, and a new publish shows at once; the version's document is
+    parsed once per process (viewer.documents)."""
+    app = get_app_for_visitor(request, slug, with_published(App.objects.all()))
     try:
-        return app, version.app_document()
+        version = published_version(app)
     except SchemaError:
         # Written by an older release and no longer readable: say so, never a 500.
-        log.exception("published version %s of app %s cannot be read", version.pk, app.pk)
+        log.exception("the published version of app %s cannot be read", app.pk)
         raise Http404("This app's published version cannot be read: publish it again") from None
+    if version is None:
+        raise Http404("This app has not been published yet")
+    return app, version
 
 
 @dataclass
@@ -127,7 +130,10 @@ class PageRuntime:
         page_slug: str | None,
         *,
         preview: bool = False,
+        plans: dict[str, PagePlan] | None = None,
     ):
+        """``plans``: the page plans of a published version, shared by its requests
+        (viewer.documents.Published); without it the page is planned for this request."""
         self.request = request
         self.preview = preview
         self.visitor = visitor_id(request)
@@ -147,11 +153,17 @@ class PageRuntime:
         self.tree = Tree((w.name, w.parent) for w in page.widgets)
         self.queries: dict[str, QueryDocument] = {q.name: q for q in document.queries}
         self.url = dict(parse_qsl(urlsplit(self._current_url()).query))
-        membership = app.workspace.memberships.filter(user_id=request.user.pk).first()
-        self.role = Role(membership.role) if membership else Role.VIEWER
-        # Loaded once per request (see query_rows and context).
-        self._query_rows: dict[str, Query] | None = None
+        plan = None if plans is None else plans.get(page.slug)
+        if plan is None:
+            plan = plan_page(page)
+            if plans is not None:
+                plans[page.slug] = plan
+        self.plan = plan
+        # Loaded once per request, when first needed (see query_row and context).
+        self._query_rows: dict[str, Query | None] = {}
         self._query_states: dict[str, dict] | None = None
+        self._widgets_read = sorted(self.plan.reads.intersection(self.widgets))
+        self._evaluated: tuple[dict, tuple] | None = None
 
     # URLs -----------------------------------------------------------------------------
     def _current_url(self) -> str:
@@ -174,19 +186,30 @@ class PageRuntime:
         states); widgets caught in a parent cycle are not drawn."""
         return self.tree.children_first(unreachable=False)
 
-    def query_rows(self) -> dict[str, Query]:
-        """The app's queries by name, read once per request."""
-        if self._query_rows is None:
-            rows = Query.objects.filter(app=self.app).select_related("datasource", "app__workspace")
-            self._query_rows = {query.name: query for query in rows}
-        return self._query_rows
+    @functools.cached_property
+    def role(self) -> Role:
+        """The user's role in the app's workspace (a viewer when not a member)."""
+        membership = self.app.workspace.memberships.filter(user_id=self.request.user.pk).first()
+        return Role(membership.role) if membership else Role.VIEWER
+
+    def query_row(self, name: str) -> Query | None:
+        """The app's query ``name`` (None when there is none), read once per request."""
+        if name not in self._query_rows:
+            self._query_rows[name] = (
+                Query.objects.filter(app=self.app, name=name)
+                .select_related("datasource", "app__workspace")
+                .first()
+            )
+        return self._query_rows[name]
 
     def context(self, states: dict[str, dict]) -> dict[str, Any]:
         # The queries' part is read once per request: every evaluation of the request
-        # sees the same runs, until a run is added (see _run_query).
+        # sees the same runs, until a run is added (see start_run). Only the queries the
+        # page's bindings read are loaded (a widget's name is never a query's here).
         if self._query_states is None:
-            self._query_states = query_states(
-                self.query_rows().values(), self.request.user, self.visitor
+            reads = self.plan.reads.difference(self.widgets)
+            self._query_states = app_query_states(
+                self.app, self.request.user, self.visitor, reads=reads
             )
         context = binding_context(
             self.app,
@@ -208,7 +231,7 @@ class PageRuntime:
         props: dict[str, Any] = {}
         errors: dict[str, str] = {}
         for prop, raw in doc.properties.items():
-            if prop not in bindable:
+            if prop not in bindable or (name, prop) in self.plan.literal:
                 props[prop] = raw
                 continue
             try:
@@ -229,10 +252,26 @@ class PageRuntime:
             prop_errors[name] = errors
         return specs, prop_errors
 
+    def evaluated(
+        self, states: dict[str, dict]
+    ) -> tuple[dict[str, WidgetSpec], dict[str, dict[str, str]]]:
+        """:meth:`specs` with ``states``. Only the states of the widgets that the page's
+        bindings read can change them: with the same ones as the last call, the last
+        result is given again (a page's GET would otherwise evaluate every property
+        three times, for the same values)."""
+        read = {name: states.get(name, {}) for name in self._widgets_read}
+        if self._evaluated is not None and self._evaluated[0] == read:
+            return self._evaluated[1]
+        result = self.specs(self.context(states))
+        self._evaluated = (read, result)
+        return result
+
     def read_states(self, data: QueryDict, files: MultiValueDict) -> dict[str, dict]:
-        first, _ = self.specs(self.context({}))
+        first, _ = self.evaluated({})
         states = self._states(first, data, files)
-        final, _ = self.specs(self.context(states))
+        final, _ = self.evaluated(states)
+        if final is first:
+            return states  # the same specs read the same data the same way
         return self._states(final, data, files)
 
     def _states(self, specs, data, files) -> dict[str, dict]:
@@ -260,10 +299,10 @@ class PageRuntime:
 
     # Rendering --------------------------------------------------------------------------
     def render_page(self, states: dict[str, dict]) -> SafeString:
-        context = self.context(states)
-        specs, prop_errors = self.specs(context)
+        specs, prop_errors = self.evaluated(states)
+        renderer = Renderer()  # one template context for every cell of the page
         html = [
-            self.render_cell(name, specs, prop_errors, None, [], top=True)
+            self.render_cell(name, specs, prop_errors, None, [], top=True, renderer=renderer)
             for name in self.tree.children(None)
         ]
         return mark_safe("".join(html))
@@ -278,11 +317,14 @@ class PageRuntime:
         *,
         top: bool = False,
         oob: bool = False,
+        renderer: Renderer | None = None,
     ) -> SafeString:
+        renderer = renderer or Renderer()
         doc = self.widgets[name]
         widget_type = get_type(doc.type)
         children = [
-            self.render_cell(c, specs, prop_errors, states, []) for c in self.tree.children(name)
+            self.render_cell(c, specs, prop_errors, states, [], renderer=renderer)
+            for c in self.tree.children(name)
         ]
         state = None if states is None else states.get(name)
         inner = widget_type.render(
@@ -292,11 +334,12 @@ class PageRuntime:
             prop_errors=prop_errors.get(name, {}),
             children_html=children,
             attrs=self.attrs(name),
+            renderer=renderer,
         )
         context = {"name": name, "type": doc.type, "inner": inner, "oob": oob}
         if top or doc.parent is None:
             context["place"] = grid_place(doc)
-        return render_to_string(f"{PARTIALS}#cell", context)
+        return renderer.render(f"{PARTIALS}#cell", context)
 
     def attrs(self, name: str) -> RenderAttrs:
         events: dict[str, SafeString] = {}
@@ -318,8 +361,11 @@ class PageRuntime:
                 "confirm": "",
             }
             events["submit"] = render_to_string(f"{PARTIALS}#event_attrs", context)
-        context = {"url": self._endpoint("widget", name), "name": name}
-        refresh = render_to_string(f"{PARTIALS}#refresh_attrs", context)
+
+        def refresh() -> SafeString:
+            context = {"url": self._endpoint("widget", name), "name": name}
+            return render_to_string(f"{PARTIALS}#refresh_attrs", context)
+
         return RenderAttrs(events=events, refresh=refresh)
 
     def _own_submit(self, name: str, event: str) -> bool:
@@ -341,7 +387,7 @@ class PageRuntime:
         if name not in self.widgets:
             raise Http404("No such widget")
         states = self.read_states(data, files)
-        specs, prop_errors = self.specs(self.context(states))
+        specs, prop_errors = self.evaluated(states)
         return self.render_cell(name, specs, prop_errors, states, [])
 
     # Events -----------------------------------------------------------------------------
@@ -396,7 +442,7 @@ class PageRuntime:
         return list(dict.fromkeys(found))
 
     def _validate(self, widget: str, states: dict, out: Output, read: list[str]) -> bool:
-        specs, _ = self.specs(self.context(states))
+        specs, _ = self.evaluated(states)
         ok = True
         scope = list(dict.fromkeys([*self._scope(widget), *read]))
         for name in scope:
@@ -463,7 +509,7 @@ class PageRuntime:
             return
         if reset:
             states = {**states, **self.initial_states()}
-        specs, prop_errors = self.specs(self.context(states))
+        specs, prop_errors = self.evaluated(states)
         out.fragments.append(
             self.render_cell(name, specs, prop_errors, None if reset else states, [], oob=True)
         )
@@ -472,7 +518,7 @@ class PageRuntime:
         """A run of the published query ``name`` with ``states``; None when the query is
         gone. Raises RunRequestError for bad input."""
         published_query = self.queries.get(name)
-        query = self.query_rows().get(name)
+        query = self.query_row(name)
         if published_query is None or query is None:
             return None
         run = create_run(
@@ -486,6 +532,7 @@ class PageRuntime:
         )
         # The new run is what << name.status >> and the like read from now on.
         self._query_states = None
+        self._evaluated = None
         return run
 
     def wait_for(self, run: QueryRun, seconds: float, *, until_retrying: bool = False) -> bool:
@@ -577,7 +624,7 @@ class PageRuntime:
         return step_path, action
 
     def _rerender_readers(self, query_name: str, states: dict, out: Output) -> None:
-        specs, prop_errors = self.specs(self.context(states))
+        specs, prop_errors = self.evaluated(states)
         for name, doc in self.widgets.items():
             if self._reads(doc, query_name):
                 out.fragments.append(
@@ -671,7 +718,7 @@ class ActionRunner:
             self.out.pollers.append(self.runtime.poller(run, step.path, step.trigger))
 
     def download(self, query: str, filename: str) -> None:
-        row = self.runtime.query_rows().get(query)
+        row = self.runtime.query_row(query)
         run = self.runtime.last_run(row)
         if run is None:
             self.toast("error", f"Nothing to download: {query} has not run yet.")
@@ -683,11 +730,13 @@ class ActionRunner:
         run_chain(actions, path, step, self)
 
 
-def grid_place(doc: WidgetDocument) -> dict[str, int]:
-    """Where a top-level cell sits on the page's 12-column grid (0-based x and y)."""
+def grid_place(doc: WidgetDocument) -> dict[str, str]:
+    """Where a top-level cell sits on the page's 12-column grid (0-based x and y), as
+    text: a number in a template goes through localization, which cost more than the
+    rest of a cell."""
     x = min(max(doc.x, 0), 11)
     w = min(max(doc.w, 1), 12)
-    return {"x": x, "w": w, "y": max(doc.y, 0), "h": max(doc.h, 1)}
+    return {"x": str(x), "w": str(w), "y": str(max(doc.y, 0)), "h": str(max(doc.h, 1))}
 
 
 def run_download(run: QueryRun, filename: str) -> tuple[bytes, str]:

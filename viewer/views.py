@@ -30,8 +30,11 @@ def members_or_public(view):
 
 
 def _runtime(request: HttpRequest, app: str, page: str | None, preview: bool) -> PageRuntime:
-    found, document = load_draft(request, app) if preview else load_app(request, app)
-    return PageRuntime(request, found, document, page, preview=preview)
+    if preview:
+        found, document = load_draft(request, app)
+        return PageRuntime(request, found, document, page, preview=True)
+    found, version = load_app(request, app)
+    return PageRuntime(request, found, version.document, page, plans=version.plans)
 
 
 @members_or_public

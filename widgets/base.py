@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import copy
 import json
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from django.http import QueryDict
+from django.template import Context, Engine, Template
 from django.template.loader import render_to_string
 from django.utils.datastructures import MultiValueDict
 from django.utils.safestring import SafeString, mark_safe
@@ -41,7 +43,9 @@ class Prop:
 
     def default_value(self) -> Any:
         # Defaults may be lists or dicts: every widget gets its own copy.
-        return copy.deepcopy(self.default)
+        if isinstance(self.default, list | dict):
+            return copy.deepcopy(self.default)
+        return self.default
 
     def clean(self, value: Any) -> Any:
         """``value`` as this kind of property; ``ValueError`` with a message for the
@@ -101,12 +105,50 @@ class WidgetSpec:
     children: tuple[WidgetSpec, ...] = ()
 
 
-@dataclass(frozen=True)
-class RenderAttrs:
-    """htmx attributes from the runtime; templates paste them verbatim."""
+NO_ATTRS = SafeString("")
 
-    events: dict[str, SafeString] = field(default_factory=dict)
-    refresh: SafeString = SafeString("")
+
+class RenderAttrs:
+    """htmx attributes from the runtime; templates paste them verbatim.
+
+    ``refresh`` (what redraws the widget) may be given as a function, called when a
+    template first reads it: most widget types never do, and a page of 50 widgets need
+    not render 50 of them."""
+
+    __slots__ = ("_refresh", "events")
+
+    def __init__(
+        self,
+        events: dict[str, SafeString] | None = None,
+        refresh: SafeString | Callable[[], SafeString] = NO_ATTRS,
+    ):
+        self.events = {} if events is None else events
+        self._refresh = refresh
+
+    @property
+    def refresh(self) -> SafeString:
+        if callable(self._refresh):
+            self._refresh = self._refresh()
+        return self._refresh
+
+
+class Renderer:
+    """Renders the templates of one page (or one fragment of it) in one Django template
+    context: each template, and every template they include, is looked up once per page
+    rather than once per widget (Django keeps included templates in the context's
+    render state). The values of one render are pushed for it and popped after it, so
+    no template sees another's."""
+
+    def __init__(self) -> None:
+        self._context = Context(autoescape=True)
+        self._templates: dict[str, Template] = {}
+
+    def render(self, name: str, values: dict[str, Any]) -> SafeString:
+        template = self._templates.get(name)
+        if template is None:
+            template = self._templates[name] = Engine.get_default().get_template(name)
+        with self._context.push(values):
+            return template.render(self._context)
 
 
 # Every widget has these; input-like ones also have FIELD_PROPS.
@@ -238,7 +280,9 @@ class WidgetType:
         prop_errors: dict[str, str],
         children_html: list[str],
         attrs: RenderAttrs,
+        renderer: Renderer | None = None,
     ) -> SafeString:
+        """``renderer``: the page's, when the widget is one of many rendered together."""
         props, problems = self.clean_props(spec.props, failed=prop_errors)
         if not props.get("visible", True):
             return SafeString("")
@@ -255,6 +299,8 @@ class WidgetType:
             "attrs": attrs or RenderAttrs(),
         }
         context.update(self.get_context(spec, props, state, attrs or RenderAttrs()))
+        if renderer is not None:
+            return renderer.render(self.template, context)
         return render_to_string(self.template, context)
 
     def _label(self, name: str) -> str:

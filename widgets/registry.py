@@ -12,9 +12,9 @@ from collections.abc import Iterator, Mapping
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
-from widgets.base import Prop, RenderAttrs, WidgetSpec, WidgetType
+from widgets.base import Prop, RenderAttrs, Renderer, WidgetSpec, WidgetType
 
-__all__ = ["TYPES", "Prop", "RenderAttrs", "WidgetSpec", "WidgetType", "get_type"]
+__all__ = ["TYPES", "Prop", "RenderAttrs", "Renderer", "WidgetSpec", "WidgetType", "get_type"]
 
 _TYPES: dict[str, str] = {
     "text": "widgets.types.text.TextWidget",

@@ -116,6 +116,17 @@ def test_the_published_version_holds_until_the_next_publish(client, team, demo):
     assert "Talk to us" in client.get("/apps/contact-us/").text
 
 
+def test_a_published_version_that_cannot_be_read_is_a_404_until_published_again(client, team, demo):
+    version = demo.versions.get()
+    version.document["pages"] = "no longer a list of pages"
+    version.save()
+    client.force_login(team.viewer)
+    response = client.get("/apps/contact-us/")
+    assert response.status_code == 404
+    publish(demo, team.owner)
+    assert client.get("/apps/contact-us/").status_code == 200
+
+
 def test_a_failing_binding_shows_an_inline_error(client, team, demo):
     text = Widget.objects.get(page__app=demo, name="last_result")
     text.properties = {**text.properties, "text": "<< nope.value >>"}

@@ -1,5 +1,6 @@
 """The SQL queries of a viewer request do not grow with the number of queries of the app:
-the queries' runs are read once per request, in one SQL query."""
+the queries' runs are read once per request, in one SQL query, and only those of the
+queries that the request's bindings read."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from django.utils import timezone
 from builder.models import App, Page, Query, Widget
 from builder.publishing import publish
 from queries.context import RECENT_RUNS, binding_context
+from queries.execution import create_run
 from queries.models import QueryRun
 from tests.support.apps import mailer
 
@@ -108,3 +110,51 @@ def test_binding_context_reads_every_querys_recent_runs_in_one_query(team, smtp_
     assert context["q3"]["status"] == "queued"  # the newest first
     assert [len(context[f"q{i}"]["runs"]) for i in (0, 9)] == [3, 3]
     assert binding_context(app, team.teammate, {})["q0"]["runs"] == []
+
+
+def test_a_context_loads_only_the_queries_its_bindings_read(team, smtp_server):
+    app = make_app(team, smtp_server, "ten", 10)
+    everything = binding_context(app, team.viewer, {})
+    with CaptureQueriesContext(connection) as captured:
+        context = binding_context(app, team.viewer, {}, reads={"q3", "user", "name_in"})
+    assert len(captured) == 2  # the queries read, then their runs
+    assert context["q3"] == everything["q3"] and len(context["q3"]["runs"]) == 3
+    assert "q4" not in context
+    inputs = {"name_in": {"value": "Zoe"}}
+    with CaptureQueriesContext(connection) as captured:
+        context = binding_context(app, team.viewer, inputs, reads={"name_in", "url", "user"})
+    # A name that may be a query is looked up (a widget may share it): no runs to read.
+    assert [sql for sql in captured.captured_queries if "ROW_NUMBER" in sql["sql"]] == []
+    assert context["name_in"] == {"value": "Zoe"}
+    with CaptureQueriesContext(connection) as captured:
+        binding_context(app, team.viewer, {}, reads={"url", "user", "app", "page"})
+    assert len(captured) == 0
+
+
+def test_a_run_reads_the_queries_its_fields_name(team, smtp_server, settings):
+    settings.KILN_RUNS_PER_USER_PER_MINUTE = 1000  # make_app stores 30 runs of the viewer
+    app = make_app(team, smtp_server, "ten", 10)
+    query = Query.objects.get(app=app, name="q0")
+    query.fields = {**query.fields, "subject": "After << q7.status >> (<< q7.runs|length >>)"}
+    query.save()
+    run = create_run(query, team.viewer, {})
+    assert run.fields["subject"] == "After sent (3)"
+
+
+def test_a_page_reading_no_query_loads_no_query(client, team, smtp_server):
+    datasource = mailer(team.workspace, smtp_server.port, name="Mailer plain")
+    app = App.objects.create(workspace=team.workspace, name="Plain", slug="plain")
+    home = Page.objects.create(app=app, name="Home", slug="home")
+    Widget.objects.create(page=home, name="title", type="text", properties={"text": "<< url.x >>"})
+    for i in range(5):
+        Query.objects.create(app=app, name=f"q{i}", datasource=datasource, fields={})
+    publish(app, team.owner)
+    client.force_login(team.viewer)
+    client.get("/apps/plain/?x=1")  # the published version is read once per process
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get("/apps/plain/?x=7")
+    assert response.status_code == 200 and ">7<" in response.text
+    tables = " ".join(sql["sql"] for sql in captured.captured_queries)
+    assert "builder_query" not in tables and "queries_queryrun" not in tables
+    assert "builder_appversion" in tables  # found with the app: a new publish shows at once
+    assert len(captured) == 4  # session, user, app with its version, the workspaces menu

@@ -15,6 +15,7 @@ from bindings import (
     evaluate_fields,
     evaluation,
     has_bindings,
+    is_literal,
     referenced_names,
     sandbox,
     templates,
@@ -485,6 +486,36 @@ def test_has_bindings():
     assert not has_bindings(None)
 
 
+@pytest.mark.parametrize(
+    "template",
+    [
+        "plain text",
+        "",
+        None,
+        42,
+        [{"id": 1, "name": "Ann", "tags": ["a", "b"]}, {"id": 2, "amount": 2.5}],
+        {"a": {"b": ["c", "{{ d }}"]}},
+    ],
+)
+def test_a_literal_evaluates_to_itself(ctx, template):
+    assert is_literal(template)
+    assert evaluate("f", template, ctx) == template
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "<< url.id >>",
+        r"\<< escaped >>",
+        "a << b",
+        [{"id": 1}, {"name": "<< user.name >>"}],
+        {"a": {"b": ["c", "x << y"]}},
+    ],
+)
+def test_text_with_a_binding_escape_or_unclosed_opener_is_not_literal(template):
+    assert not is_literal(template)
+
+
 def test_referenced_names_lists_top_level_names():
     template = "<< form1.data.email >> and << user.name|upper >> << range(3)|list >>"
     assert referenced_names(template) == {"form1", "user"}
@@ -492,6 +523,11 @@ def test_referenced_names_lists_top_level_names():
 
 def test_referenced_names_reads_lists_and_dicts():
     assert referenced_names({"to": ["<< a.x >>", "<< b[c] >>"], "n": 1}) == {"a", "b", "c"}
+
+
+def test_referenced_names_can_skip_the_texts_with_errors():
+    fields = {"to": "<< a.x >>", "bad": "<< b. >>", "open": "<< c", "both": "<< d >> << e. >>"}
+    assert referenced_names(fields, skip_errors=True) == {"a"}
 
 
 def test_referenced_names_raises_on_syntax_errors():

@@ -11,7 +11,7 @@ from django.http import QueryDict
 from django.utils.datastructures import MultiValueDict
 from django.utils.safestring import SafeString, mark_safe
 
-from widgets import TYPES, Prop, RenderAttrs, WidgetSpec, WidgetType, get_type
+from widgets import TYPES, Prop, RenderAttrs, Renderer, WidgetSpec, WidgetType, get_type
 from workspaces.files import FileContent
 
 MB = 1024 * 1024
@@ -961,3 +961,40 @@ def test_modal_is_a_closed_dialog_with_a_close_button():
     assert "<p>x</p>" in html
     assert 'class="kiln-modal-close"' in html and "hx-on" not in html
     assert 'closest(".kiln-modal-close")' in VIEWER_JS
+
+
+# One renderer for many widgets ------------------------------------------------------------
+def test_widgets_rendered_together_render_as_alone():
+    renderer = Renderer()
+    specs = [
+        spec("input", "name_in", label="Name", required=True),
+        spec("text", "note", text="Hello <there>", tooltip="Tip"),
+        spec("checkbox", "agree", label="I agree"),
+        spec("input", "email_in", placeholder="you@example.com"),
+    ]
+    for s in specs:
+        alone = render(s, errors=["Required."] if s.name == "name_in" else ())
+        together = get_type(s.type).render(
+            s,
+            state=None,
+            errors=["Required."] if s.name == "name_in" else [],
+            prop_errors={},
+            children_html=[],
+            attrs=RenderAttrs(events={}),
+            renderer=renderer,
+        )
+        # Nothing of one widget (its errors, its label) shows in the next.
+        assert together == alone
+
+
+def test_refresh_attributes_are_rendered_when_read():
+    calls = []
+
+    def refresh():
+        calls.append(1)
+        return SafeString('hx-post="/refresh"')
+
+    render(spec("text", text="Hi"), attrs=RenderAttrs(refresh=refresh))
+    assert calls == []
+    html = render(spec("table", data=[{"a": 1}]), attrs=RenderAttrs(refresh=refresh))
+    assert 'hx-post="/refresh"' in html and calls == [1]

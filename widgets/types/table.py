@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
 from django.http import QueryDict
@@ -61,7 +62,7 @@ def normalize_columns(raw: list, rows: list[dict]) -> list[Column]:
             columns.append(Column(display_text(item), display_text(item)))
     if columns:
         return columns
-    keys = dict.fromkeys(key for row in rows for key in row)
+    keys = dict.fromkeys(chain.from_iterable(rows))  # every row's keys, in order
     return [Column(str(key), str(key)) for key in keys]
 
 
