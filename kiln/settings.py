@@ -133,6 +133,11 @@ MEDIA_URL = "media/"
 # (docs/deployment.md). Keys left empty fall back to boto3's own lookup
 # (AWS_ACCESS_KEY_ID, an instance role).
 KILN_S3_BUCKET = env("KILN_S3_BUCKET")
+KILN_S3_ADDRESSING_STYLE = env("KILN_S3_ADDRESSING_STYLE").strip().lower()
+if KILN_S3_ADDRESSING_STYLE not in ("", "auto", "path", "virtual"):
+    raise ValueError(
+        f"KILN_S3_ADDRESSING_STYLE must be path, virtual or auto, not {KILN_S3_ADDRESSING_STYLE!r}"
+    )
 _file_storage = (
     {
         "BACKEND": "storages.backends.s3.S3Storage",
@@ -144,7 +149,7 @@ _file_storage = (
             "secret_key": env("KILN_S3_SECRET_ACCESS_KEY") or None,
             "location": env("KILN_S3_PREFIX"),
             # "path" for servers that take no bucket in the host name (MinIO, Garage).
-            "addressing_style": env("KILN_S3_ADDRESSING_STYLE") or None,
+            "addressing_style": KILN_S3_ADDRESSING_STYLE or None,
             # Private objects, reached only through Kiln (or a signed link); a new file
             # never replaces another of the same name.
             "default_acl": None,

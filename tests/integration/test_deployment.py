@@ -117,3 +117,10 @@ def test_a_bucket_moves_uploaded_files_to_s3_compatible_storage(tmp_path):
         None,
         False,
     ]
+
+
+def test_a_wrong_addressing_style_names_the_variable(tmp_path):
+    result = run_manage(tmp_path, {"KILN_S3_ADDRESSING_STYLE": "sideways"}, "check")
+
+    assert result.returncode != 0
+    assert "KILN_S3_ADDRESSING_STYLE must be path, virtual or auto, not 'sideways'" in result.stderr
