@@ -5,6 +5,7 @@ from typing import Any
 from django.conf import settings
 from django.db import models
 
+from builder.jsonfield import OrderedJSONField
 from builder.names import validate_identifier
 from builder.schema import (
     KIND,
@@ -136,8 +137,8 @@ class Widget(models.Model):
     )
     name = models.CharField(max_length=64, validators=[validate_identifier])
     type = models.CharField(max_length=32)
-    properties = models.JSONField(default=dict, blank=True)
-    events = models.JSONField(default=dict, blank=True)
+    properties = OrderedJSONField(default=dict, blank=True)
+    events = OrderedJSONField(default=dict, blank=True)
     # Layout on the page's 12-column grid.
     x = models.PositiveSmallIntegerField(default=0)
     y = models.PositiveIntegerField(default=0)
@@ -194,7 +195,7 @@ class Query(models.Model):
     #: first (a query knows no plugin's actions of its own).
     action = models.CharField(max_length=50, blank=True, default="")
     #: The action's fields as typed, with << >> bindings (e.g. {"to": "<< form1.data.email >>"}).
-    fields = models.JSONField(default=dict, blank=True)
+    fields = OrderedJSONField(default=dict, blank=True)
     run_on_page_load = models.BooleanField(default=False)
     confirm_before_run = models.BooleanField(default=False)
     #: What the confirmation dialog asks; blank: the viewer's own wording.
@@ -253,7 +254,7 @@ class AppVersion(models.Model):
 
     app = models.ForeignKey(App, on_delete=models.CASCADE, related_name="versions")
     number = models.PositiveIntegerField()
-    document = models.JSONField()
+    document = OrderedJSONField()
     published_at = models.DateTimeField(auto_now_add=True)
     published_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
@@ -282,8 +283,8 @@ class PageEdit(models.Model):
     page = models.ForeignKey(Page, on_delete=models.CASCADE, related_name="edits")
     created_at = models.DateTimeField(auto_now_add=True)
     summary = models.CharField(max_length=200, blank=True)
-    before = models.JSONField(default=list)
-    after = models.JSONField(default=list)
+    before = OrderedJSONField(default=list)
+    after = OrderedJSONField(default=list)
     undone = models.BooleanField(default=False)
 
     class Meta:

@@ -11,7 +11,7 @@ import logging
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from asgiref.sync import sync_to_async
-from django.db import close_old_connections
+from django.db import connection
 
 from devmailbox.models import MailboxMessage
 
@@ -21,13 +21,14 @@ MAX_MESSAGE_SIZE = 50 * 1024 * 1024
 
 
 def _store(mail_from: str, rcpt_tos: list[str], raw: bytes) -> MailboxMessage:
-    # The server runs for hours between messages: drop connections the database may have
-    # closed meanwhile, as Django does around each request.
-    close_old_connections()
+    # This thread is outside Django's request cycle, which would otherwise manage its
+    # connection: one connection per message, closed after it, so that the server holds no
+    # database session in the hours between messages (a session held there also kept
+    # PostgreSQL from dropping the test database).
     try:
         return MailboxMessage.receive(mail_from, rcpt_tos, raw)
     finally:
-        close_old_connections()
+        connection.close()
 
 
 class MailboxHandler:

@@ -15,9 +15,16 @@ import dj_database_url
 from cryptography.fernet import Fernet
 
 from kiln.envconf import env, envbool, envfloat, envint, envlist, local_secret, random_token
+from kiln.production import require_production_settings
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env("KILN_VAR_DIR", str(BASE_DIR / "var")))
+
+# Production refuses the one-machine defaults below (generated secrets, SQLite, eager
+# Celery) rather than fall back to them: kiln/production.py names what is missing.
+KILN_PRODUCTION = envbool("KILN_PRODUCTION", False)
+if KILN_PRODUCTION:
+    require_production_settings()
 
 DEBUG = envbool("DEBUG", False)
 SECRET_KEY = env("SECRET_KEY") or local_secret(VAR_DIR / "secret_key", random_token)
@@ -121,8 +128,40 @@ STATIC_ROOT = VAR_DIR / "staticfiles"
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns on every request without it
 MEDIA_ROOT = Path(env("MEDIA_ROOT", str(VAR_DIR / "media")))
 MEDIA_URL = "media/"
+# Uploaded files (the workspaces' own files) live in MEDIA_ROOT on one machine; with
+# KILN_S3_BUCKET set, in an S3-compatible bucket that every web and worker machine reaches
+# (docs/deployment.md). Keys left empty fall back to boto3's own lookup
+# (AWS_ACCESS_KEY_ID, an instance role).
+KILN_S3_BUCKET = env("KILN_S3_BUCKET")
+KILN_S3_ADDRESSING_STYLE = env("KILN_S3_ADDRESSING_STYLE").strip().lower()
+if KILN_S3_ADDRESSING_STYLE not in ("", "auto", "path", "virtual"):
+    raise ValueError(
+        f"KILN_S3_ADDRESSING_STYLE must be path, virtual or auto, not {KILN_S3_ADDRESSING_STYLE!r}"
+    )
+_file_storage = (
+    {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": KILN_S3_BUCKET,
+            "endpoint_url": env("KILN_S3_ENDPOINT_URL") or None,
+            "region_name": env("KILN_S3_REGION") or None,
+            "access_key": env("KILN_S3_ACCESS_KEY_ID") or None,
+            "secret_key": env("KILN_S3_SECRET_ACCESS_KEY") or None,
+            "location": env("KILN_S3_PREFIX"),
+            # "path" for servers that take no bucket in the host name (MinIO, Garage).
+            "addressing_style": KILN_S3_ADDRESSING_STYLE or None,
+            # Private objects, reached only through Kiln (or a signed link); a new file
+            # never replaces another of the same name.
+            "default_acl": None,
+            "querystring_auth": True,
+            "file_overwrite": False,
+        },
+    }
+    if KILN_S3_BUCKET
+    else {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+)
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": _file_storage,
     "staticfiles": {
         "BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"
         if not DEBUG
@@ -137,6 +176,10 @@ SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = envbool("SECURE_COOKIES", not DEBUG)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 X_FRAME_OPTIONS = "SAMEORIGIN"
+# SAMEORIGIN on purpose: the dev mailbox shows a message's HTML body in a sandboxed frame
+# of Kiln's own origin (CSP frame-ancestors 'self' says the same), so check --deploy's
+# advice to DENY would break it.
+SILENCED_SYSTEM_CHECKS = ["security.W019"]
 SECURE_CONTENT_TYPE_NOSNIFF = True
 # HSTS is only sent on https responses, so a long default costs nothing over http.
 SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000)

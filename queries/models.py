@@ -8,6 +8,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from builder.jsonfield import OrderedJSONField
 from builder.models import Query
 from datasources.models import Datasource
 from queries.notify import RunWaiter
@@ -69,9 +70,9 @@ class QueryRun(models.Model):
     action = models.CharField(max_length=50, blank=True)
     timeout_seconds = models.PositiveIntegerField(default=60)
     #: The evaluated fields, files left out (they are RunAttachments); never a secret.
-    fields = models.JSONField(default=dict)
+    fields = OrderedJSONField(default=dict)
     status = models.CharField(max_length=10, choices=RunStatus.choices, default=RunStatus.QUEUED)
-    data = models.JSONField(null=True, blank=True)
+    data = OrderedJSONField(null=True, blank=True)
     details = models.JSONField(default=dict, blank=True)
     error = models.TextField(blank=True)
     error_field = models.CharField(max_length=50, blank=True)

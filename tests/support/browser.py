@@ -8,7 +8,9 @@ from playwright.sync_api import expect
 # the content appears: a test faster than a person must wait for it before using it.
 _IDLE = """() => !document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling')"""
 
-# The centre of a cell of the canvas grid, from the grid's computed tracks.
+# The centre of a cell of the canvas grid, from the grid's computed tracks; null until
+# the grid has them (before the stylesheet applies, a loaded machine's first frames have
+# no tracks, and the centre would be NaN).
 _GRID_CELL = """([col, row]) => {
   const g = document.getElementById("cv-grid");
   const s = getComputedStyle(g), r = g.getBoundingClientRect();
@@ -18,7 +20,8 @@ _GRID_CELL = """([col, row]) => {
   let x = r.left, y = r.top;
   for (let i = 0; i < col; i++) x += cols[i] + gap;
   for (let i = 0; i < row; i++) y += rows[i] + rowGap;
-  return [x + cols[col] / 2, y + rows[row] / 2];
+  const point = [x + cols[col] / 2, y + rows[row] / 2];
+  return point.every(Number.isFinite) ? point : null;
 }"""
 
 
@@ -28,7 +31,7 @@ def htmx_idle(page) -> None:
 
 
 def grid_cell(page, col: int, row: int) -> tuple[float, float]:
-    x, y = page.evaluate(_GRID_CELL, [col, row])
+    x, y = page.wait_for_function(_GRID_CELL, arg=[col, row]).json_value()
     return x, y
 
 
