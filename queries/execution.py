@@ -9,7 +9,6 @@ from datetime import timedelta
 from types import SimpleNamespace
 
 from django.conf import settings
-from django.core.files.base import ContentFile
 from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
@@ -163,7 +162,7 @@ def create_run(
                 name=file.name,
                 content_type=file.content_type,
                 size=file.size,
-                file=ContentFile(file.data, name=f"{position}-{file.name}"),
+                content=file.data,
             )
         audit.record(
             query.app.workspace,

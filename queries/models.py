@@ -138,16 +138,16 @@ class QueryRun(models.Model):
         }
 
 
-def run_attachment_path(instance: RunAttachment, filename: str) -> str:
-    return f"workspaces/{instance.run.workspace_id}/runs/{instance.run_id}/{filename}"
-
-
 class RunAttachment(models.Model):
-    """A file a run sends, copied at run time so that a retry sends the same bytes."""
+    """A file a run sends, copied at run time so that a retry sends the same bytes.
+
+    The bytes live in the row, not in MEDIA_ROOT: a worker on another machine reads the
+    run and its files from the database alone, with no shared disk. Their size is capped
+    before they are stored (KILN_SMTP_MAX_ATTACHMENT_BYTES, checked by the plugin)."""
 
     run = models.ForeignKey(QueryRun, on_delete=models.CASCADE, related_name="attachments")
     position = models.PositiveSmallIntegerField()
-    file = models.FileField(upload_to=run_attachment_path, max_length=500)
+    content = models.BinaryField()
     name = models.CharField(max_length=255)
     content_type = models.CharField(max_length=255)
     size = models.PositiveBigIntegerField()

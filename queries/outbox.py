@@ -74,8 +74,9 @@ def execute_run(run_id: int) -> Outcome | None:
 
 
 def _read(attachment: RunAttachment) -> bytes:
-    with attachment.file.open("rb") as f:
-        return f.read()
+    # PostgreSQL hands a bytea over as a memoryview, SQLite as bytes.
+    content = attachment.content
+    return content if isinstance(content, bytes) else bytes(content)
 
 
 def _failure(run: QueryRun, exc: BaseException) -> list[dict]:
