@@ -95,8 +95,10 @@ class CeleryWorker:
         *,
         cwd: str | Path | None = None,
         name: str = "",
+        loglevel: str = "INFO",
     ):
         self.redis_url = redis_url
+        self.loglevel = loglevel
         self.cwd = Path(cwd) if cwd else ROOT
         self.name = f"kiln-test-{name or 'worker'}-{os.getpid()}@{socket.gethostname()}"
         self.env = {
@@ -121,7 +123,7 @@ class CeleryWorker:
             "worker",
             "--pool=solo",
             "--concurrency=1",
-            "--loglevel=INFO",
+            f"--loglevel={self.loglevel}",
             "--without-gossip",
             "--without-mingle",
             "-n",
