@@ -153,6 +153,10 @@ def postgres_database() -> tuple[str, callable]:
     return url, drop
 
 
+def env_tag(env: dict) -> str:
+    return "reuse-off" if env.get("KILN_SMTP_REUSE_SECONDS") == "0" else "reuse-on"
+
+
 class Bench:
     def __init__(self, args):
         self.args = args
@@ -212,6 +216,9 @@ class Bench:
                 extra_env={"LOG_LEVEL": self.args.worker_log, **env},
                 name=f"bench{i}",
                 loglevel=self.args.worker_log,
+                profile=f"{self.args.profile}/worker-{env_tag(env)}-{i}.prof"
+                if self.args.profile
+                else "",
             ).start()
             for i in range(count)
         ]
@@ -347,6 +354,9 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=500, help="runs per figure")
     parser.add_argument("--big-mb", type=int, default=25, help="0 skips the attachment")
     parser.add_argument("--worker-log", default="WARNING")
+    parser.add_argument(
+        "--profile", metavar="DIR", help="write a cProfile of each worker process to DIR"
+    )
     Bench(parser.parse_args()).run()
 
 

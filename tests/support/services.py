@@ -96,9 +96,12 @@ class CeleryWorker:
         cwd: str | Path | None = None,
         name: str = "",
         loglevel: str = "INFO",
+        profile: str = "",
     ):
         self.redis_url = redis_url
         self.loglevel = loglevel
+        #: A file to write a cProfile of the worker to, when it stops.
+        self.profile = profile
         self.cwd = Path(cwd) if cwd else ROOT
         self.name = f"kiln-test-{name or 'worker'}-{os.getpid()}@{socket.gethostname()}"
         self.env = {
@@ -114,8 +117,10 @@ class CeleryWorker:
         self.process: subprocess.Popen | None = None
 
     def start(self) -> CeleryWorker:
+        profiler = ["-m", "cProfile", "-o", self.profile] if self.profile else []
         cmd = [
             sys.executable,
+            *profiler,
             "-m",
             "celery",
             "-A",
