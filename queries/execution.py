@@ -153,6 +153,8 @@ def create_run(
             created_by=user if getattr(user, "pk", None) else None,
             visitor="" if getattr(user, "pk", None) else visitor,
             fields=prepared.fields,
+            payload=prepared.payload,
+            payload_meta=prepared.payload_meta,
             max_attempts=settings.KILN_RUN_MAX_ATTEMPTS,
         )
         for position, file in enumerate(prepared.files):

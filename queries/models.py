@@ -71,6 +71,11 @@ class QueryRun(models.Model):
     timeout_seconds = models.PositiveIntegerField(default=60)
     #: The evaluated fields, files left out (they are RunAttachments); never a secret.
     fields = models.JSONField(default=dict)
+    #: What the plugin built from the fields when the run was created (an email's
+    #: bytes, attachments left out), and what it needs beside it (the envelope): sent as
+    #: stored, never built again. Null for a plugin that builds nothing ahead.
+    payload = models.BinaryField(null=True, blank=True)
+    payload_meta = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=10, choices=RunStatus.choices, default=RunStatus.QUEUED)
     data = models.JSONField(null=True, blank=True)
     details = models.JSONField(default=dict, blank=True)

@@ -7,18 +7,19 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import cached_property
 from types import SimpleNamespace
 
 from django.conf import settings
-from django.db.models import F
+from django.db.models import BinaryField, F, Func, Value
 from django.utils import timezone
 
 from datasources.errors import DeliveryUnknown, PluginError
 from datasources.plugins.base import UNEXPECTED
 from queries.models import WAITING, QueryRun, RunAttachment, RunStatus
-from workspaces.files import FileContent
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +55,10 @@ def execute_run(run_id: int) -> Outcome | None:
     if datasource is None:
         message = "The datasource of this run was deleted before it was sent."
         return _finish(run, RunStatus.FAILED, error=message, field="datasource")
-    files = [FileContent(a.name, a.content_type, _read(a)) for a in run.attachments.all()]
-    context = SimpleNamespace(workspace=run.workspace, files=files)
+    files = [StoredFile(a) for a in run.attachments.defer("content")]
+    context = SimpleNamespace(
+        workspace=run.workspace, files=files, payload=run.payload, payload_meta=run.payload_meta
+    )
     try:
         result = datasource.plugin.run(datasource.settings(), run.action, run.fields, context)
     except DeliveryUnknown as exc:
@@ -73,10 +76,38 @@ def execute_run(run_id: int) -> Outcome | None:
     return _finish(run, RunStatus.SENT, data=result.data, details=result.details)
 
 
-def _read(attachment: RunAttachment) -> bytes:
-    # PostgreSQL hands a bytea over as a memoryview, SQLite as bytes.
-    content = attachment.content
-    return content if isinstance(content, bytes) else bytes(content)
+class _Slice(Func):
+    """SUBSTR(content, start, length) of a binary column (SQLite and PostgreSQL)."""
+
+    function = "SUBSTR"
+    output_field = BinaryField()
+
+
+class StoredFile:
+    """A run's file as its plugin reads it, from the database: whole (``data``) or a
+    piece at a time (``chunks``), so that a large file is never held whole in a worker
+    that streams it."""
+
+    def __init__(self, attachment: RunAttachment):
+        self.pk = attachment.pk
+        self.name = attachment.name
+        self.content_type = attachment.content_type
+        self.size = attachment.size
+
+    @property
+    def type(self) -> str:
+        return self.content_type
+
+    @cached_property
+    def data(self) -> bytes:
+        content = RunAttachment.objects.values_list("content", flat=True).get(pk=self.pk)
+        return bytes(content)
+
+    def chunks(self, size: int) -> Iterator[bytes]:
+        rows = RunAttachment.objects.filter(pk=self.pk)
+        for start in range(0, self.size, size):
+            piece = rows.annotate(piece=_Slice("content", Value(start + 1), Value(size)))
+            yield bytes(piece.values_list("piece", flat=True).get())
 
 
 def _failure(run: QueryRun, exc: BaseException) -> list[dict]:

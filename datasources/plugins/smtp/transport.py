@@ -12,7 +12,7 @@ import re
 import smtplib
 import socket
 import ssl
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -23,6 +23,10 @@ from django.conf import settings as django_settings
 from datasources.errors import DeliveryUnknown, FieldError, PluginError, TransientError
 from datasources.plugins.smtp.config import Auth, Security, SmtpSettings
 from datasources.plugins.smtp.guard import resolve
+
+_LINE_DOT = re.compile(rb"\n\.")
+#: Bytes of a message written to the socket at once.
+SEND_BUFFER = 256 * 1024
 
 
 @dataclass
@@ -268,9 +272,12 @@ class Session:
     progress: _Progress
     warnings: list[str] = field(default_factory=list)
 
-    def send(self, sender: str, recipients: list[str], data: bytes, *, smtputf8: bool) -> str:
+    def send(
+        self, sender: str, recipients: list[str], data: bytes | Iterable[bytes], *, smtputf8: bool
+    ) -> str:
         """One SMTP transaction. Every recipient must be accepted before DATA: one
-        refused aborts the whole message, so nobody gets it twice on a retry."""
+        refused aborts the whole message, so nobody gets it twice on a retry. ``data``
+        is the message, whole or in pieces (written as they come, never joined)."""
         client, progress = self.client, self.progress
         options = []
         if smtputf8:
@@ -306,13 +313,33 @@ class Session:
             raise _response_error(progress, code, text)
         progress.stage = "sending the message"
         progress.handed_over = True
-        payload = re.sub(rb"(?m)^\.", b"..", data)
-        if not payload.endswith(b"\r\n"):
-            payload += b"\r\n"
-        client.send(payload + b".\r\n")
+        # Pieces are gathered into writes of SEND_BUFFER bytes: many small writes would
+        # wait on TCP's delayed acknowledgements (tens of milliseconds each).
+        buffer = bytearray()
+        for piece in _dot_stuffed([data] if isinstance(data, bytes) else data):
+            buffer += piece
+            if len(buffer) >= SEND_BUFFER:
+                client.send(buffer)
+                buffer.clear()
+        client.send(buffer)
         progress.stage = "waiting for the server to accept the message"
         code, text = client.getreply()
         progress.handed_over = False
         if code != 250:
             raise _response_error(progress, code, text)
         return _reply(text)
+
+
+def _dot_stuffed(pieces: Iterable[bytes]) -> Iterator[bytes]:
+    """The message as DATA carries it: a dot that starts a line doubled (RFC 5321
+    4.5.2), a CRLF at the end if it lacks one, then the line with the lone dot."""
+    line_start, tail = True, b""
+    for piece in pieces:
+        if not piece:
+            continue
+        if line_start and piece[:1] == b".":
+            yield b"."
+        yield _LINE_DOT.sub(b"\n..", piece) if b"\n." in piece else piece
+        line_start = piece[-1:] == b"\n"
+        tail = (tail + piece[-2:])[-2:]
+    yield b".\r\n" if tail == b"\r\n" else b"\r\n.\r\n"
