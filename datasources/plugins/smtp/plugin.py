@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings as django_settings
+
 from datasources.errors import PluginError
 from datasources.plugins.base import (
     ActionResult,
@@ -182,7 +184,8 @@ class SmtpPlugin(Plugin):
             email = build_email(fields, resolve_file=_file_resolver(context), placeholders=True)
             payload, envelope = stored_form(email)
             files = email.attachments
-        with transport.connection(settings) as session:
+        reuse = django_settings.KILN_SMTP_REUSE_SECONDS
+        with transport.connection(settings, reuse_seconds=reuse) as session:
             reply = session.send(
                 envelope.sender,
                 envelope.recipients,

@@ -12,6 +12,8 @@ import re
 import smtplib
 import socket
 import ssl
+import threading
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -238,14 +240,25 @@ def _authenticate(client: smtplib.SMTP, s: SmtpSettings) -> None:
 
 
 @contextmanager
-def connection(s: SmtpSettings) -> Iterator[Session]:
-    """An open, negotiated and authenticated session; errors become ``PluginError``."""
+def connection(s: SmtpSettings, *, reuse_seconds: float = 0) -> Iterator[Session]:
+    """An open, negotiated and authenticated session; errors become ``PluginError``.
+
+    With ``reuse_seconds``, the connection is not closed after a clean session but kept
+    in this process for the next session with the same settings, for that long; the next
+    one resets it (RSET) before its transaction, and opens a new one if that fails. A
+    session that ends with any error closes its connection."""
     progress = _Progress()
     client: smtplib.SMTP | None = None
     try:
-        client = _open(s, progress)
-        _negotiate(client, s, progress)
+        client = _reused.take(s, reuse_seconds, progress) if reuse_seconds > 0 else None
+        if client is None:
+            client = _open(s, progress)
+            _negotiate(client, s, progress)
         yield Session(client, progress)
+        if reuse_seconds > 0:
+            _reused.keep(s, client)
+            client = None
+            return
         progress.stage = "closing the connection (QUIT)"
         progress.handed_over = False
         with suppress(smtplib.SMTPException, OSError):
@@ -257,6 +270,80 @@ def connection(s: SmtpSettings) -> Iterator[Session]:
     finally:
         if client is not None:
             client.close()
+
+
+class _Reused:
+    """Connections kept open in this process between sessions, one per server and
+    user. Taken out while in use (a thread never shares one), put back after a clean
+    session. One whose settings changed meanwhile (another password, timeout, TLS
+    choice) is closed rather than reused, and so is one idle for too long."""
+
+    #: At most this many kept at once; the longest idle is closed first.
+    LIMIT = 16
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._idle: dict[tuple, tuple[SmtpSettings, smtplib.SMTP, float]] = {}
+
+    @staticmethod
+    def _key(s: SmtpSettings) -> tuple:
+        return (s.host, s.port, s.username)
+
+    def take(
+        self, s: SmtpSettings, reuse_seconds: float, progress: _Progress
+    ) -> smtplib.SMTP | None:
+        """A kept connection for ``s``, reset and ready for a transaction, or None."""
+        now = time.monotonic()
+        with self._lock:
+            stale = [k for k, (_, _, at) in self._idle.items() if now - at > reuse_seconds]
+            closing = [self._idle.pop(k)[1] for k in stale]
+            entry = self._idle.pop(self._key(s), None)
+        if entry is not None and entry[0] != s:
+            closing.append(entry[1])
+            entry = None
+        for old in closing:
+            _close_quietly(old)
+        if entry is None:
+            return None
+        client = entry[1]
+        progress.stage = "resetting a reused connection (RSET)"
+        try:
+            code, _ = client.rset()
+        except (smtplib.SMTPException, OSError):
+            code = 0
+        if code != 250:
+            # Closed by the server meanwhile, most often: nothing was sent on it yet,
+            # so a new connection is safe.
+            _close_quietly(client)
+            return None
+        return client
+
+    def keep(self, s: SmtpSettings, client: smtplib.SMTP) -> None:
+        with self._lock:
+            previous = self._idle.pop(self._key(s), None)
+            self._idle[self._key(s)] = (s, client, time.monotonic())
+            oldest = None
+            if len(self._idle) > self.LIMIT:
+                oldest = self._idle.pop(next(iter(self._idle)))
+        for entry in (previous, oldest):
+            if entry is not None:
+                _close_quietly(entry[1])
+
+    def close_all(self) -> None:
+        with self._lock:
+            entries, self._idle = list(self._idle.values()), {}
+        for _, client, _ in entries:
+            _close_quietly(client)
+
+
+def _close_quietly(client: smtplib.SMTP) -> None:
+    with suppress(smtplib.SMTPException, OSError):
+        client.quit()
+    client.close()
+
+
+_reused = _Reused()
+close_reused = _reused.close_all
 
 
 @dataclass
