@@ -155,6 +155,7 @@ def create_run(
             fields=prepared.fields,
             payload=prepared.payload,
             payload_meta=prepared.payload_meta,
+            file_count=len(prepared.files),
             max_attempts=settings.KILN_RUN_MAX_ATTEMPTS,
         )
         for position, file in enumerate(prepared.files):

@@ -76,6 +76,9 @@ class QueryRun(models.Model):
     #: stored, never built again. Null for a plugin that builds nothing ahead.
     payload = models.BinaryField(null=True, blank=True)
     payload_meta = models.JSONField(default=dict, blank=True)
+    #: How many RunAttachments it has: a worker reads them only when there are some.
+    #: Null for runs stored before it was counted.
+    file_count = models.PositiveSmallIntegerField(null=True, blank=True)
     status = models.CharField(max_length=10, choices=RunStatus.choices, default=RunStatus.QUEUED)
     data = models.JSONField(null=True, blank=True)
     details = models.JSONField(default=dict, blank=True)

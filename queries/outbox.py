@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cached_property
-from types import SimpleNamespace
 
 from django.conf import settings
 from django.db.models import BinaryField, F, Func, Value
@@ -22,6 +21,9 @@ from datasources.plugins.base import UNEXPECTED
 from queries.models import WAITING, QueryRun, RunAttachment, RunStatus
 
 log = logging.getLogger(__name__)
+
+#: Columns of a run that sending does not read.
+_NOT_READ = ("data", "details", "error", "error_field", "visitor", "task_id", "enqueued_at")
 
 
 @dataclass(frozen=True)
@@ -50,15 +52,16 @@ def execute_run(run_id: int) -> Outcome | None:
     if not claim(run_id):
         log.info("run %s not claimed: already taken or not due", run_id)
         return None
-    run = QueryRun.objects.select_related("datasource", "workspace").get(pk=run_id)
+    # What sending needs, in one statement; the workspace only if the plugin asks.
+    run = QueryRun.objects.select_related("datasource").defer(*_NOT_READ).get(pk=run_id)
     datasource = run.datasource
     if datasource is None:
         message = "The datasource of this run was deleted before it was sent."
         return _finish(run, RunStatus.FAILED, error=message, field="datasource")
-    files = [StoredFile(a) for a in run.attachments.defer("content")]
-    context = SimpleNamespace(
-        workspace=run.workspace, files=files, payload=run.payload, payload_meta=run.payload_meta
-    )
+    files = []
+    if run.file_count != 0:
+        files = [StoredFile(a) for a in run.attachments.defer("content")]
+    context = RunContext(run, files)
     try:
         result = datasource.plugin.run(datasource.settings(), run.action, run.fields, context)
     except DeliveryUnknown as exc:
@@ -74,6 +77,21 @@ def execute_run(run_id: int) -> Outcome | None:
         error = PluginError(f"Kiln failed to run this query ({type(exc).__name__}).")
         return _finish(run, RunStatus.FAILED, error=error.message, failure=exc)
     return _finish(run, RunStatus.SENT, data=result.data, details=result.details)
+
+
+class RunContext:
+    """What a plugin's ``execute`` gets beside the settings and fields: the run's
+    stored files and payload, and its workspace (read only if the plugin asks)."""
+
+    def __init__(self, run: QueryRun, files: list[StoredFile]):
+        self._run = run
+        self.files = files
+        self.payload = run.payload
+        self.payload_meta = run.payload_meta
+
+    @cached_property
+    def workspace(self):
+        return self._run.workspace
 
 
 class _Slice(Func):
