@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import os
 import smtplib
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -98,19 +99,24 @@ def plain_message(i: int) -> EmailMessage:
     return message
 
 
-def smtplib_new_connections(sink: Sink, count: int) -> tuple[float, float]:
+def smtplib_new_connections(sink: Sink, count: int) -> tuple[float, float, float]:
+    """Messages/s, the sink's busy share, this process's CPU ms per message."""
+    cpu = time.process_time()
     with Busy(sink) as busy:
         for i in range(count):
             with smtplib.SMTP("127.0.0.1", sink.port) as client:
                 client.send_message(plain_message(i))
-    return count / busy.seconds, busy.sink_busy
+    cpu_ms = (time.process_time() - cpu) * 1000 / count
+    return count / busy.seconds, busy.sink_busy, cpu_ms
 
 
-def smtplib_one_connection(sink: Sink, count: int) -> tuple[float, float]:
+def smtplib_one_connection(sink: Sink, count: int) -> tuple[float, float, float]:
+    cpu = time.process_time()
     with Busy(sink) as busy, smtplib.SMTP("127.0.0.1", sink.port) as client:
         for i in range(count):
             client.send_message(plain_message(i))
-    return count / busy.seconds, busy.sink_busy
+    cpu_ms = (time.process_time() - cpu) * 1000 / count
+    return count / busy.seconds, busy.sink_busy, cpu_ms
 
 
 def postgres_database() -> tuple[str, callable]:
@@ -226,8 +232,9 @@ class Bench:
         app.control.cancel_consumer("celery", destination=names, reply=True)
         return workers
 
-    def drain(self, workers: list, count: int, inputs=None) -> tuple[float, float, int]:
-        """Runs/s from the first claim to the last result; the sink's busy share."""
+    def drain(self, workers: list, count: int, inputs=None) -> dict:
+        """Runs/s from the first claim to the last result, the sink's busy share meanwhile,
+        the workers' CPU time per run, and how many runs were not sent."""
         from django.db import transaction
         from django.db.models import Max, Min
 
@@ -242,19 +249,35 @@ class Bench:
                 for _ in range(count)
             ]
         done = QueryRun.objects.filter(pk__in=runs, status__in=FINISHED)
+        names = [w.name for w in workers]
+        cpu = sum(cpu_seconds(w.process.pid) for w in workers)
         with Busy(self.sink) as busy:
-            app.control.add_consumer("celery", destination=[w.name for w in workers], reply=True)
+            app.control.add_consumer("celery", destination=names, reply=True)
             deadline = time.monotonic() + 300
             while done.count() < count and time.monotonic() < deadline:
                 time.sleep(0.05)
+        cpu = sum(cpu_seconds(w.process.pid) for w in workers) - cpu
+        app.control.cancel_consumer("celery", destination=names, reply=True)
         span = QueryRun.objects.filter(pk__in=runs).aggregate(
             first=Min("started_at"), last=Max("finished_at")
         )
         seconds = (span["last"] - span["first"]).total_seconds()
-        failed = QueryRun.objects.filter(pk__in=runs).exclude(status="sent").count()
-        return count / seconds, busy.sink_busy * busy.seconds / seconds, failed
+        return {
+            "rate": count / seconds,
+            "sink": busy.sink_busy * busy.seconds / seconds,
+            "cpu_ms": cpu * 1000 / count,
+            "failed": QueryRun.objects.filter(pk__in=runs).exclude(status="sent").count(),
+        }
 
-    def big_attachment(self, worker) -> tuple[int, int, int, str]:
+    def big_attachment(self) -> tuple[int, int, int, str]:
+
+        (worker,) = self.workers(1)
+        try:
+            return self._big_attachment(worker)
+        finally:
+            worker.stop()
+
+    def _big_attachment(self, worker) -> tuple[int, int, int, str]:
         from queries.models import QueryRun
         from tests.support.apps import welcome_inputs
         from workspaces.files import FileContent
@@ -276,82 +299,96 @@ class Bench:
         n = self.args.n
         self.setup()
         try:
-            figures = self.measure(n)
+            rounds = [self.measure(n) for _ in range(self.args.repeat)]
+            big = self.big_attachment() if self.args.big_mb else None
         finally:
             # The sink first: what it prints as it stops goes in the report.
             sink_report = self.cleanups[0]()
             for cleanup in self.cleanups[1:]:
                 cleanup()
-        self.report(n, figures, sink_report)
+        self.report(n, rounds, big, sink_report)
 
     def measure(self, n: int) -> dict:
         figures = {}
         figures["plain_new"] = smtplib_new_connections(self.sink, n)
         figures["plain_reuse"] = smtplib_one_connection(self.sink, n)
-
         workers = self.workers(1, KILN_SMTP_REUSE_SECONDS="0")
         try:
             figures["drain_new"] = self.drain(workers, n)
         finally:
-            for w in workers:
-                w.stop()
+            workers[0].stop()
         workers = self.workers(2)
         try:
             figures["batch_1"] = self.drain(workers[:1], n)
             figures["batch_2"] = self.drain(workers, n)
-            for w in workers[1:]:
-                w.stop()
-            if self.args.big_mb:
-                figures["big"] = self.big_attachment(workers[0])
         finally:
             for w in workers:
                 w.stop()
         return figures
 
-    def report(self, n: int, f: dict, sink_report: str) -> None:
+    def report(self, n: int, rounds: list[dict], big, sink_report: str) -> None:
         db = "PostgreSQL" if self.args.db == "postgres" else "SQLite"
 
-        def line(label, value, unit, busy=None):
-            sink = f"  (sink CPU {busy:4.0%})" if busy is not None else ""
-            print(f"  {label:<44} {value:9.1f} {unit}{sink}")
+        def med(key, field=None):
+            values = [r[key][field] if field else r[key][0] for r in rounds]
+            return statistics.median(values), min(values), max(values)
 
-        print(f"Kiln outbox drain on {db}, {n} runs per figure; worker log {self.args.worker_log}")
-        print(f"SMTP server: bench/sink.py, its own process ({sink_report})")
-        for key in ("drain_new", "batch_1", "batch_2"):
-            if f[key][2]:
-                print(f"  WARNING: {f[key][2]} runs of {key} not sent")
-        print("1. drain per worker, a new SMTP connection per run")
-        line(
-            "smtplib loop, new connection per message",
-            f["plain_new"][0],
-            "msg/s",
-            f["plain_new"][1],
+        def line(label, key, unit):
+            rate, low, high = med(key, "rate" if key not in PLAIN else None)
+            if key in PLAIN:
+                busy = statistics.median(r[key][1] for r in rounds)
+                cpu = statistics.median(r[key][2] for r in rounds)
+                extra = f"sink CPU {busy:4.0%}, loop CPU {cpu:.2f} ms/msg"
+            else:
+                busy = statistics.median(r[key]["sink"] for r in rounds)
+                cpu = statistics.median(r[key]["cpu_ms"] for r in rounds)
+                extra = f"sink CPU {busy:4.0%}, worker CPU {cpu:.2f} ms/run"
+            print(f"  {label:<40} {rate:7.1f} {unit} [{low:.0f}-{high:.0f}]  ({extra})")
+            return rate
+
+        def ratio(a, b, target):
+            print(f"  ratio {a / b:.2f}x (target {target})")
+
+        print(
+            f"Kiln outbox drain on {db}: {n} runs per figure, median of {len(rounds)} "
+            f"round(s) [min-max]; workers log at {self.args.worker_log}, solo pool"
         )
-        line("Kiln, 1 worker, connection reuse off", f["drain_new"][0], "runs/s", f["drain_new"][1])
-        print(f"  ratio {f['drain_new'][0] / f['plain_new'][0]:.2f}x (target 0.8x)")
+        print(f"SMTP server: bench/sink.py in its own process ({sink_report})")
+        for key in ("drain_new", "batch_1", "batch_2"):
+            failed = sum(r[key]["failed"] for r in rounds)
+            if failed:
+                print(f"  WARNING: {failed} runs of {key} not sent")
+        print("1. drain per worker, a new SMTP connection per run")
+        a = line("smtplib loop, new connection each", "plain_new", "msg/s ")
+        b = line("Kiln, 1 worker, reuse off", "drain_new", "runs/s")
+        ratio(b, a, "0.8x")
         print("2. a batch on one datasource, one SMTP connection")
-        line("smtplib loop, one connection", f["plain_reuse"][0], "msg/s", f["plain_reuse"][1])
-        line("Kiln, 1 worker, connection reuse on", f["batch_1"][0], "runs/s", f["batch_1"][1])
-        print(f"  ratio {f['batch_1'][0] / f['plain_reuse'][0]:.2f}x (target 0.8x)")
-        print("3. two worker processes against one")
-        line("Kiln, 1 worker", f["batch_1"][0], "runs/s", f["batch_1"][1])
-        line("Kiln, 2 workers", f["batch_2"][0], "runs/s", f["batch_2"][1])
-        print(f"  ratio {f['batch_2'][0] / f['batch_1'][0]:.2f}x (target 1.5x; 2 cores shared)")
-        if "big" in f:
-            size, before, after, status = f["big"]
+        a = line("smtplib loop, one connection", "plain_reuse", "msg/s ")
+        b = line("Kiln, 1 worker, reuse on", "batch_1", "runs/s")
+        ratio(b, a, "0.8x")
+        print("3. two worker processes against one (reuse on)")
+        a = line("Kiln, 1 worker", "batch_1", "runs/s")
+        b = line("Kiln, 2 workers", "batch_2", "runs/s")
+        ratio(b, a, "1.5x")
+        if big:
+            size, before, after, status = big
             mb = 1024 * 1024
-            print(f"4. one attachment of {size / mb:.0f} MB ({status})")
-            print(f"  worker peak RSS before {before / mb:.0f} MB, after {after / mb:.0f} MB")
+            print(f"4. one attachment of {size / mb:.0f} MB ({status}), the worker's peak RSS")
+            print(f"  before {before / mb:.0f} MB (Django, Celery), after {after / mb:.0f} MB")
             print(
-                f"  ratio peak/size {after / size:.2f}x, growth/size "
+                f"  peak/size {after / size:.2f}x, growth/size "
                 f"{(after - before) / size:.2f}x (target under 3x)"
             )
+
+
+PLAIN = ("plain_new", "plain_reuse")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument("-n", type=int, default=500, help="runs per figure")
+    parser.add_argument("--repeat", type=int, default=3, help="rounds; medians are reported")
     parser.add_argument("--big-mb", type=int, default=25, help="0 skips the attachment")
     parser.add_argument("--worker-log", default="WARNING")
     parser.add_argument(
