@@ -1,7 +1,8 @@
-"""Executing runs: claim a due run (queued -> sending, one conditional UPDATE, so a
-redelivered task never sends twice), send it through its datasource's plugin, record
-the outcome, and schedule a retry for a transient failure. Free of Celery: the tasks
-in queries.tasks call it, in a worker or eagerly in the web process."""
+"""Executing runs: claim a due run (queries.claims: queued -> sending in one
+conditional UPDATE, so a redelivered task never sends twice), send it through its
+datasource's plugin, record the outcome, and schedule a retry for a transient failure.
+Free of Celery: the tasks in queries.tasks call it, in a worker or eagerly in the web
+process."""
 
 from __future__ import annotations
 
@@ -13,17 +14,15 @@ from datetime import timedelta
 from functools import cached_property
 
 from django.conf import settings
-from django.db.models import BinaryField, F, Func, Value
+from django.db.models import BinaryField, Func, Value
 from django.utils import timezone
 
 from datasources.errors import DeliveryUnknown, PluginError
 from datasources.plugins.base import UNEXPECTED
-from queries.models import WAITING, QueryRun, RunAttachment, RunStatus
+from queries.claims import claim_and_read
+from queries.models import QueryRun, RunAttachment, RunStatus
 
 log = logging.getLogger(__name__)
-
-#: Columns of a run that sending does not read.
-_NOT_READ = ("data", "details", "error", "error_field", "visitor", "task_id", "enqueued_at")
 
 
 @dataclass(frozen=True)
@@ -38,22 +37,12 @@ def backoff(attempt: int) -> float:
     return min(base * random.uniform(0.8, 1.2), settings.KILN_RUN_RETRY_MAX_SECONDS)
 
 
-def claim(run_id: int) -> bool:
-    """Move a due run from queued to running; exactly one caller can win."""
-    now = timezone.now()
-    claimed = QueryRun.objects.filter(
-        pk=run_id, status__in=WAITING, next_attempt_at__lte=now
-    ).update(status=RunStatus.SENDING, started_at=now, attempts=F("attempts") + 1)
-    return claimed == 1
-
-
 def execute_run(run_id: int) -> Outcome | None:
     """Claim and run one run. None when another delivery of the task had it already."""
-    if not claim(run_id):
+    run = claim_and_read(run_id)
+    if run is None:
         log.info("run %s not claimed: already taken or not due", run_id)
         return None
-    # What sending needs, in one statement; the workspace only if the plugin asks.
-    run = QueryRun.objects.select_related("datasource").defer(*_NOT_READ).get(pk=run_id)
     datasource = run.datasource
     if datasource is None:
         message = "The datasource of this run was deleted before it was sent."
