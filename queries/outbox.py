@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from datasources.errors import DeliveryUnknown, PluginError
 from datasources.plugins.base import UNEXPECTED
-from queries.claims import claim_and_read
+from queries.claims import claim_and_read, record
 from queries.models import QueryRun, RunAttachment, RunStatus
 
 log = logging.getLogger(__name__)
@@ -136,7 +136,8 @@ def _failed(run: QueryRun, exc: PluginError) -> Outcome:
         if not exc.permanent:
             error = f"Gave up after {run.attempts} attempt(s): {exc.message}"
         return _finish(run, RunStatus.FAILED, error=error, field=exc.field or "", failure=exc)
-    updated = QueryRun.objects.filter(pk=run.pk, status=RunStatus.SENDING).update(
+    updated = record(
+        run.pk,
         status=RunStatus.SCHEDULED,
         next_attempt_at=retry_at,
         error=exc.message,
@@ -157,7 +158,8 @@ def _finish(
     field: str = "",
     failure: BaseException | None = None,
 ) -> Outcome:
-    QueryRun.objects.filter(pk=run.pk, status=RunStatus.SENDING).update(
+    record(
+        run.pk,
         status=status,
         data=data,
         details=details or {},
