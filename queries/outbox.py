@@ -14,6 +14,7 @@ from datetime import timedelta
 from functools import cached_property
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import BinaryField, Func, Value
 from django.utils import timezone
 
@@ -111,6 +112,15 @@ class StoredFile:
         return bytes(content)
 
     def chunks(self, size: int) -> Iterator[bytes]:
+        if connection.vendor == "sqlite":
+            # SQLite's SUBSTR reads the whole value for each slice; its incremental
+            # blob reader does not.
+            connection.ensure_connection()
+            table = RunAttachment._meta.db_table
+            with connection.connection.blobopen(table, "content", self.pk, readonly=True) as blob:
+                while piece := blob.read(size):
+                    yield piece
+            return
         rows = RunAttachment.objects.filter(pk=self.pk)
         for start in range(0, self.size, size):
             piece = rows.annotate(piece=_Slice("content", Value(start + 1), Value(size)))
