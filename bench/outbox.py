@@ -15,8 +15,9 @@ The runs are created first (bindings evaluated, fields checked, rows stored, tas
 Redis) while the workers consume nothing; then every worker starts consuming at once,
 and the drain rate is the number of runs over the time from the first claim to the last
 result (the runs' own started_at and finished_at). The SMTP server is bench/sink.py, a
-minimal asyncio server in its own process that keeps nothing; its CPU use is printed
-beside each figure, to show it is not the bottleneck. PostgreSQL: the server of
+minimal asyncio server in its own process that keeps nothing and offers PIPELINING
+(Kiln uses it; smtplib does not); its CPU use is printed beside each figure, to show it
+is not the bottleneck. PostgreSQL: the server of
 KILN_TEST_POSTGRES_URL (a new database on it, dropped after), or a throwaway one
 started with scripts/postgres.sh. Worker processes log at WARNING (--worker-log INFO
 to compare).
@@ -353,7 +354,7 @@ class Bench:
             f"Kiln outbox drain on {db}: {n} runs per figure, median of {len(rounds)} "
             f"round(s) [min-max]; workers log at {self.args.worker_log}, solo pool"
         )
-        print(f"SMTP server: bench/sink.py in its own process ({sink_report})")
+        print(f"SMTP server: bench/sink.py in its own process, offers PIPELINING ({sink_report})")
         for key in ("drain_new", "batch_1", "batch_2"):
             failed = sum(r[key]["failed"] for r in rounds)
             if failed:
