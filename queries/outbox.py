@@ -85,7 +85,7 @@ class RunContext:
 
 
 class _Slice(Func):
-    """SUBSTR(content, start, length) of a binary column (SQLite and PostgreSQL)."""
+    """SUBSTR(content, start, length) of a binary column: a slice read by the server."""
 
     function = "SUBSTR"
     output_field = BinaryField()
