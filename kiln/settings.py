@@ -288,6 +288,9 @@ KILN_SMTP_PORTS = envlist("KILN_SMTP_PORTS", "25,465,587,1025,2525")
 KILN_SMTP_MAX_RECIPIENTS = envint("KILN_SMTP_MAX_RECIPIENTS", 500)
 KILN_SMTP_MAX_ATTACHMENT_BYTES = envint("KILN_SMTP_MAX_ATTACHMENT_BYTES", 25 * 1024 * 1024)
 KILN_SMTP_DEFAULT_TIMEOUT = envint("KILN_SMTP_DEFAULT_TIMEOUT", 30)
+# Seconds an SMTP connection is kept open after a send, for the next send through the
+# same server and user in the same process (RSET between messages); 0: one per send.
+KILN_SMTP_REUSE_SECONDS = envint("KILN_SMTP_REUSE_SECONDS", 30)
 
 # Datasource plugins outside datasources/plugins/ ("kind=dotted.path.Class", comma
 # separated): the tests' own plugin, passed on to the Celery worker they start.

@@ -9,7 +9,6 @@ from datetime import timedelta
 from types import SimpleNamespace
 
 from django.conf import settings
-from django.core.files.base import ContentFile
 from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
@@ -158,6 +157,9 @@ def create_run(
             created_by=user if getattr(user, "pk", None) else None,
             visitor="" if getattr(user, "pk", None) else visitor,
             fields=prepared.fields,
+            payload=prepared.payload,
+            payload_meta=prepared.payload_meta,
+            file_count=len(prepared.files),
             max_attempts=settings.KILN_RUN_MAX_ATTEMPTS,
         )
         for position, file in enumerate(prepared.files):
@@ -167,7 +169,7 @@ def create_run(
                 name=file.name,
                 content_type=file.content_type,
                 size=file.size,
-                file=ContentFile(file.data, name=f"{position}-{file.name}"),
+                content=file.data,
             )
         audit.record(
             query.app.workspace,

@@ -71,6 +71,14 @@ class QueryRun(models.Model):
     timeout_seconds = models.PositiveIntegerField(default=60)
     #: The evaluated fields, files left out (they are RunAttachments); never a secret.
     fields = OrderedJSONField(default=dict)
+    #: What the plugin built from the fields when the run was created (an email's
+    #: bytes, attachments left out), and what it needs beside it (the envelope): sent as
+    #: stored, never built again. Null for a plugin that builds nothing ahead.
+    payload = models.BinaryField(null=True, blank=True)
+    payload_meta = models.JSONField(default=dict, blank=True)
+    #: How many RunAttachments it has: a worker reads them only when there are some.
+    #: Null for runs stored before it was counted.
+    file_count = models.PositiveSmallIntegerField(null=True, blank=True)
     status = models.CharField(max_length=10, choices=RunStatus.choices, default=RunStatus.QUEUED)
     data = OrderedJSONField(null=True, blank=True)
     details = models.JSONField(default=dict, blank=True)
@@ -147,16 +155,16 @@ class QueryRun(models.Model):
         }
 
 
-def run_attachment_path(instance: RunAttachment, filename: str) -> str:
-    return f"workspaces/{instance.run.workspace_id}/runs/{instance.run_id}/{filename}"
-
-
 class RunAttachment(models.Model):
-    """A file a run sends, copied at run time so that a retry sends the same bytes."""
+    """A file a run sends, copied at run time so that a retry sends the same bytes.
+
+    The bytes live in the row, not in MEDIA_ROOT: a worker on another machine reads the
+    run and its files from the database alone, with no shared disk. Their size is capped
+    before they are stored (KILN_SMTP_MAX_ATTACHMENT_BYTES, checked by the plugin)."""
 
     run = models.ForeignKey(QueryRun, on_delete=models.CASCADE, related_name="attachments")
     position = models.PositiveSmallIntegerField()
-    file = models.FileField(upload_to=run_attachment_path, max_length=500)
+    content = models.BinaryField()
     name = models.CharField(max_length=255)
     content_type = models.CharField(max_length=255)
     size = models.PositiveBigIntegerField()

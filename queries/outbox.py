@@ -1,25 +1,28 @@
-"""Executing runs: claim a due run (queued -> sending, one conditional UPDATE, so a
-redelivered task never sends twice), send it through its datasource's plugin, record
-the outcome, and schedule a retry for a transient failure. Free of Celery: the tasks
-in queries.tasks call it, in a worker or eagerly in the web process."""
+"""Executing runs: claim a due run (queries.claims: queued -> sending in one
+conditional UPDATE, so a redelivered task never sends twice), send it through its
+datasource's plugin, record the outcome, and schedule a retry for a transient failure.
+Free of Celery: the tasks in queries.tasks call it, in a worker or eagerly in the web
+process."""
 
 from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
-from types import SimpleNamespace
+from functools import cached_property
 
 from django.conf import settings
-from django.db.models import F
+from django.db import connection
+from django.db.models import BinaryField, Func, Value
 from django.utils import timezone
 
 from datasources.errors import DeliveryUnknown, PluginError
 from datasources.plugins.base import UNEXPECTED
-from queries.models import WAITING, QueryRun, RunAttachment, RunStatus
+from queries.claims import claim_and_read, record
+from queries.models import QueryRun, RunAttachment, RunStatus
 from queries.notify import notify_finished
-from workspaces.files import FileContent
 
 log = logging.getLogger(__name__)
 
@@ -36,27 +39,20 @@ def backoff(attempt: int) -> float:
     return min(base * random.uniform(0.8, 1.2), settings.KILN_RUN_RETRY_MAX_SECONDS)
 
 
-def claim(run_id: int) -> bool:
-    """Move a due run from queued to running; exactly one caller can win."""
-    now = timezone.now()
-    claimed = QueryRun.objects.filter(
-        pk=run_id, status__in=WAITING, next_attempt_at__lte=now
-    ).update(status=RunStatus.SENDING, started_at=now, attempts=F("attempts") + 1)
-    return claimed == 1
-
-
 def execute_run(run_id: int) -> Outcome | None:
     """Claim and run one run. None when another delivery of the task had it already."""
-    if not claim(run_id):
+    run = claim_and_read(run_id)
+    if run is None:
         log.info("run %s not claimed: already taken or not due", run_id)
         return None
-    run = QueryRun.objects.select_related("datasource", "workspace").get(pk=run_id)
     datasource = run.datasource
     if datasource is None:
         message = "The datasource of this run was deleted before it was sent."
         return _finish(run, RunStatus.FAILED, error=message, field="datasource")
-    files = [FileContent(a.name, a.content_type, _read(a)) for a in run.attachments.all()]
-    context = SimpleNamespace(workspace=run.workspace, files=files)
+    files = []
+    if run.file_count != 0:
+        files = [StoredFile(a) for a in run.attachments.defer("content")]
+    context = RunContext(run, files)
     try:
         result = datasource.plugin.run(datasource.settings(), run.action, run.fields, context)
     except DeliveryUnknown as exc:
@@ -74,9 +70,62 @@ def execute_run(run_id: int) -> Outcome | None:
     return _finish(run, RunStatus.SENT, data=result.data, details=result.details)
 
 
-def _read(attachment: RunAttachment) -> bytes:
-    with attachment.file.open("rb") as f:
-        return f.read()
+class RunContext:
+    """What a plugin's ``execute`` gets beside the settings and fields: the run's
+    stored files and payload, and its workspace (read only if the plugin asks)."""
+
+    def __init__(self, run: QueryRun, files: list[StoredFile]):
+        self._run = run
+        self.files = files
+        self.payload = run.payload
+        self.payload_meta = run.payload_meta
+
+    @cached_property
+    def workspace(self):
+        return self._run.workspace
+
+
+class _Slice(Func):
+    """SUBSTR(content, start, length) of a binary column: a slice read by the server."""
+
+    function = "SUBSTR"
+    output_field = BinaryField()
+
+
+class StoredFile:
+    """A run's file as its plugin reads it, from the database: whole (``data``) or a
+    piece at a time (``chunks``), so that a large file is never held whole in a worker
+    that streams it."""
+
+    def __init__(self, attachment: RunAttachment):
+        self.pk = attachment.pk
+        self.name = attachment.name
+        self.content_type = attachment.content_type
+        self.size = attachment.size
+
+    @property
+    def type(self) -> str:
+        return self.content_type
+
+    @cached_property
+    def data(self) -> bytes:
+        content = RunAttachment.objects.values_list("content", flat=True).get(pk=self.pk)
+        return bytes(content)
+
+    def chunks(self, size: int) -> Iterator[bytes]:
+        if connection.vendor == "sqlite":
+            # SQLite's SUBSTR reads the whole value for each slice; its incremental
+            # blob reader does not.
+            connection.ensure_connection()
+            table = RunAttachment._meta.db_table
+            with connection.connection.blobopen(table, "content", self.pk, readonly=True) as blob:
+                while piece := blob.read(size):
+                    yield piece
+            return
+        rows = RunAttachment.objects.filter(pk=self.pk)
+        for start in range(0, self.size, size):
+            piece = rows.annotate(piece=_Slice("content", Value(start + 1), Value(size)))
+            yield bytes(piece.values_list("piece", flat=True).get())
 
 
 def _failure(run: QueryRun, exc: BaseException) -> list[dict]:
@@ -98,7 +147,8 @@ def _failed(run: QueryRun, exc: PluginError) -> Outcome:
         if not exc.permanent:
             error = f"Gave up after {run.attempts} attempt(s): {exc.message}"
         return _finish(run, RunStatus.FAILED, error=error, field=exc.field or "", failure=exc)
-    updated = QueryRun.objects.filter(pk=run.pk, status=RunStatus.SENDING).update(
+    updated = record(
+        run.pk,
         status=RunStatus.SCHEDULED,
         next_attempt_at=retry_at,
         error=exc.message,
@@ -120,7 +170,8 @@ def _finish(
     field: str = "",
     failure: BaseException | None = None,
 ) -> Outcome:
-    QueryRun.objects.filter(pk=run.pk, status=RunStatus.SENDING).update(
+    record(
+        run.pk,
         status=status,
         data=data,
         details=details or {},

@@ -116,10 +116,17 @@ class ActionSpec:
 @dataclass
 class Prepared:
     """An action's fields checked and ready to store: ``fields`` is JSON, ``files`` are
-    kept beside it, so that every retry sends the same bytes."""
+    kept beside it, so that every retry sends the same bytes.
+
+    A plugin may also build what it will send once, here (``payload``, with what it
+    needs beside it in ``payload_meta``, JSON): it is stored with the run and handed to
+    ``execute`` as ``context.payload`` and ``context.payload_meta``, so that the worker
+    neither builds nor checks it again."""
 
     fields: dict
     files: list[FileContent] = field(default_factory=list)
+    payload: bytes | None = None
+    payload_meta: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -291,8 +298,12 @@ class Plugin:
     def execute(
         self, settings: Any, action: str, fields: dict, context: Any = None
     ) -> ActionResult:
-        """Run ``action`` with prepared ``fields`` (``context.files`` holds the prepared
-        files); raise a ``PluginError`` on failure."""
+        """Run ``action`` with prepared ``fields``; raise a ``PluginError`` on failure.
+
+        ``context.files`` holds the prepared files (each with ``name``,
+        ``content_type``, ``size``, ``data`` and ``chunks(n)``, which reads it in pieces
+        of n bytes), ``context.payload`` and ``context.payload_meta`` what ``prepare``
+        built (None and {} for a run stored without them: build from ``fields``)."""
         raise NotImplementedError
 
 

@@ -2,7 +2,6 @@
 
 import django.db.models.deletion
 import django.utils.timezone
-import queries.models
 from django.conf import settings
 from django.db import migrations, models
 
@@ -66,7 +65,7 @@ class Migration(migrations.Migration):
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('position', models.PositiveSmallIntegerField()),
-                ('file', models.FileField(max_length=500, upload_to=queries.models.run_attachment_path)),
+                ('file', models.FileField(max_length=500, upload_to='workspaces/runs')),
                 ('name', models.CharField(max_length=255)),
                 ('content_type', models.CharField(max_length=255)),
                 ('size', models.PositiveBigIntegerField()),

@@ -8,9 +8,10 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
+from queries.claims import claim
 from queries.execution import create_run
 from queries.models import QueryRun
-from queries.outbox import claim, execute_run
+from queries.outbox import execute_run
 from queries.tasks import sweep
 from tests.support.apps import make_app, welcome_inputs
 

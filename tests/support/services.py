@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -80,15 +81,35 @@ def use_broker(url: str, *, eager: bool) -> tuple[str, bool]:
 
 class CeleryWorker:
     """``celery -A kiln worker`` in its own process, against ``redis_url`` and the
-    test database (a SQLite file, or the same PostgreSQL database)."""
+    test database (a SQLite file, or the same PostgreSQL database).
 
-    def __init__(self, redis_url: str, database_url: str, extra_env: dict | None = None):
+    ``cwd`` runs it from another directory (the code is still found through
+    PYTHONPATH), as a worker on another machine would be; ``name`` tells several
+    workers apart (each answers its own ping)."""
+
+    def __init__(
+        self,
+        redis_url: str,
+        database_url: str,
+        extra_env: dict | None = None,
+        *,
+        cwd: str | Path | None = None,
+        name: str = "",
+        loglevel: str = "INFO",
+        profile: str = "",
+    ):
         self.redis_url = redis_url
+        self.loglevel = loglevel
+        #: A file to write a cProfile of the worker to, when it stops.
+        self.profile = profile
+        self.cwd = Path(cwd) if cwd else ROOT
+        self.name = f"kiln-test-{name or 'worker'}-{os.getpid()}@{socket.gethostname()}"
         self.env = {
             **os.environ,
             "REDIS_URL": redis_url,
             "DATABASE_URL": database_url,
             "KILN_SMTP_PORTS": "any",
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
             **(extra_env or {}),
         }
         fd, self.log_path = tempfile.mkstemp(prefix="kiln-worker-", suffix=".log")
@@ -96,8 +117,10 @@ class CeleryWorker:
         self.process: subprocess.Popen | None = None
 
     def start(self) -> CeleryWorker:
+        profiler = ["-m", "cProfile", "-o", self.profile] if self.profile else []
         cmd = [
             sys.executable,
+            *profiler,
             "-m",
             "celery",
             "-A",
@@ -105,15 +128,15 @@ class CeleryWorker:
             "worker",
             "--pool=solo",
             "--concurrency=1",
-            "--loglevel=INFO",
+            f"--loglevel={self.loglevel}",
             "--without-gossip",
             "--without-mingle",
             "-n",
-            f"kiln-test-{os.getpid()}@%h",
+            self.name,
         ]
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
-                cmd, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
+                cmd, cwd=self.cwd, env=self.env, stdout=log, stderr=subprocess.STDOUT
             )
         self.wait_ready()
         return self
@@ -125,7 +148,7 @@ class CeleryWorker:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"Celery worker exited:\n{self.output()}")
-            if app.control.ping(timeout=0.5):
+            if app.control.ping(destination=[self.name], timeout=0.5):
                 return
         raise RuntimeError(f"Celery worker did not answer in {timeout} s:\n{self.output()}")
 

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings as django_settings
+
 from datasources.errors import PluginError
 from datasources.plugins.base import (
     ActionResult,
@@ -16,6 +18,7 @@ from datasources.plugins.base import (
 from datasources.plugins.smtp import transport
 from datasources.plugins.smtp.config import SmtpConfigForm, SmtpSettings
 from datasources.plugins.smtp.message import LABELS, Attachment, build_email, parse_addresses
+from datasources.plugins.smtp.stored import Envelope, message_pieces, stored_form
 from workspaces.models import WorkspaceFile
 
 #: The success data of a send, exactly as in the seed's response format.
@@ -135,10 +138,16 @@ class SmtpPlugin(Plugin):
         return {"to": fields.get("to", ""), "subject": fields.get("subject", "")}
 
     def prepare(self, action: str, fields: dict, context: Any = None) -> Prepared:
-        email = build_email(fields, resolve_file=_file_resolver(context))
+        email = build_email(fields, resolve_file=_file_resolver(context), placeholders=True)
         stored = {name: fields[name] for name in SEND_EMAIL_FIELDS if name in fields}
         stored.pop("attachments", None)
-        return Prepared(fields=jsonable(stored), files=email.attachments)
+        message, envelope = stored_form(email)
+        return Prepared(
+            fields=jsonable(stored),
+            files=email.attachments,
+            payload=message,
+            payload_meta=envelope.as_json(),
+        )
 
     def preview(self, action: str, fields: dict, context: Any = None) -> dict:
         """The email ``execute`` would send, built and checked the same way, not sent:
@@ -165,22 +174,36 @@ class SmtpPlugin(Plugin):
     def execute(
         self, settings: SmtpSettings, action: str, fields: dict, context: Any = None
     ) -> ActionResult:
-        files = getattr(context, "files", None)
-        if files is not None:
-            fields = {**fields, "attachments": list(files)}
-        email = build_email(fields, resolve_file=_file_resolver(context))
-        with transport.connection(settings) as session:
+        envelope = Envelope.from_json(getattr(context, "payload_meta", None) or {})
+        payload = getattr(context, "payload", None)
+        files = list(getattr(context, "files", None) or [])
+        if envelope is None or payload is None:
+            # A run stored without its message (or called directly): built here.
+            if files:
+                fields = {**fields, "attachments": [_in_memory(f) for f in files]}
+            email = build_email(fields, resolve_file=_file_resolver(context), placeholders=True)
+            payload, envelope = stored_form(email)
+            files = email.attachments
+        reuse = django_settings.KILN_SMTP_REUSE_SECONDS
+        with transport.connection(settings, reuse_seconds=reuse) as session:
             reply = session.send(
-                email.sender, email.recipients, email.as_bytes(), smtputf8=email.smtputf8
+                envelope.sender,
+                envelope.recipients,
+                message_pieces(bytes(payload), envelope, files),
+                smtputf8=envelope.smtputf8,
             )
         return ActionResult(
             data=dict(SENT),
             details={
-                "message_id": email.message["Message-ID"],
-                "recipients": email.recipients,
+                "message_id": envelope.message_id,
+                "recipients": envelope.recipients,
                 "server_reply": reply,
             },
         )
+
+
+def _in_memory(file: Any) -> Attachment:
+    return Attachment(file.name, file.content_type, bytes(file.data))
 
 
 def _file_resolver(context: Any):

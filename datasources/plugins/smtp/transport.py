@@ -12,7 +12,9 @@ import re
 import smtplib
 import socket
 import ssl
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -23,6 +25,10 @@ from django.conf import settings as django_settings
 from datasources.errors import DeliveryUnknown, FieldError, PluginError, TransientError
 from datasources.plugins.smtp.config import Auth, Security, SmtpSettings
 from datasources.plugins.smtp.guard import resolve
+
+_LINE_DOT = re.compile(rb"\n\.")
+#: Bytes of a message written to the socket at once.
+SEND_BUFFER = 256 * 1024
 
 
 @dataclass
@@ -234,14 +240,25 @@ def _authenticate(client: smtplib.SMTP, s: SmtpSettings) -> None:
 
 
 @contextmanager
-def connection(s: SmtpSettings) -> Iterator[Session]:
-    """An open, negotiated and authenticated session; errors become ``PluginError``."""
+def connection(s: SmtpSettings, *, reuse_seconds: float = 0) -> Iterator[Session]:
+    """An open, negotiated and authenticated session; errors become ``PluginError``.
+
+    With ``reuse_seconds``, the connection is not closed after a clean session but kept
+    in this process for the next session with the same settings, for that long; the next
+    one resets it (RSET) before its transaction, and opens a new one if that fails. A
+    session that ends with any error closes its connection."""
     progress = _Progress()
     client: smtplib.SMTP | None = None
     try:
-        client = _open(s, progress)
-        _negotiate(client, s, progress)
+        client = _reused.take(s, reuse_seconds, progress) if reuse_seconds > 0 else None
+        if client is None:
+            client = _open(s, progress)
+            _negotiate(client, s, progress)
         yield Session(client, progress)
+        if reuse_seconds > 0:
+            _reused.keep(s, client)
+            client = None
+            return
         progress.stage = "closing the connection (QUIT)"
         progress.handed_over = False
         with suppress(smtplib.SMTPException, OSError):
@@ -253,6 +270,80 @@ def connection(s: SmtpSettings) -> Iterator[Session]:
     finally:
         if client is not None:
             client.close()
+
+
+class _Reused:
+    """Connections kept open in this process between sessions, one per server and
+    user. Taken out while in use (a thread never shares one), put back after a clean
+    session. One whose settings changed meanwhile (another password, timeout, TLS
+    choice) is closed rather than reused, and so is one idle for too long."""
+
+    #: At most this many kept at once; the longest idle is closed first.
+    LIMIT = 16
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._idle: dict[tuple, tuple[SmtpSettings, smtplib.SMTP, float]] = {}
+
+    @staticmethod
+    def _key(s: SmtpSettings) -> tuple:
+        return (s.host, s.port, s.username)
+
+    def take(
+        self, s: SmtpSettings, reuse_seconds: float, progress: _Progress
+    ) -> smtplib.SMTP | None:
+        """A kept connection for ``s``, reset and ready for a transaction, or None."""
+        now = time.monotonic()
+        with self._lock:
+            stale = [k for k, (_, _, at) in self._idle.items() if now - at > reuse_seconds]
+            closing = [self._idle.pop(k)[1] for k in stale]
+            entry = self._idle.pop(self._key(s), None)
+        if entry is not None and entry[0] != s:
+            closing.append(entry[1])
+            entry = None
+        for old in closing:
+            _close_quietly(old)
+        if entry is None:
+            return None
+        client = entry[1]
+        progress.stage = "resetting a reused connection (RSET)"
+        try:
+            code, _ = client.rset()
+        except (smtplib.SMTPException, OSError):
+            code = 0
+        if code != 250:
+            # Closed by the server meanwhile, most often: nothing was sent on it yet,
+            # so a new connection is safe.
+            _close_quietly(client)
+            return None
+        return client
+
+    def keep(self, s: SmtpSettings, client: smtplib.SMTP) -> None:
+        with self._lock:
+            previous = self._idle.pop(self._key(s), None)
+            self._idle[self._key(s)] = (s, client, time.monotonic())
+            oldest = None
+            if len(self._idle) > self.LIMIT:
+                oldest = self._idle.pop(next(iter(self._idle)))
+        for entry in (previous, oldest):
+            if entry is not None:
+                _close_quietly(entry[1])
+
+    def close_all(self) -> None:
+        with self._lock:
+            entries, self._idle = list(self._idle.values()), {}
+        for _, client, _ in entries:
+            _close_quietly(client)
+
+
+def _close_quietly(client: smtplib.SMTP) -> None:
+    with suppress(smtplib.SMTPException, OSError):
+        client.quit()
+    client.close()
+
+
+_reused = _Reused()
+close_reused = _reused.close_all
 
 
 @dataclass
@@ -268,9 +359,12 @@ class Session:
     progress: _Progress
     warnings: list[str] = field(default_factory=list)
 
-    def send(self, sender: str, recipients: list[str], data: bytes, *, smtputf8: bool) -> str:
+    def send(
+        self, sender: str, recipients: list[str], data: bytes | Iterable[bytes], *, smtputf8: bool
+    ) -> str:
         """One SMTP transaction. Every recipient must be accepted before DATA: one
-        refused aborts the whole message, so nobody gets it twice on a retry."""
+        refused aborts the whole message, so nobody gets it twice on a retry. ``data``
+        is the message, whole or in pieces (written as they come, never joined)."""
         client, progress = self.client, self.progress
         options = []
         if smtputf8:
@@ -283,6 +377,31 @@ class Session:
             options.append("SMTPUTF8")
         if client.has_extn("8bitmime"):
             options.append("BODY=8BITMIME")
+        if client.has_extn("pipelining"):
+            self._pipelined_envelope(sender, recipients, options, smtputf8=smtputf8)
+        else:
+            self._envelope(sender, recipients, options)
+        progress.stage = "sending the message"
+        progress.handed_over = True
+        # Pieces are gathered into writes of SEND_BUFFER bytes: many small writes would
+        # wait on TCP's delayed acknowledgements (tens of milliseconds each).
+        buffer = bytearray()
+        for piece in _dot_stuffed([data] if isinstance(data, bytes) else data):
+            buffer += piece
+            if len(buffer) >= SEND_BUFFER:
+                client.send(buffer)
+                buffer.clear()
+        client.send(buffer)
+        progress.stage = "waiting for the server to accept the message"
+        code, text = client.getreply()
+        progress.handed_over = False
+        if code != 250:
+            raise _response_error(progress, code, text)
+        return _reply(text)
+
+    def _envelope(self, sender: str, recipients: list[str], options: list[str]) -> None:
+        """MAIL FROM, each RCPT TO and DATA, each answered before the next is sent."""
+        client, progress = self.client, self.progress
         progress.stage = "sending the sender (MAIL FROM)"
         code, text = client.mail(sender, options)
         if code != 250:
@@ -295,24 +414,64 @@ class Session:
                 refused[recipient] = (code, _reply(text))
         if refused:
             client.rset()
-            listed = "; ".join(f"{r}: {c} {t}" for r, (c, t) in refused.items())
-            message = f"The server refused recipient(s), nothing was sent: {listed}"
-            if all(400 <= c < 500 for c, _ in refused.values()):
-                raise TransientError(message, field="to", code="recipient_refused")
-            raise PluginError(message, field="to", code="recipient_refused")
+            raise _refused(refused)
         progress.stage = "starting the message (DATA)"
         code, text = client.docmd("DATA")
         if code != 354:
             raise _response_error(progress, code, text)
-        progress.stage = "sending the message"
-        progress.handed_over = True
-        payload = re.sub(rb"(?m)^\.", b"..", data)
-        if not payload.endswith(b"\r\n"):
-            payload += b"\r\n"
-        client.send(payload + b".\r\n")
-        progress.stage = "waiting for the server to accept the message"
+
+    def _pipelined_envelope(
+        self, sender: str, recipients: list[str], options: list[str], *, smtputf8: bool
+    ) -> None:
+        """MAIL FROM, every RCPT TO and DATA in one write, then their replies in order
+        (RFC 2920): one round trip instead of one per command. When the server took
+        DATA (354) although the sender or a recipient was refused, no message is
+        written: the error closes the connection before the final dot, so the server
+        delivers nothing."""
+        client, progress = self.client, self.progress
+        suffix = "".join(f" {option}" for option in options)
+        commands = [f"MAIL FROM:{smtplib.quoteaddr(sender)}{suffix}\r\n"]
+        commands += [f"RCPT TO:{smtplib.quoteaddr(r)}\r\n" for r in recipients]
+        commands.append("DATA\r\n")
+        progress.stage = "sending the envelope (MAIL FROM, RCPT TO, DATA)"
+        client.send("".join(commands).encode("utf-8" if smtputf8 else "ascii"))
+        progress.stage = "sending the sender (MAIL FROM)"
         code, text = client.getreply()
-        progress.handed_over = False
-        if code != 250:
-            raise _response_error(progress, code, text)
-        return _reply(text)
+        error = _response_error(progress, code, text) if code != 250 else None
+        refused: dict[str, tuple[int, str]] = {}
+        for recipient in recipients:
+            progress.stage = f"sending the recipient {recipient} (RCPT TO)"
+            code, text = client.getreply()
+            if code not in (250, 251):
+                refused[recipient] = (code, _reply(text))
+        progress.stage = "starting the message (DATA)"
+        code, text = client.getreply()
+        if error is None and refused:
+            error = _refused(refused)
+        if error is None and code != 354:
+            error = _response_error(progress, code, text)
+        if error is not None:
+            raise error
+
+
+def _refused(refused: dict[str, tuple[int, str]]) -> PluginError:
+    listed = "; ".join(f"{r}: {c} {t}" for r, (c, t) in refused.items())
+    message = f"The server refused recipient(s), nothing was sent: {listed}"
+    if all(400 <= c < 500 for c, _ in refused.values()):
+        return TransientError(message, field="to", code="recipient_refused")
+    return PluginError(message, field="to", code="recipient_refused")
+
+
+def _dot_stuffed(pieces: Iterable[bytes]) -> Iterator[bytes]:
+    """The message as DATA carries it: a dot that starts a line doubled (RFC 5321
+    4.5.2), a CRLF at the end if it lacks one, then the line with the lone dot."""
+    line_start, tail = True, b""
+    for piece in pieces:
+        if not piece:
+            continue
+        if line_start and piece[:1] == b".":
+            yield b"."
+        yield _LINE_DOT.sub(b"\n..", piece) if b"\n." in piece else piece
+        line_start = piece[-1:] == b"\n"
+        tail = (tail + piece[-2:])[-2:]
+    yield b".\r\n" if tail == b"\r\n" else b"\r\n.\r\n"
