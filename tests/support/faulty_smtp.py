@@ -21,6 +21,7 @@ when the connection was dropped: it may count as delivered), ``refused_after_dat
 
 from __future__ import annotations
 
+import asyncio
 import random
 import threading
 import time
@@ -58,6 +59,10 @@ class FaultRates:
     rcpt_451: float = 0.04
     data_451: float = 0.04
     drop_after_data: float = 0.03
+    #: The longest pause before the greeting and before the reply to DATA (drawn
+    #: between 0 and this), as a busy server takes: a client killed meanwhile has
+    #: claimed its message but not sent it, or sent it without hearing the answer.
+    reply_delay: float = 0.0
 
     def transaction_faults(self) -> list[tuple[str, float]]:
         return [
@@ -85,6 +90,8 @@ class FaultLog:
     rng: random.Random
     faults: Counter = field(default_factory=Counter)
     events: list[Event] = field(default_factory=list)
+    #: Clients connected right now: the chaos test strikes while one is.
+    open_connections: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def draw_greeting(self) -> bool:
@@ -93,6 +100,10 @@ class FaultLog:
             if hit:
                 self.faults[GREETING_421] += 1
             return hit
+
+    def draw_delay(self) -> float:
+        with self.lock:
+            return self.rng.uniform(0, self.rates.reply_delay) if self.rates.reply_delay else 0.0
 
     def draw_transaction(self) -> str | None:
         with self.lock:
@@ -133,9 +144,20 @@ class _FaultySMTP(SMTP):
         #: The fault drawn for the current transaction.
         self.kiln_fault: str | None = None
 
+    def connection_made(self, transport) -> None:
+        with self.kiln_log.lock:
+            self.kiln_log.open_connections += 1
+        super().connection_made(transport)
+
+    def connection_lost(self, error) -> None:
+        with self.kiln_log.lock:
+            self.kiln_log.open_connections -= 1
+        super().connection_lost(error)
+
     async def push(self, status):
         if not self.kiln_greeted:
             self.kiln_greeted = True
+            await asyncio.sleep(self.kiln_log.draw_delay())
             if self.kiln_log.draw_greeting():
                 await super().push("421 4.3.2 Service not available, closing channel")
                 self._close()
@@ -177,14 +199,19 @@ class _FaultHandler:
 
     async def handle_DATA(self, server: _FaultySMTP, session, envelope):
         subject = _subject(envelope.content)
+        delay = self.log.draw_delay()
         if server.kiln_fault == DATA_451:
             self.log.record(envelope.rcpt_tos, REFUSED_AFTER_DATA, subject)
             return "451 4.3.0 Temporary failure, try again later"
         if server.kiln_fault == DROP_AFTER_DATA:
             self.log.record(envelope.rcpt_tos, DROPPED_AFTER_DATA, subject)
+            await asyncio.sleep(delay)
             server.kiln_hang_up = True
             return "250 OK"  # never sent
+        # Recorded before the pause: the message is the server's from now on, even if
+        # the client never hears the 250.
         self.log.record(envelope.rcpt_tos, ACCEPTED, subject)
+        await asyncio.sleep(delay)
         return "250 OK: queued"
 
 

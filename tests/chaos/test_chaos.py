@@ -1,0 +1,172 @@
+"""The chaos test: runs posted through the run API while workers are killed, Redis goes
+away and the SMTP server misbehaves; every run ends sent once, failed with a reason or
+unknown with a reason, and none is lost or sent twice. tests/chaos/README.md explains
+the rig and the accounting."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections import Counter
+
+import pytest
+from django.db import connection
+
+from queries.models import FINISHED, ApiToken, QueryRun
+from tests.chaos.accounting import Accounting, RunState
+from tests.chaos.rig import TIMINGS, Monkey, Rig, postgres_url
+from tests.support.apps import make_app, welcome_inputs
+from tests.support.services import use_broker
+
+pytestmark = pytest.mark.redis
+
+#: Runs posted a second at most; a small N is spread over MIN_POSTING_SECONDS so that
+#: the monkey has time to strike while runs drain.
+POSTS_PER_SECOND = 25
+MIN_POSTING_SECONDS = 20
+
+
+def recipient(index: int) -> str:
+    """Each run's own envelope recipient: how the SMTP server tells runs apart."""
+    return f"run-{index}@example.com"
+
+
+@pytest.fixture
+def rig(postgres_only, chaos_options, transactional_db, settings):
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    settings.KILN_RUN_MAX_ATTEMPTS = int(TIMINGS["KILN_RUN_MAX_ATTEMPTS"])
+    settings.KILN_RUNS_PER_USER_PER_MINUTE = 0
+    settings.KILN_RUNS_PER_APP_PER_HOUR = 0
+    settings.KILN_API_CALLS_PER_MINUTE = 0
+    rig = Rig.start(chaos_options.seed, postgres_url(connection.settings_dict))
+    previous = use_broker(rig.redis.url, eager=False)
+    try:
+        yield rig
+    finally:
+        rig.stop()
+        use_broker(previous[0], eager=previous[1])
+
+
+def test_chaos_loses_nothing_and_sends_nothing_twice(rig, chaos_options, client, team, capsys):
+    runs, seed = chaos_options.runs, chaos_options.seed
+    say = Printer(capsys)
+    say(
+        f"chaos test: {runs} runs, seed {seed} "
+        f"(again: pytest tests/chaos --chaos-runs={runs} --chaos-seed={seed})"
+    )
+    app, _ = make_app(team.workspace, rig.smtp.port)
+    key = ApiToken.issue(team.teammate, "chaos")[1]
+    url = f"/api/v1/apps/{app.slug}/queries/send_welcome/runs"
+
+    started = time.monotonic()
+    monkey = Monkey(rig, random.Random(f"monkey-{seed}"), started)
+    monkey.start()
+    run_index: dict[int, int] = {}
+    try:
+        spacing = max(runs / POSTS_PER_SECOND, MIN_POSTING_SECONDS) / runs
+        for index in range(runs):
+            time.sleep(max(0.0, started + index * spacing - time.monotonic()))
+            inputs = welcome_inputs(email=recipient(index))
+            inputs["form1"]["data"]["name"] = f"run {index}"
+            response = client.post(
+                url,
+                json.dumps({"inputs": inputs}),
+                content_type="application/json",
+                headers={"Authorization": f"Bearer {key}"},
+            )
+            assert response.status_code == 202, response.content
+            run_index[response.json()["id"]] = index
+        posted = time.monotonic() - started
+        # The monkey goes on while the last runs drain, then everything is healed so
+        # that the sweep can finish its work.
+        wait_for(run_index, seconds=5)
+    finally:
+        monkey.stop()
+        rig.heal()
+    if monkey.error is not None:
+        raise monkey.error
+    tail = int(TIMINGS["KILN_RUN_STUCK_SECONDS"]) + 60 + runs * 0.05
+    pending = wait_for(run_index, seconds=tail)
+    drained = time.monotonic() - started
+    # Late deliveries (a task redelivered after the end) would show now.
+    time.sleep(2)
+    rig.beat.stop()
+    for worker in rig.workers:
+        worker.stop()
+
+    seen = rig.smtp.log.outcomes()
+    states = [
+        RunState(run_id, status, error, seen.get(recipient(run_index[run_id]), Counter()))
+        for run_id, status, error in QueryRun.objects.filter(pk__in=run_index).values_list(
+            "pk", "status", "error"
+        )
+    ]
+    accounting = Accounting.of(states)
+    retried = QueryRun.objects.filter(pk__in=run_index, attempts__gt=1).count()
+    say(
+        f"posted in {posted:.0f} s, all finished after {drained:.0f} s "
+        f"({pending} still pending); {monkey.count('SIGKILL')} workers killed, "
+        f"{monkey.count('stop Redis')} Redis restarts, "
+        f"{monkey.count('exited by itself')} processes exited by themselves; server faults: "
+        + ", ".join(f"{k} {v}" for k, v in sorted(rig.smtp.log.faults.items()))
+        + f"; {retried} runs needed more than one attempt"
+    )
+    say(accounting.table(f"ACCOUNTING TABLE ({runs} runs, seed {seed})"))
+    say("chaos timeline: " + "; ".join(f"+{t:.1f} s {w}" for t, w in monkey.timeline))
+    bad = accounting.bad_runs()
+    if bad:
+        say(histories(bad, run_index, rig, monkey, started))
+    assert accounting.total == runs
+    assert not accounting.unknown_without_reason()
+    assert (accounting.count("lost"), accounting.count("doubled")) == (0, 0)
+    assert accounting.count("failed, yet the server has it") == 0
+
+
+def wait_for(run_index: dict[int, int], seconds: float) -> int:
+    """Wait until every run has finished or ``seconds`` passed; the runs still pending."""
+    deadline = time.monotonic() + seconds
+    while True:
+        pending = QueryRun.objects.filter(pk__in=run_index).exclude(status__in=FINISHED).count()
+        if not pending or time.monotonic() > deadline:
+            return pending
+        time.sleep(0.25)
+
+
+def histories(bad: list[RunState], run_index, rig: Rig, monkey: Monkey, started: float) -> str:
+    """Each bad run's story, for the report: its row, the server's events, the chaos."""
+    lines = ["RUNS THAT BROKE THE RULES"]
+    for state in bad:
+        run = QueryRun.objects.get(pk=state.run_id)
+        address = recipient(run_index[state.run_id])
+        lines.append(
+            f"run {run.pk} ({address}): status {run.status}, attempts {run.attempts}, "
+            f"error {run.error!r}, created {run.created_at:%H:%M:%S.%f}, "
+            f"started {run.started_at and f'{run.started_at:%H:%M:%S.%f}'}, "
+            f"finished {run.finished_at and f'{run.finished_at:%H:%M:%S.%f}'}"
+        )
+        lines.extend(f"  failure {f}" for f in run.failures)
+        lines.extend(
+            f"  server at +{e.at - started:.2f} s: {e.outcome} {e.subject!r}"
+            for e in rig.smtp.log.events
+            if e.recipient == address
+        )
+        for process in rig.workers:
+            lines.extend(
+                f"  {process.name}: {line}"
+                for line in process.output().splitlines()
+                if f"run {run.pk} " in line or f"[{run.pk}]" in line or f"({run.pk},)" in line
+            )
+    lines.append("logs: " + ", ".join(str(p.log_path) for p in (*rig.workers, rig.beat)))
+    return "\n".join(lines)
+
+
+class Printer:
+    """Prints past pytest's capture, so the table shows without -s."""
+
+    def __init__(self, capsys):
+        self.capsys = capsys
+
+    def __call__(self, text: str) -> None:
+        with self.capsys.disabled():
+            print("\n" + text, flush=True)
