@@ -96,6 +96,13 @@ def test_chaos_loses_nothing_and_sends_nothing_twice(rig, chaos_options, client,
         worker.stop()
 
     seen = rig.smtp.log.outcomes()
+    # Each message the server took whole is the one its recipient's run built.
+    index_of = {recipient(i): i for i in run_index.values()}
+    mixed_up = [
+        e
+        for e in rig.smtp.log.events
+        if e.subject and e.subject != f"Welcome, run {index_of.get(e.recipient)}!"
+    ]
     states = [
         RunState(run_id, status, error, seen.get(recipient(run_index[run_id]), Counter()))
         for run_id, status, error in QueryRun.objects.filter(pk__in=run_index).values_list(
@@ -118,6 +125,7 @@ def test_chaos_loses_nothing_and_sends_nothing_twice(rig, chaos_options, client,
     if bad:
         say(histories(bad, run_index, rig, monkey, started))
     assert accounting.total == runs
+    assert not mixed_up, mixed_up[:5]
     assert not accounting.unknown_without_reason()
     assert (accounting.count("lost"), accounting.count("doubled")) == (0, 0)
     assert accounting.count("failed, yet the server has it") == 0
