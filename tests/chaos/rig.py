@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import threading
 import time
 from dataclasses import dataclass
@@ -88,7 +89,13 @@ class Rig:
         for worker in self.workers:
             worker.stop()
         self.redis.stop()
+        shutil.rmtree(self.redis.dir, ignore_errors=True)
+        shutil.rmtree(self.beat.dir, ignore_errors=True)
         self.smtp.stop()
+
+    def remove_logs(self) -> None:
+        for process in (*self.workers, self.beat):
+            process.log_path.unlink(missing_ok=True)
 
 
 class Monkey(threading.Thread):
