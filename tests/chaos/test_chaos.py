@@ -128,9 +128,9 @@ def test_chaos_loses_nothing_and_sends_nothing_twice(rig, chaos_options, client,
     )
     say(accounting.table(f"ACCOUNTING TABLE ({runs} runs, seed {seed})"))
     say("logs: " + ", ".join(str(p.log_path) for p in (*rig.workers, rig.beat)))
-    say("chaos timeline: " + "; ".join(f"+{t:.1f} s {w}" for t, w in monkey.timeline))
     bad = accounting.bad_runs()
-    if bad:
+    if bad or mixed_up:
+        say("chaos timeline: " + "; ".join(f"+{t:.1f} s {w}" for t, w in monkey.timeline))
         say(histories(bad, run_index, rig, started))
     assert accounting.total == runs
     assert not mixed_up, mixed_up[:5]
