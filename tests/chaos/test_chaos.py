@@ -6,6 +6,7 @@ the rig and the accounting."""
 from __future__ import annotations
 
 import json
+import logging
 import random
 import time
 from collections import Counter
@@ -39,7 +40,9 @@ def recipient(index: int) -> str:
 
 
 @pytest.fixture
-def rig(postgres_only, chaos_options, transactional_db, settings):
+def rig(postgres_only, chaos_options, transactional_db, settings, caplog):
+    # aiosmtpd logs every command at INFO: thousands of lines in a failure's report.
+    caplog.set_level(logging.WARNING, logger="mail.log")
     settings.CELERY_TASK_ALWAYS_EAGER = False
     settings.KILN_RUN_MAX_ATTEMPTS = int(TIMINGS["KILN_RUN_MAX_ATTEMPTS"])
     settings.KILN_RUNS_PER_USER_PER_MINUTE = 0
@@ -127,7 +130,8 @@ def test_chaos_loses_nothing_and_sends_nothing_twice(rig, chaos_options, client,
         + f"; {retried} runs needed more than one attempt"
     )
     say(accounting.table(f"ACCOUNTING TABLE ({runs} runs, seed {seed})"))
-    say("logs: " + ", ".join(str(p.log_path) for p in (*rig.workers, rig.beat)))
+    logs = ", ".join(str(p.log_path) for p in (*rig.workers, rig.beat))
+    say(f"logs (removed when the test passes): {logs}")
     bad = accounting.bad_runs()
     if bad or mixed_up:
         say("chaos timeline: " + "; ".join(f"+{t:.1f} s {w}" for t, w in monkey.timeline))
