@@ -223,8 +223,11 @@ KILN_RUN_TIMEOUT_MAX_SECONDS = envint("KILN_RUN_TIMEOUT_MAX_SECONDS", 600)
 CELERY_TASK_SOFT_TIME_LIMIT = envint("KILN_TASK_SOFT_TIME_LIMIT", 630)
 CELERY_TASK_TIME_LIMIT = envint("KILN_TASK_TIME_LIMIT", 660)
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    # Redis hands an unacknowledged task to another worker after this long.
+    # Redis hands an unacknowledged task to another worker after this long: each
+    # worker looks for such tasks every KILN_BROKER_RESTORE_EVERY_SECONDS.
     "visibility_timeout": envint("KILN_BROKER_VISIBILITY_TIMEOUT", 3600),
+    "unacked_restore_interval": envint("KILN_BROKER_RESTORE_EVERY_SECONDS", 10),
+    "unacked_restore_throttle": 1,
     # A broker that is down is noticed in a fraction of a second: a request that stores
     # a run answers at once and the sweep enqueues it later.
     "socket_connect_timeout": envfloat("KILN_BROKER_CONNECT_TIMEOUT", 1.0),

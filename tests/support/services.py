@@ -80,10 +80,21 @@ def use_broker(url: str, *, eager: bool) -> tuple[str, bool]:
 
 class CeleryWorker:
     """``celery -A kiln worker`` in its own process, against ``redis_url`` and the
-    test database (a SQLite file, or the same PostgreSQL database)."""
+    test database (a SQLite file, or the same PostgreSQL database). ``pool="prefork"``
+    runs the task in a child process, as production does (time limits need it)."""
 
-    def __init__(self, redis_url: str, database_url: str, extra_env: dict | None = None):
+    def __init__(
+        self,
+        redis_url: str,
+        database_url: str,
+        extra_env: dict | None = None,
+        *,
+        pool: str = "solo",
+        command: str = "worker",
+    ):
         self.redis_url = redis_url
+        self.pool = pool
+        self.command = command
         self.env = {
             **os.environ,
             "REDIS_URL": redis_url,
@@ -96,26 +107,24 @@ class CeleryWorker:
         self.process: subprocess.Popen | None = None
 
     def start(self) -> CeleryWorker:
-        cmd = [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "kiln",
-            "worker",
-            "--pool=solo",
-            "--concurrency=1",
-            "--loglevel=INFO",
-            "--without-gossip",
-            "--without-mingle",
-            "-n",
-            f"kiln-test-{os.getpid()}@%h",
-        ]
-        with open(self.log_path, "wb") as log:
+        cmd = [sys.executable, "-m", "celery", "-A", "kiln", self.command, "--loglevel=INFO"]
+        if self.command == "beat":
+            cmd += ["--schedule", self.log_path + ".schedule"]
+        else:
+            cmd += [
+                f"--pool={self.pool}",
+                "--concurrency=1",
+                "--without-gossip",
+                "--without-mingle",
+                "-n",
+                f"kiln-test-{os.getpid()}@%h",
+            ]
+        with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 cmd, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
             )
-        self.wait_ready()
+        if self.command != "beat":
+            self.wait_ready()
         return self
 
     def wait_ready(self, timeout: float = 30) -> None:
