@@ -218,6 +218,8 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 # One message at a time per process: a worker stopping (SIGTERM) holds no others.
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A worker whose Redis went away waits for it, however long, instead of exiting.
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 # The longest timeout a query may have (its whole budget, retries included).
 KILN_RUN_TIMEOUT_MAX_SECONDS = envint("KILN_RUN_TIMEOUT_MAX_SECONDS", 600)
 CELERY_TASK_SOFT_TIME_LIMIT = envint("KILN_TASK_SOFT_TIME_LIMIT", 630)
