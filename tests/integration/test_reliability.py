@@ -137,6 +137,34 @@ def test_a_run_posted_while_redis_is_down_is_a_quick_202_then_sent_by_the_sweep(
     assert len(smtp_server.received) == 1
 
 
+# -- cancel -----------------------------------------------------------------------------
+
+
+def test_a_worker_never_sends_a_cancelled_run(
+    celery_worker, redis_server, client, team, smtp_server, api
+):
+    app, _ = make_app(team.workspace, smtp_server.port)
+    connections = smtp_server.handler.connections  # aiosmtpd's own check that it listens
+    redis_server.stop()  # the run stays queued, with no task, until it is cancelled
+    try:
+        run_id = api(app)
+    finally:
+        redis_server.start()
+    celery_worker.wait_ready()
+    key = ApiToken.issue(team.teammate)[1]
+    response = client.post(
+        f"/api/v1/runs/{run_id}/cancel", headers={"Authorization": f"Bearer {key}"}
+    )
+    assert response.json()["status"] == "cancelled"
+    # The sweep leaves it alone; a task for it anyway finds nothing to claim.
+    assert sweep() == {"enqueued": 0, "unknown": 0}
+    execute_run_task.apply_async((run_id,))
+    assert until(lambda: "not claimed" in celery_worker.output(), timeout=10)
+    assert status_of(run_id) == "cancelled"
+    assert smtp_server.handler.connections == connections
+    assert smtp_server.received == []
+
+
 # -- faults before MAIL FROM: retried ---------------------------------------------------
 
 
