@@ -233,7 +233,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     # A broker that is down is noticed in a fraction of a second: a request that stores
     # a run answers at once and the sweep enqueues it later.
     "socket_connect_timeout": envfloat("KILN_BROKER_CONNECT_TIMEOUT", 1.0),
-    "socket_timeout": envfloat("KILN_BROKER_SOCKET_TIMEOUT", 5.0),
+    "socket_timeout": envfloat("KILN_BROKER_SOCKET_TIMEOUT", 1.0),
 }
 KILN_SWEEP_EVERY_SECONDS = envfloat("KILN_SWEEP_EVERY_SECONDS", 30.0)
 CELERY_BEAT_SCHEDULE = {
