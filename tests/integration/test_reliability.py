@@ -294,17 +294,46 @@ def test_a_run_whose_worker_died_while_sending_becomes_unknown_not_resent(
     assert status_of(run_id) == "unknown"
 
 
-# -- Celery's soft time limit during a send ----------------------------------------------
+# -- Celery's time limits during a send ---------------------------------------------------
 
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="Celery raises SoftTimeLimitExceeded inside the send; the SMTP transport "
+SOFT_LIMIT_AFTER_DATA = (
+    "Celery raises SoftTimeLimitExceeded inside the send; the SMTP transport "
     "(datasources/plugins/smtp/transport.py connection) only translates SMTP and OS "
     "errors, so the plugin base turns it into an unexpected error and the outbox "
     "(queries/outbox.py) records the run failed, although the message was handed over "
-    "and may have been delivered: it should be unknown.",
+    "and may have been delivered: it should be unknown."
 )
+
+
+@pytest.mark.xfail(strict=True, reason=SOFT_LIMIT_AFTER_DATA)
+def test_a_send_cut_by_the_time_limits_is_unknown_and_not_resent(
+    celery_worker, team, smtp_server, api
+):
+    """A prefork worker (the pool that enforces time limits) with a 2 s soft and 4 s
+    hard limit, and a server that holds the message for 30 s. The limits travel in the
+    task's message, from the process that enqueues it: this one sets them too."""
+    celery_worker.stop()
+    worker = another_worker(celery_worker, KILN_TASK_SOFT_TIME_LIMIT="2", KILN_TASK_TIME_LIMIT="4")
+    worker.pool = "prefork"
+    worker.start()
+    limits = execute_run_task.soft_time_limit, execute_run_task.time_limit
+    execute_run_task.soft_time_limit, execute_run_task.time_limit = 2, 4
+    try:
+        app, _ = make_app(team.workspace, smtp_server.port)
+        smtp_server.delay_data(30)
+        run_id = api(app)
+        assert until(lambda: "Soft time limit (2s) exceeded" in worker.output()), worker.output()
+        run = QueryRun.objects.get(pk=run_id).wait(10)
+        time.sleep(1)
+    finally:
+        execute_run_task.soft_time_limit, execute_run_task.time_limit = limits
+        worker.stop()
+    assert smtp_server.handler.transactions == 1
+    assert smtp_server.received == []
+    assert run.status == "unknown", (run.status, run.error)
+
+
+@pytest.mark.xfail(strict=True, reason=SOFT_LIMIT_AFTER_DATA)
 @pytest.mark.django_db
 def test_the_soft_time_limit_after_data_leaves_the_run_unknown(client, team, smtp_server):
     app, _ = make_app(team.workspace, smtp_server.port)
