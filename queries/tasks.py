@@ -61,8 +61,11 @@ def enqueue(run_id: int, countdown: float | None = None) -> bool:
 
 
 def sweep(now=None) -> dict[str, int]:
-    """Re-enqueue queued runs whose task may be lost (never enqueued, or due for longer
-    than the grace period), and mark runs stuck in running as unknown."""
+    """Re-enqueue waiting runs whose task may be lost (never enqueued, or due for longer
+    than the grace period), and mark runs still sending after ``KILN_RUN_STUCK_SECONDS``
+    unknown: their worker died, and the message may have gone out. A stuck time longer
+    than Celery's hard time limit (queries/checks.py) means no worker can still be
+    sending them."""
     now = now or timezone.now()
     grace = timedelta(seconds=settings.KILN_SWEEP_GRACE_SECONDS)
     lost = QueryRun.objects.filter(status__in=WAITING).filter(
