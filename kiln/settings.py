@@ -243,29 +243,53 @@ AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "kiln.signin.locked_out"
 AXES_VERBOSE = False
 
-# Celery: with no REDIS_URL tasks run eagerly, in-process.
+# Celery: with no REDIS_URL tasks run eagerly, in-process. The times below nest, so
+# that a task is never delivered twice while its first delivery still runs and the
+# sweep never gives up on a run a worker may still send (docs/reliability.md;
+# queries/checks.py refuses values that do not nest):
+#   KILN_RUN_TIMEOUT_MAX_SECONDS <= soft time limit < time limit < visibility timeout
+#   time limit < KILN_RUN_STUCK_SECONDS
 REDIS_URL = env("REDIS_URL")
 CELERY_BROKER_URL = REDIS_URL or "memory://"
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
 CELERY_TASK_EAGER_PROPAGATES = True
+# A task is acknowledged when it ends, not when it starts: a worker that dies takes no
+# task with it; the claim (queries/outbox.py) makes a second delivery do nothing.
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# One message at a time per process: a worker stopping (SIGTERM) holds no others.
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_TASK_SOFT_TIME_LIMIT = envint("KILN_TASK_SOFT_TIME_LIMIT", 300)
-CELERY_TASK_TIME_LIMIT = envint("KILN_TASK_TIME_LIMIT", 360)
+# A worker whose Redis went away waits for it, however long, instead of exiting.
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+# The longest timeout a query may have (its whole budget, retries included).
+KILN_RUN_TIMEOUT_MAX_SECONDS = envint("KILN_RUN_TIMEOUT_MAX_SECONDS", 600)
+CELERY_TASK_SOFT_TIME_LIMIT = envint("KILN_TASK_SOFT_TIME_LIMIT", 630)
+CELERY_TASK_TIME_LIMIT = envint("KILN_TASK_TIME_LIMIT", 660)
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    # Redis hands an unacknowledged task to another worker after this long: each
+    # worker looks for such tasks every KILN_BROKER_RESTORE_EVERY_SECONDS.
+    "visibility_timeout": envint("KILN_BROKER_VISIBILITY_TIMEOUT", 3600),
+    "unacked_restore_interval": envint("KILN_BROKER_RESTORE_EVERY_SECONDS", 10),
+    "unacked_restore_throttle": 1,
+    # A broker that is down is noticed in a fraction of a second: a request that stores
+    # a run answers at once and the sweep enqueues it later.
+    "socket_connect_timeout": envfloat("KILN_BROKER_CONNECT_TIMEOUT", 1.0),
+    "socket_timeout": envfloat("KILN_BROKER_SOCKET_TIMEOUT", 1.0),
+}
+KILN_SWEEP_EVERY_SECONDS = envfloat("KILN_SWEEP_EVERY_SECONDS", 30.0)
 CELERY_BEAT_SCHEDULE = {
-    "sweep-outbox": {"task": "queries.sweep_outbox", "schedule": 30.0},
+    "sweep-outbox": {"task": "queries.sweep_outbox", "schedule": KILN_SWEEP_EVERY_SECONDS},
 }
 
 # The outbox (queries.QueryRun): retries of transient failures, and the sweep.
 KILN_RUN_MAX_ATTEMPTS = envint("KILN_RUN_MAX_ATTEMPTS", 5)
 KILN_RUN_RETRY_BASE_SECONDS = envfloat("KILN_RUN_RETRY_BASE_SECONDS", 5.0)
 KILN_RUN_RETRY_MAX_SECONDS = envfloat("KILN_RUN_RETRY_MAX_SECONDS", 300.0)
-# A queued run whose task has not run this long after it was due is enqueued again.
+# A waiting run whose task has not run this long after it was due is enqueued again.
 KILN_SWEEP_GRACE_SECONDS = envint("KILN_SWEEP_GRACE_SECONDS", 60)
-# A run still "running" after this long lost its worker: marked unknown, never resent.
+# A run still "sending" after this long lost its worker: marked unknown, never resent.
 KILN_RUN_STUCK_SECONDS = envint("KILN_RUN_STUCK_SECONDS", 900)
 # How many reverse proxies in front of Kiln add to X-Forwarded-For (the audit log's
 # "from where"); 0 believes only the connection's own address.

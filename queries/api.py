@@ -2,6 +2,7 @@
 
     POST /api/v1/apps/<app>/queries/<query>/runs   {"inputs": {...}}  -> 202
     GET  /api/v1/runs/<id>[?wait=N]
+    POST /api/v1/runs/<id>/cancel                  -> 200, or 409 once it is sending
 
 Authenticated by a per-user token (``Authorization: Bearer kiln_...``); only members of
 the app's workspace may run or read, everyone else gets 404.
@@ -15,6 +16,7 @@ import json
 import logging
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import Q
 from django.http import HttpRequest, JsonResponse
 from django.urls import reverse
@@ -28,7 +30,9 @@ from builder.publishing import published
 from core.filetypes import sniffed_type
 from queries.errors import RunLimitError, RunRequestError
 from queries.execution import create_run
-from queries.models import ApiToken, QueryRun
+from queries.models import ApiToken, QueryRun, RunStatus
+from workspaces import audit
+from workspaces.audit import Action
 from workspaces.files import FileContent
 from workspaces.models import Role
 
@@ -143,18 +147,25 @@ def create_run_view(request: HttpRequest, app: str, query: str) -> JsonResponse:
     return response
 
 
-@token_required
-@require_GET
-def run_view(request: HttpRequest, run_id: int) -> JsonResponse:
-    # A member reads their own runs; editors and admins read every run of the workspace.
-    runs = QueryRun.objects.filter(pk=run_id, workspace__memberships__user=request.user)
-    run = runs.filter(
+def _own_run(request: HttpRequest, run_id: int) -> QueryRun | None:
+    """The run if the token's user may read and cancel it: a member their own runs,
+    editors and admins every run of the workspace. None (a 404) for everyone else."""
+    runs = QueryRun.objects.select_related("query", "workspace").filter(
+        pk=run_id, workspace__memberships__user=request.user
+    )
+    return runs.filter(
         Q(created_by=request.user)
         | Q(
             workspace__memberships__user=request.user,
             workspace__memberships__role__in=[Role.EDITOR, Role.ADMIN],
         )
     ).first()
+
+
+@token_required
+@require_GET
+def run_view(request: HttpRequest, run_id: int) -> JsonResponse:
+    run = _own_run(request, run_id)
     if run is None:
         return _error(404, "No such run.")
     try:
@@ -162,4 +173,37 @@ def run_view(request: HttpRequest, run_id: int) -> JsonResponse:
     except ValueError:
         return _error(400, "wait must be a number of seconds.", "wait")
     run.wait(min(wait, settings.KILN_API_MAX_WAIT_SECONDS))
+    return JsonResponse(_run_body(run, request))
+
+
+@token_required
+@require_POST
+def cancel_run_view(request: HttpRequest, run_id: int) -> JsonResponse:
+    """Cancel a run no worker has taken yet (queued, or scheduled for a retry)."""
+    run = _own_run(request, run_id)
+    if run is None:
+        return _error(404, "No such run.")
+    with transaction.atomic():
+        cancelled = run.cancel(by=request.user.get_username())
+        if cancelled:
+            audit.record(
+                run.workspace,
+                Action.CANCELLED,
+                "run",
+                f"run {run.pk} of {run.query.name}",
+                request=request,
+                detail={"run": run.pk},
+            )
+    if not cancelled:
+        if run.status == RunStatus.SENDING:
+            message = (
+                "The run is being sent and can no longer be cancelled; "
+                "read it again to see how it ended."
+            )
+        else:
+            message = f"The run has already ended ({run.status}); only a queued or "
+            message += "scheduled run can be cancelled."
+        body = {**_run_body(run, request), "error": message, "field": "status"}
+        return JsonResponse(body, status=409)
+    log.info("run %s cancelled by %s", run.pk, request.user.get_username())
     return JsonResponse(_run_body(run, request))

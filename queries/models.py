@@ -142,6 +142,18 @@ class QueryRun(models.Model):
                 self.refresh_from_db()
         return self
 
+    def cancel(self, by: str) -> bool:
+        """Cancel the run if no worker has claimed it yet: one conditional UPDATE from
+        queued or scheduled, the same states the claim takes, so exactly one of a cancel
+        and a claim wins. False (and the run re-read) when it was already sending or
+        finished."""
+        now = timezone.now()
+        cancelled = QueryRun.objects.filter(pk=self.pk, status__in=WAITING).update(
+            status=RunStatus.CANCELLED, error=f"Cancelled by {by}.", finished_at=now
+        )
+        self.refresh_from_db()
+        return cancelled == 1
+
     def as_api(self) -> dict:
         return {
             "id": self.pk,

@@ -32,16 +32,23 @@ def sweep_outbox_task() -> dict:
     return sweep()
 
 
+#: One quick second try: a broker that refuses connections is down, and the request
+#: that stored the run must answer at once (the sweep enqueues the run later).
+PUBLISH_RETRY = {"max_retries": 1, "interval_start": 0.1, "interval_step": 0.1}
+
+
 def enqueue(run_id: int, countdown: float | None = None) -> bool:
-    """Hand the run to Celery. If the broker is down the run stays queued and the sweep
-    enqueues it later: nothing is lost."""
+    """Hand the run to Celery. If the broker is down the run stays waiting with no
+    ``enqueued_at`` and the sweep enqueues it later: nothing is lost, and the caller
+    (a web request) waits at most about a tenth of a second plus the broker's connect
+    timeout (``KILN_BROKER_CONNECT_TIMEOUT``) for each of two attempts."""
     QueryRun.objects.filter(pk=run_id).update(enqueued_at=timezone.now())
     try:
         result = execute_run_task.apply_async(
             (run_id,),
             countdown=countdown,
             retry=True,
-            retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5},
+            retry_policy=PUBLISH_RETRY,
         )
     except Exception as exc:  # kombu raises OperationalError, redis-py its own errors
         if getattr(settings, "CELERY_TASK_ALWAYS_EAGER", False):
@@ -54,8 +61,11 @@ def enqueue(run_id: int, countdown: float | None = None) -> bool:
 
 
 def sweep(now=None) -> dict[str, int]:
-    """Re-enqueue queued runs whose task may be lost (never enqueued, or due for longer
-    than the grace period), and mark runs stuck in running as unknown."""
+    """Re-enqueue waiting runs whose task may be lost (never enqueued, or due for longer
+    than the grace period), and mark runs still sending after ``KILN_RUN_STUCK_SECONDS``
+    unknown: their worker died, and the message may have gone out. A stuck time longer
+    than Celery's hard time limit (queries/checks.py) means no worker can still be
+    sending them."""
     now = now or timezone.now()
     grace = timedelta(seconds=settings.KILN_SWEEP_GRACE_SECONDS)
     lost = QueryRun.objects.filter(status__in=WAITING).filter(

@@ -25,6 +25,7 @@ class Action(models.TextChoices):
     ROLE_CHANGED = "role_changed", "Changed the role of"
     REMOVED = "removed", "Removed"
     IMPORTED = "imported", "Imported"
+    CANCELLED = "cancelled", "Cancelled"
 
 
 class AuditEvent(models.Model):

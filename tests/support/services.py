@@ -85,7 +85,9 @@ class CeleryWorker:
 
     ``cwd`` runs it from another directory (the code is still found through
     PYTHONPATH), as a worker on another machine would be; ``name`` tells several
-    workers apart (each answers its own ping)."""
+    workers apart (each answers its own ping). ``pool="prefork"`` runs the task in a
+    child process, as production does (time limits need it); ``command="beat"`` runs
+    Celery beat instead of a worker."""
 
     def __init__(
         self,
@@ -97,6 +99,8 @@ class CeleryWorker:
         name: str = "",
         loglevel: str = "INFO",
         profile: str = "",
+        pool: str = "solo",
+        command: str = "worker",
     ):
         self.redis_url = redis_url
         self.loglevel = loglevel
@@ -104,6 +108,8 @@ class CeleryWorker:
         self.profile = profile
         self.cwd = Path(cwd) if cwd else ROOT
         self.name = f"kiln-test-{name or 'worker'}-{os.getpid()}@{socket.gethostname()}"
+        self.pool = pool
+        self.command = command
         self.env = {
             **os.environ,
             "REDIS_URL": redis_url,
@@ -125,20 +131,26 @@ class CeleryWorker:
             "celery",
             "-A",
             "kiln",
-            "worker",
-            "--pool=solo",
-            "--concurrency=1",
+            self.command,
             f"--loglevel={self.loglevel}",
-            "--without-gossip",
-            "--without-mingle",
-            "-n",
-            self.name,
         ]
-        with open(self.log_path, "wb") as log:
+        if self.command == "beat":
+            cmd += ["--schedule", self.log_path + ".schedule"]
+        else:
+            cmd += [
+                f"--pool={self.pool}",
+                "--concurrency=1",
+                "--without-gossip",
+                "--without-mingle",
+                "-n",
+                self.name,
+            ]
+        with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 cmd, cwd=self.cwd, env=self.env, stdout=log, stderr=subprocess.STDOUT
             )
-        self.wait_ready()
+        if self.command != "beat":
+            self.wait_ready()
         return self
 
     def wait_ready(self, timeout: float = 30) -> None:

@@ -1,8 +1,11 @@
 """A real SMTP server for tests: aiosmtpd on a free port, optionally with STARTTLS,
-implicit TLS and AUTH, collecting what it receives."""
+implicit TLS and AUTH, collecting what it receives; on demand it misbehaves as real
+servers and networks do (a 421 greeting, a connection dropped before MAIL FROM or after
+the message, a slow answer to the message)."""
 
 from __future__ import annotations
 
+import asyncio
 import email
 import socket
 import ssl
@@ -13,7 +16,7 @@ from email import policy
 from email.message import EmailMessage
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, LoginPassword
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
 from datasources.plugins.smtp.config import Auth, Security, SmtpSettings
 from tests.support.certs import TestCertificates
@@ -36,14 +39,26 @@ class Received:
         return email.message_from_bytes(self.data, policy=policy.default)
 
 
+#: Faults a connection can be given (``SmtpServer.fault``), one per connection, in order.
+GREETING_421 = "greeting_421"  # greets with 421 and closes: nothing was started
+DROP_BEFORE_MAIL = "drop_before_mail"  # closes when the client sends MAIL FROM
+DROP_AFTER_DATA = "drop_after_data"  # keeps the message, closes before the reply
+FAULTS = (GREETING_421, DROP_BEFORE_MAIL, DROP_AFTER_DATA)
+
+
 @dataclass
 class Handler:
-    """Stores messages; refuses listed recipients; answers DATA from a script."""
+    """Stores messages; refuses listed recipients; answers DATA from a script, after
+    ``data_delay`` seconds. ``transactions`` counts messages whose data arrived;
+    ``received`` holds those the server kept (answered 250, or dropped after DATA)."""
 
     received: list[Received] = field(default_factory=list)
     refuse: dict[str, str] = field(default_factory=dict)
     data_replies: list[str] = field(default_factory=list)
+    faults: list[str] = field(default_factory=list)
+    data_delay: float = 0.0
     transactions: int = 0
+    connections: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
     #: Offer PIPELINING in the EHLO reply (aiosmtpd reads pipelined commands in order).
     pipelining: bool = False
@@ -54,6 +69,11 @@ class Handler:
             responses.insert(-1, "250-PIPELINING")
         return responses
 
+    def next_fault(self) -> str | None:
+        with self.lock:
+            self.connections += 1
+            return self.faults.pop(0) if self.faults else None
+
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if address in self.refuse:
             return self.refuse[address]
@@ -61,14 +81,51 @@ class Handler:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        message = Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.content)
         with self.lock:
             self.transactions += 1
+        if getattr(server, "kiln_fault", None) == DROP_AFTER_DATA:
+            with self.lock:
+                self.received.append(message)
+            server.transport.abort()
+            return "250 OK: never heard"
+        if self.data_delay:
+            await asyncio.sleep(self.data_delay)
+            if server.transport is None or server.transport.is_closing():
+                return "421 The client left"  # it never learns: nothing is kept
+        with self.lock:
             reply = self.data_replies.pop(0) if self.data_replies else "250 OK: queued"
             if reply.startswith("250"):
-                self.received.append(
-                    Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.content)
-                )
+                self.received.append(message)
         return reply
+
+
+class _FaultySMTP(SMTP):
+    """aiosmtpd's server with the faults of ``Handler.faults``, one per connection."""
+
+    kiln_fault: str | None = None
+    _kiln_greeted = False
+
+    async def push(self, status):
+        if not self._kiln_greeted:
+            self._kiln_greeted = True
+            self.kiln_fault = self.event_handler.next_fault()
+            if self.kiln_fault == GREETING_421:
+                await super().push("421 4.3.2 Service not available, closing channel")
+                self.transport.close()
+                return
+        await super().push(status)
+
+    async def smtp_MAIL(self, arg):
+        if self.kiln_fault == DROP_BEFORE_MAIL:
+            self.transport.abort()
+            return
+        await super().smtp_MAIL(arg)
+
+
+class _Controller(Controller):
+    def factory(self):
+        return _FaultySMTP(self.handler, **self.SMTP_kwargs)
 
 
 class SmtpServer:
@@ -80,10 +137,11 @@ class SmtpServer:
         certs: TestCertificates | None = None,
         offer_starttls: bool = True,
         host: str = "127.0.0.1",
+        port: int | None = None,
     ):
         self.handler = Handler()
         self.host = host
-        self.port = free_port()
+        self.port = port or free_port()
         self.security = security
         self.users = users or {}
         kwargs: dict = {"enable_SMTPUTF8": True, "decode_data": False}
@@ -101,7 +159,7 @@ class SmtpServer:
         if security == Security.SSL:
             controller_kwargs["ssl_context"] = tls_context
             controller_kwargs["server_hostname"] = "localhost"
-        self.controller = Controller(
+        self.controller = _Controller(
             self.handler,
             hostname=host,
             port=self.port,
@@ -136,6 +194,18 @@ class SmtpServer:
 
     def reply_to_data(self, *replies: str) -> None:
         self.handler.data_replies.extend(replies)
+
+    def fault(self, *faults: str) -> None:
+        """The next connections misbehave, one fault each, in order (``FAULTS``)."""
+        unknown = set(faults) - set(FAULTS)
+        if unknown:
+            raise ValueError(f"unknown fault(s) {sorted(unknown)}; known: {FAULTS}")
+        with self.handler.lock:
+            self.handler.faults.extend(faults)
+
+    def delay_data(self, seconds: float) -> None:
+        """Answer each message ``seconds`` after its data arrived (a slow server)."""
+        self.handler.data_delay = seconds
 
     def wait_for(self, count: int = 1, timeout: float = 10) -> list[Received]:
         deadline = time.monotonic() + timeout

@@ -1,7 +1,7 @@
 """Re-enqueue runs whose task was lost, and mark runs stuck mid-send as unknown.
 
-Celery beat runs the same sweep every 30 s; this command is for machines with no beat
-(the embedded default), once or in a loop.
+Celery beat runs the same sweep every KILN_SWEEP_EVERY_SECONDS (30 s); this command is
+for machines with no beat (the embedded default), once or in a loop.
 """
 
 from __future__ import annotations
