@@ -289,6 +289,8 @@ KILN_RUN_RETRY_BASE_SECONDS = envfloat("KILN_RUN_RETRY_BASE_SECONDS", 5.0)
 KILN_RUN_RETRY_MAX_SECONDS = envfloat("KILN_RUN_RETRY_MAX_SECONDS", 300.0)
 # A waiting run whose task has not run this long after it was due is enqueued again.
 KILN_SWEEP_GRACE_SECONDS = envint("KILN_SWEEP_GRACE_SECONDS", 60)
+# The sweep enqueues overdue runs again only up to this many tasks in the broker's queue.
+KILN_SWEEP_BATCH = envint("KILN_SWEEP_BATCH", 500)
 # A run still "sending" after this long lost its worker: marked unknown, never resent.
 KILN_RUN_STUCK_SECONDS = envint("KILN_RUN_STUCK_SECONDS", 900)
 # How many reverse proxies in front of Kiln add to X-Forwarded-For (the audit log's

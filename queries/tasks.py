@@ -8,7 +8,6 @@ from datetime import timedelta
 
 from celery import shared_task
 from django.conf import settings
-from django.db.models import Q
 from django.utils import timezone
 
 from queries.models import WAITING, QueryRun, RunStatus
@@ -60,6 +59,25 @@ def enqueue(run_id: int, countdown: float | None = None) -> bool:
     return True
 
 
+def broker_backlog() -> int | None:
+    """How many tasks wait in the broker's queue, not yet taken by a worker; None when
+    that cannot be read (no broker, or it is down)."""
+    app = execute_run_task.app
+    if app.conf.task_always_eager:
+        return None
+    try:
+        with app.connection_for_read() as conn:
+            # Not passive: with Redis a queue no worker has bound yet is "not found"
+            # rather than empty; declaring it changes nothing in Redis.
+            declared = conn.default_channel.queue_declare(
+                queue=app.conf.task_default_queue, durable=True, auto_delete=False
+            )
+            return int(declared.message_count)
+    except Exception as exc:  # kombu and redis-py raise their own errors
+        log.warning("could not read the broker's queue length: %s", exc)
+        return None
+
+
 def sweep(now=None) -> dict[str, int]:
     """Re-enqueue waiting runs whose task may be lost (never enqueued, or due for longer
     than the grace period), and mark runs still sending after ``KILN_RUN_STUCK_SECONDS``
@@ -68,11 +86,21 @@ def sweep(now=None) -> dict[str, int]:
     sending them."""
     now = now or timezone.now()
     grace = timedelta(seconds=settings.KILN_SWEEP_GRACE_SECONDS)
-    lost = QueryRun.objects.filter(status__in=WAITING).filter(
-        Q(enqueued_at__isnull=True, next_attempt_at__lte=now)
-        | Q(next_attempt_at__lte=now - grace, enqueued_at__lte=now - grace)
-    )
-    enqueued = sum(enqueue(run_id) for run_id in lost.values_list("pk", flat=True))
+    waiting = QueryRun.objects.filter(status__in=WAITING)
+    # Never handed to the broker (it was down): certainly not in its queue.
+    never = waiting.filter(enqueued_at__isnull=True, next_attempt_at__lte=now)
+    enqueued = sum(enqueue(run_id) for run_id in never.values_list("pk", flat=True))
+    # Overdue: the task may be lost (Redis restarted), or only behind a long backlog.
+    # While the queue holds a backlog the workers are still on it, so only as many are
+    # enqueued again as bring the queue up to KILN_SWEEP_BATCH, oldest first: a backlog
+    # never grows by the sweep's doing, and lost tasks are found once it drains.
+    room = settings.KILN_SWEEP_BATCH - (broker_backlog() or 0)
+    if room > 0:
+        overdue = waiting.filter(
+            next_attempt_at__lte=now - grace, enqueued_at__lte=now - grace
+        ).order_by("next_attempt_at", "pk")
+        ids = list(overdue.values_list("pk", flat=True)[:room])
+        enqueued += sum(enqueue(run_id) for run_id in ids)
     stuck_before = now - timedelta(seconds=settings.KILN_RUN_STUCK_SECONDS)
     stuck = QueryRun.objects.filter(status=RunStatus.SENDING, started_at__lt=stuck_before).update(
         status=RunStatus.UNKNOWN,

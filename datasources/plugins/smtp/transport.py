@@ -167,7 +167,7 @@ def _open(s: SmtpSettings, progress: _Progress) -> smtplib.SMTP:
         client._host = s.host  # type: ignore[union-attr]
         progress.stage = f"connecting to {s.host}:{s.port}"
         try:
-            client.connect(s.host, s.port)
+            code, greeting = client.connect(s.host, s.port)
         except OSError as exc:
             if isinstance(exc, smtplib.SMTPException | ssl.SSLError):
                 client.close()
@@ -175,6 +175,11 @@ def _open(s: SmtpSettings, progress: _Progress) -> smtplib.SMTP:
             last_error = exc
             client.close()
             continue
+        if code != 220:
+            # smtplib's connect() returns a refusing greeting (421 busy, 554 go away)
+            # instead of raising: raised here, it is reported with the server's text.
+            client.close()
+            raise smtplib.SMTPConnectError(code, greeting)
         return client
     assert last_error is not None
     raise last_error
@@ -267,6 +272,16 @@ def connection(s: SmtpSettings, *, reuse_seconds: float = 0) -> Iterator[Session
         raise
     except (smtplib.SMTPException, OSError) as exc:
         raise _translate(exc, s, progress) from None
+    except Exception as exc:
+        # Anything else that cuts the conversation short once the message is being
+        # handed over (Celery's soft time limit, say) leaves its delivery unknown: the
+        # server may have it. Before that point nothing was sent, and it goes on up.
+        if progress.handed_over:
+            raise DeliveryUnknown(
+                f"Sending to {s.host}:{s.port} was cut short after the message was handed "
+                f"over ({type(exc).__name__}); it may or may not have been delivered."
+            ) from exc
+        raise
     finally:
         if client is not None:
             client.close()
