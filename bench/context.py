@@ -17,11 +17,9 @@ On a throwaway SQLite database; N defaults to 300.
 
 from __future__ import annotations
 
-import os
 import random
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -36,20 +34,10 @@ INPUTS = {"name_in": {"value": "ann@example.com"}}
 
 
 def main(count: int) -> None:
-    var = tempfile.mkdtemp(prefix="kiln-bench-")
-    os.environ.update(
-        {
-            "DJANGO_SETTINGS_MODULE": "kiln.settings",
-            "KILN_VAR_DIR": var,
-            "DATABASE_URL": f"sqlite:///{var}/bench.sqlite3",
-            "LOG_LEVEL": "WARNING",
-        }
-    )
-    import django
+    from django_env import start_django
 
-    django.setup()
+    start_django()
     from django.contrib.auth import get_user_model
-    from django.core.management import call_command
     from django.db import connection
     from django.test import Client
     from django.utils import timezone
@@ -62,7 +50,6 @@ def main(count: int) -> None:
     from tests.support.apps import mailer
     from workspaces.models import Role, Workspace
 
-    call_command("migrate", verbosity=0)
     user = get_user_model().objects.create_user("viewer", "viewer@kiln.test", "bench-pass-1")
     workspace = Workspace.objects.create(name="Bench")
     workspace.add_member(user, Role.EDITOR)

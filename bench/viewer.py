@@ -19,11 +19,9 @@ With --profile: no timing, but a cProfile of N Kiln renders (what limits the rat
 
 from __future__ import annotations
 
-import os
 import re
 import statistics
 import sys
-import tempfile
 import time
 import types
 from pathlib import Path
@@ -178,22 +176,12 @@ def show_profile(render, count: int) -> None:
 
 
 def main(count: int, profile: bool = False) -> None:
-    var = tempfile.mkdtemp(prefix="kiln-bench-")
-    os.environ.update(
-        {
-            "DJANGO_SETTINGS_MODULE": "kiln.settings",
-            "KILN_VAR_DIR": var,
-            "DATABASE_URL": f"sqlite:///{var}/bench.sqlite3",
-            "LOG_LEVEL": "WARNING",
-        }
-    )
-    import django
+    from django_env import start_django
 
-    django.setup()
+    start_django()
     from django.conf import settings
     from django.contrib.auth import get_user_model
     from django.contrib.auth.decorators import login_required
-    from django.core.management import call_command
     from django.db import connection
     from django.shortcuts import get_object_or_404
     from django.template import engines
@@ -204,8 +192,6 @@ def main(count: int, profile: bool = False) -> None:
     from builder.models import App, Page, Widget
     from builder.publishing import publish
     from workspaces.models import Role, Workspace
-
-    call_command("migrate", verbosity=0)
 
     # The app, built and published as the editor would.
     rows = make_rows()
