@@ -7,24 +7,15 @@ mail that is already stored.
 
 from __future__ import annotations
 
-import email
-import email.policy
-from collections.abc import Iterator
 from email.message import EmailMessage
 from functools import cached_property
-from typing import TypedDict
 
 from django.db import models
 
+from core.mail import AttachmentInfo, ParsedMail
+
 # RFC 5322's line limit; a longer subject is truncated for the list, never rejected.
 SUBJECT_MAX_LENGTH = 998
-
-
-class AttachmentInfo(TypedDict):
-    index: int
-    filename: str
-    content_type: str
-    size: int
 
 
 class MailboxMessage(models.Model):
@@ -58,7 +49,7 @@ class MailboxMessage(models.Model):
         message.save()
         return message
 
-    # -- parsing ---------------------------------------------------------------------
+    # -- parsing: core.mail, shared with the outbox ------------------------------------
 
     @property
     def raw_bytes(self) -> bytes:
@@ -66,104 +57,31 @@ class MailboxMessage(models.Model):
         return bytes(self.raw)
 
     @cached_property
+    def mail(self) -> ParsedMail:
+        return ParsedMail(self.raw_bytes)
+
+    @property
     def parsed(self) -> EmailMessage:
-        return email.message_from_bytes(self.raw_bytes, policy=email.policy.default)
+        return self.mail.message
 
     def header_value(self, name: str) -> str:
-        """The first ``name`` header, decoded; "" when absent."""
-        for header_name, value in self.headers:
-            if header_name.lower() == name.lower():
-                return value
-        return ""
+        return self.mail.header_value(name)
 
-    @cached_property
+    @property
     def headers(self) -> list[tuple[str, str]]:
-        """Every header in order, with encoded words (=?utf-8?...?=) decoded."""
-        message = self.parsed
-        decoded = []
-        for name, raw_value in message.raw_items():
-            try:
-                value = str(message.policy.header_fetch_parse(name, raw_value))
-            except Exception:
-                # A header the parser chokes on is still worth showing as it came in.
-                value = str(raw_value)
-            decoded.append((name, value))
-        return decoded
-
-    @cached_property
-    def _text_part(self) -> EmailMessage | None:
-        return self.parsed.get_body(preferencelist=("plain",))
-
-    @cached_property
-    def _html_part(self) -> EmailMessage | None:
-        return self.parsed.get_body(preferencelist=("html",))
+        return self.mail.headers
 
     @property
     def text_body(self) -> str | None:
-        return _text_of(self._text_part) if self._text_part is not None else None
+        return self.mail.text_body
 
     @property
     def html_body(self) -> str | None:
-        return _text_of(self._html_part) if self._html_part is not None else None
+        return self.mail.html_body
 
-    @cached_property
-    def _attachment_parts(self) -> list[EmailMessage]:
-        # Every leaf that is not one of the two bodies: attachments proper, inline images,
-        # forwarded messages. iter_attachments() would miss those nested in
-        # multipart/related or multipart/alternative.
-        bodies = (self._text_part, self._html_part)
-        return [
-            part
-            for part in _leaves(self.parsed)
-            if not any(part is body for body in bodies if body is not None)
-        ]
-
-    @cached_property
+    @property
     def attachments(self) -> list[AttachmentInfo]:
-        infos = []
-        for index, part in enumerate(self._attachment_parts):
-            infos.append(
-                AttachmentInfo(
-                    index=index,
-                    filename=part.get_filename() or f"attachment-{index + 1}",
-                    content_type=part.get_content_type(),
-                    size=len(_bytes_of(part)),
-                )
-            )
-        return infos
+        return self.mail.attachments
 
     def attachment(self, index: int) -> tuple[AttachmentInfo, bytes]:
-        """Attachment ``index`` (as listed by ``attachments``) and its decoded bytes.
-
-        Raises IndexError for an index that does not exist.
-        """
-        if not 0 <= index < len(self._attachment_parts):
-            raise IndexError(index)
-        return self.attachments[index], _bytes_of(self._attachment_parts[index])
-
-
-def _leaves(part: EmailMessage) -> Iterator[EmailMessage]:
-    # message/rfc822 counts as one leaf: a forwarded mail is one attachment, not its parts.
-    if part.get_content_maintype() == "multipart":
-        for child in part.iter_parts():
-            yield from _leaves(child)
-    else:
-        yield part
-
-
-def _bytes_of(part: EmailMessage) -> bytes:
-    if part.get_content_maintype() == "message":
-        payload = part.get_payload()
-        if isinstance(payload, list) and payload:
-            return payload[0].as_bytes()
-    return part.get_payload(decode=True) or b""
-
-
-def _text_of(part: EmailMessage) -> str:
-    try:
-        text = part.get_content()
-    except (LookupError, ValueError):
-        # An unknown or lying charset: show what we can rather than fail the page.
-        text = (part.get_payload(decode=True) or b"").decode("utf-8", errors="replace")
-    # Mail on the wire has CRLF line ends; pages and tests want plain newlines.
-    return text.replace("\r\n", "\n")
+        return self.mail.attachment(index)

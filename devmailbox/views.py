@@ -25,15 +25,13 @@ from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
 from core.filenames import safe_filename
+from core.mail import SANDBOX_HEADERS
 from devmailbox.models import MailboxMessage
 
 PAGE_SIZE = 50
 TABS = ("html", "text", "headers")
 SUMMARY_HEADERS = ("From", "To", "Cc", "Reply-To", "Date")
 
-# The HTML body may hold anything: no script, no origin (sandbox), no network (remote
-# images and fonts would tell the sender the mail was opened), inline styles allowed.
-HTML_BODY_CSP = "sandbox; default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 # Only a browser that ignored Content-Disposition would render a download; if one does,
 # it gets no script and no origin either.
 DOWNLOAD_CSP = "sandbox; default-src 'none'"
@@ -113,11 +111,7 @@ def html(request: HttpRequest, pk: int) -> HttpResponse:
     if body is None:
         raise Http404("This message has no HTML part")
     # The header's charset wins over any <meta charset> in the body, which we re-encoded.
-    response = HttpResponse(body, content_type="text/html; charset=utf-8")
-    response["Content-Security-Policy"] = HTML_BODY_CSP
-    response["X-Content-Type-Options"] = "nosniff"
-    response["Referrer-Policy"] = "no-referrer"
-    return response
+    return HttpResponse(body, content_type="text/html; charset=utf-8", headers=SANDBOX_HEADERS)
 
 
 @login_required

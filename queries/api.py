@@ -150,7 +150,7 @@ def create_run_view(request: HttpRequest, app: str, query: str) -> JsonResponse:
 def _own_run(request: HttpRequest, run_id: int) -> QueryRun | None:
     """The run if the token's user may read and cancel it: a member their own runs,
     editors and admins every run of the workspace. None (a 404) for everyone else."""
-    runs = QueryRun.objects.select_related("query", "workspace").filter(
+    runs = QueryRun.objects.select_related("workspace").filter(
         pk=run_id, workspace__memberships__user=request.user
     )
     return runs.filter(
@@ -190,7 +190,7 @@ def cancel_run_view(request: HttpRequest, run_id: int) -> JsonResponse:
                 run.workspace,
                 Action.CANCELLED,
                 "run",
-                f"run {run.pk} of {run.query.name}",
+                run.label,
                 request=request,
                 detail={"run": run.pk},
             )

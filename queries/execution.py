@@ -150,7 +150,9 @@ def create_run(
     with transaction.atomic():
         run = QueryRun.objects.create(
             workspace=query.app.workspace,
+            app=query.app,
             query=query,
+            query_name=query.name,
             datasource=datasource,
             action=published.action,
             timeout_seconds=published.timeout_seconds,

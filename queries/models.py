@@ -9,7 +9,7 @@ from django.db import models
 from django.utils import timezone
 
 from builder.jsonfield import OrderedJSONField
-from builder.models import Query
+from builder.models import App, Query
 from datasources.models import Datasource
 from queries.notify import RunWaiter
 from workspaces.models import Workspace
@@ -43,6 +43,33 @@ def runs_of(user, visitor: str = "") -> models.Q:
     return models.Q(pk__in=[])
 
 
+#: The outbox's columns of a run and the email fields they come from.
+SUMMARY_FIELDS = {
+    "subject": "subject",
+    "mail_from": "from",
+    "mail_to": "to",
+    "mail_cc": "cc",
+    "mail_bcc": "bcc",
+}
+
+
+def addresses_of(value) -> str:
+    """A recipients field (comma-separated text or a list) as one line of text."""
+    if isinstance(value, list | tuple):
+        return ", ".join(str(item) for item in value if item)
+    return str(value or "").strip()
+
+
+def outbox_summary(fields: dict) -> dict[str, str]:
+    """The subject, sender and recipients of a run's fields as the outbox lists and
+    searches them (``SUMMARY_FIELDS``); empty for a query that sends no email."""
+    if not isinstance(fields, dict):
+        fields = {}
+    summary = {column: addresses_of(fields.get(name)) for column, name in SUMMARY_FIELDS.items()}
+    summary["subject"] = summary["subject"][:255]
+    return summary
+
+
 FINISHED = (RunStatus.SENT, RunStatus.FAILED, RunStatus.UNKNOWN, RunStatus.CANCELLED)
 #: Not yet claimed by a worker: what the claim and the sweep look for.
 WAITING = (RunStatus.QUEUED, RunStatus.SCHEDULED)
@@ -53,7 +80,16 @@ class QueryRun(models.Model):
     nothing is lost while the broker is down; claimed atomically, so nothing runs twice."""
 
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="runs")
-    query = models.ForeignKey(Query, on_delete=models.CASCADE, related_name="runs")
+    #: The app and query it ran, and the query's name then: the outbox keeps a run whose
+    #: query was deleted since (query NULL), under its app and name. Deleting the app
+    #: deletes its runs.
+    app = models.ForeignKey(
+        App, null=True, blank=True, on_delete=models.CASCADE, related_name="runs"
+    )
+    query = models.ForeignKey(
+        Query, null=True, blank=True, on_delete=models.SET_NULL, related_name="runs"
+    )
+    query_name = models.CharField(max_length=64, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )
@@ -94,10 +130,24 @@ class QueryRun(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    #: What the outbox lists and searches, taken from the fields when the run is stored
+    #: (``fields`` is plain ``json`` on PostgreSQL, which cannot be searched by key).
+    subject = models.CharField(max_length=255, blank=True)
+    mail_from = models.TextField(blank=True)
+    mail_to = models.TextField(blank=True)
+    mail_cc = models.TextField(blank=True)
+    mail_bcc = models.TextField(blank=True)
+    #: The run this one sends again (the outbox's Resend).
+    resent_from = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="resends"
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [
+            # The outbox pages: a workspace's or an app's runs, newest first.
+            models.Index(fields=["workspace", "-created_at", "-id"], name="outbox_by_time"),
+            models.Index(fields=["app", "-created_at", "-id"], name="app_outbox_by_time"),
             # What the sweep and the claim look for.
             models.Index(
                 fields=["next_attempt_at"],
@@ -110,6 +160,38 @@ class QueryRun(models.Model):
 
     def __str__(self) -> str:
         return f"run {self.pk} of {self.query_id} ({self.status})"
+
+    def save(self, *args, **kwargs) -> None:
+        """Fills what the outbox lists (app, query name, subject, recipients) when the
+        creator did not, so that every way of storing a run keeps the outbox whole."""
+        if self.query_id is not None and (self.app_id is None or not self.query_name):
+            app_id, name = Query.objects.values_list("app_id", "name").get(pk=self.query_id)
+            self.app_id = self.app_id or app_id
+            self.query_name = self.query_name or name
+        if not any(getattr(self, column) for column in SUMMARY_FIELDS):
+            for column, value in outbox_summary(self.fields).items():
+                setattr(self, column, value)
+        super().save(*args, **kwargs)
+
+    @property
+    def ran_by(self) -> str:
+        """Who started the run, as the outbox shows it (reads ``created_by``)."""
+        if self.created_by is not None:
+            return self.created_by.get_username()
+        return "visitor" if self.visitor else "a former member"
+
+    @property
+    def duration_seconds(self) -> float | None:
+        """From the claim of its last attempt to its end; None until it ended."""
+        start = self.started_at or self.created_at
+        if self.finished_at is None or start is None:
+            return None
+        return max((self.finished_at - start).total_seconds(), 0.0)
+
+    @property
+    def label(self) -> str:
+        """How the audit log and the outbox name the run."""
+        return f"run {self.pk} of {self.query_name or 'a deleted query'}"
 
     @property
     def finished(self) -> bool:

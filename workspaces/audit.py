@@ -26,6 +26,7 @@ class Action(models.TextChoices):
     REMOVED = "removed", "Removed"
     IMPORTED = "imported", "Imported"
     CANCELLED = "cancelled", "Cancelled"
+    RESENT = "resent", "Sent again"
 
 
 class AuditEvent(models.Model):

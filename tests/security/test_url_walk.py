@@ -165,6 +165,7 @@ def argument(name: str, route: str, other: dict) -> object:
         "page": other["page"],
         "query": other["query"],
         "run_id": other["run_id"],
+        "run": other["run_id"],
         "kind": "smtp",
         "prop": "text",
         "index": 0,
