@@ -12,6 +12,10 @@ from queries.models import SUMMARY_FIELDS, outbox_summary
 def fill_outbox_columns(apps, schema_editor):
     """Runs stored before: their app and query name (one UPDATE), their subject, sender
     and recipients from their fields (in batches, as the model's save does)."""
+    if schema_editor.connection.vendor == "postgresql":
+        # The new foreign keys are checked at commit (deferred); the indexes Django
+        # creates after this function could not be, with those checks pending.
+        schema_editor.execute("SET CONSTRAINTS ALL IMMEDIATE")
     QueryRun = apps.get_model("queries", "QueryRun")
     Query = apps.get_model("builder", "Query")
     queries = Query.objects.filter(pk=OuterRef("query_id"))
@@ -45,7 +49,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='queryrun',
             name='app',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='runs', to='builder.app'),
+            field=models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='runs', to='builder.app'),
         ),
         migrations.AddField(
             model_name='queryrun',
@@ -87,7 +91,6 @@ class Migration(migrations.Migration):
             name='query',
             field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='runs', to='builder.query'),
         ),
-        migrations.RunPython(fill_outbox_columns, migrations.RunPython.noop),
         migrations.AddIndex(
             model_name='queryrun',
             index=models.Index(fields=['workspace', '-created_at', '-id'], name='outbox_by_time'),
@@ -96,4 +99,5 @@ class Migration(migrations.Migration):
             model_name='queryrun',
             index=models.Index(fields=['app', '-created_at', '-id'], name='app_outbox_by_time'),
         ),
+        migrations.RunPython(fill_outbox_columns, migrations.RunPython.noop),
     ]
