@@ -48,6 +48,15 @@ def test_an_editor_filters_the_outbox_opens_a_failed_run_and_resends_it(
         )
         expect(page.locator("h1 .run-status")).to_have_text("Sent")
         screenshot("outbox-run")
+
+        # The app's own outbox, a tab of its editor: the resend is listed, linked.
+        page.get_by_role("link", name="Contact").first.click()
+        expect(page.get_by_role("navigation", name="Editor sections")).to_contain_text("Outbox")
+        expect(page.locator("table.outbox-runs tbody tr")).to_have_count(5)
+        expect(page.locator("table.outbox-runs tbody tr").first).to_contain_text(
+            f"resends #{failed.pk}"
+        )
+        screenshot("outbox-app")
         assert [r.rcpt_tos for r in server.received] == [
             ["ann@example.com"],
             ["bob@example.com"],
