@@ -28,9 +28,11 @@ from django.http import (
 )
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.cache import patch_vary_headers
 from django.utils.http import content_disposition_header
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_GET, require_POST
+from django_htmx.middleware import HtmxDetails
 
 from builder.access import get_app_for_member
 from builder.models import App
@@ -89,6 +91,10 @@ CSV_HEADER = (
 )
 #: A cell starting with one of these is a formula to a spreadsheet (CSV injection).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+class HtmxHttpRequest(HttpRequest):
+    htmx: HtmxDetails
 
 
 @dataclass
@@ -156,17 +162,17 @@ def _filtered(outbox: Outbox, request: HttpRequest) -> tuple[QuerySet[QueryRun],
 
 @login_required
 @require_GET
-def workspace_outbox(request: HttpRequest, workspace: str) -> HttpResponse:
+def workspace_outbox(request: HtmxHttpRequest, workspace: str) -> HttpResponse:
     return _list(request, _workspace_outbox(request, workspace))
 
 
 @login_required
 @require_GET
-def app_outbox(request: HttpRequest, app: str) -> HttpResponse:
+def app_outbox(request: HtmxHttpRequest, app: str) -> HttpResponse:
     return _list(request, _app_outbox(request, app))
 
 
-def _list(request: HttpRequest, outbox: Outbox) -> HttpResponse:
+def _list(request: HtmxHttpRequest, outbox: Outbox) -> HttpResponse:
     runs, filters = _filtered(outbox, request)
     page_obj = Paginator(runs, PAGE_SIZE).get_page(request.GET.get("page"))
     query = request.GET.copy()
@@ -191,11 +197,17 @@ def _list(request: HttpRequest, outbox: Outbox) -> HttpResponse:
         "sandbox_notes": outbox.sandbox_notes(),
         "section": "outbox",
     }
-    status = 400 if filters.problems else 200
-    # An app's outbox is a tab of the editor for editors; a viewer has no editor.
-    in_editor = outbox.app is not None and outbox.can_edit
-    template = "editor/outbox/app.html" if in_editor else "editor/outbox/workspace.html"
-    return render(request, template, context, status=status)
+    if request.htmx:
+        # Only the results, problems included, swapped in place: answered 200, as htmx
+        # swaps no 4xx here (base.html's htmx-config).
+        response = render(request, "editor/outbox/_runs.html#results", context)
+    else:
+        # An app's outbox is a tab of the editor for editors; a viewer has no editor.
+        in_editor = outbox.app is not None and outbox.can_edit
+        template = "editor/outbox/app.html" if in_editor else "editor/outbox/workspace.html"
+        response = render(request, template, context, status=400 if filters.problems else 200)
+    patch_vary_headers(response, ["HX-Request"])
+    return response
 
 
 # -- The CSV export ----------------------------------------------------------------------
@@ -296,10 +308,10 @@ def run_detail(request: HttpRequest, workspace: str, run: int) -> HttpResponse:
 def _detail(
     request: HttpRequest, outbox: Outbox, run: QueryRun, *, error: str = "", status: int = 200
 ) -> HttpResponse:
-    mail = ParsedMail(bytes(run.payload)) if run.payload is not None else None
-    html_body = mail.html_body if mail is not None else None
     details = run.details if isinstance(run.details, dict) else {}
     meta = run.payload_meta if isinstance(run.payload_meta, dict) else {}
+    mail = _stored_mail(run)
+    html_body = mail.html_body if mail is not None else None
     context = {
         "outbox": outbox,
         "workspace": outbox.workspace,
@@ -320,13 +332,23 @@ def _detail(
     return render(request, "editor/outbox/detail.html", context, status=status)
 
 
+def _stored_mail(run: QueryRun) -> ParsedMail | None:
+    """The email a run stored to send, parsed; None for a run that stored none (another
+    plugin's, or one stored before messages were): its page shows its fields instead."""
+    meta = run.payload_meta if isinstance(run.payload_meta, dict) else {}
+    if run.payload is None or not meta.get("message_id"):
+        return None
+    return ParsedMail(bytes(run.payload))
+
+
 @login_required
 @require_GET
 @xframe_options_sameorigin
 def run_html(request: HttpRequest, workspace: str, run: int) -> HttpResponse:
     """The HTML body of a run's message, for the detail page's sandboxed iframe only."""
     _, found = _run(request, workspace, run)
-    body = ParsedMail(bytes(found.payload)).html_body if found.payload is not None else None
+    mail = _stored_mail(found)
+    body = mail.html_body if mail is not None else None
     if body is None:
         raise Http404("This run's message has no HTML part")
     return HttpResponse(body, content_type="text/html; charset=utf-8", headers=SANDBOX_HEADERS)

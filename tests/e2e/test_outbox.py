@@ -3,6 +3,8 @@ mail server is back."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.sync_api import expect
 
@@ -36,8 +38,13 @@ def test_an_editor_filters_the_outbox_opens_a_failed_run_and_resends_it(
         page.get_by_role("button", name="Filter").click()
         rows = page.locator("table.outbox-runs tbody tr")
         expect(rows).to_have_count(1)
+        expect(page).to_have_url(re.compile(r"status=failed"))
         expect(rows.first).to_contain_text("dora@example.com")
         screenshot("outbox")
+        page.get_by_label("Search").fill("nobody-at-all")
+        expect(page.get_by_text("No runs that match these filters.")).to_be_visible()
+        page.get_by_label("Search").fill("dora")
+        expect(rows).to_have_count(1)
 
         rows.first.get_by_role("link", name=f"#{failed.pk}").click()
         expect(page.locator(".outbox-failures")).to_contain_text("refused")
