@@ -1,7 +1,7 @@
 """Every page a user meets loads under the strict Content-Security-Policy with no
 violation: sign-in, home, apps list, canvas, query editor, datasource pages, the dev
-mailbox, the app's Sharing page, a published app with a run, and a public app opened
-without signing in (docs/security.md, "Headers and CSP")."""
+mailbox, the app's Sharing page, a published app with a run, the outbox pages, and a
+public app opened without signing in (docs/security.md, "Headers and CSP")."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from playwright.sync_api import expect
 
 from builder.demo import create_demo_app
 from devmailbox.models import MailboxMessage
+from queries.models import QueryRun
 from tests.e2e.conftest import SCREENSHOTS
 from tests.support.apps import mailer
 from tests.support.browser import htmx_idle
@@ -121,6 +122,15 @@ def test_every_page_loads_with_no_csp_violation(demo, live_server, page, browser
     # The published app, with a run and its poll.
     watch.visit(f"{base}/apps/{app.slug}/")
     send_contact_form(page)
+    htmx_idle(page)
+
+    # The outbox pages, the run's HTML body in its sandboxed frame, a filter by htmx.
+    run = QueryRun.objects.latest("pk")
+    for path in (f"/w/{ws}/outbox/", f"/edit/{app.slug}/outbox/", f"/w/{ws}/outbox/{run.pk}/"):
+        assert watch.visit(f"{base}{path}") == 200, path
+    watch.visit(f"{base}/w/{ws}/outbox/")
+    page.get_by_label("Status").select_option("sent")
+    expect(page.locator("table.outbox-runs tbody tr")).to_have_count(1)
     htmx_idle(page)
 
     # The app made public, opened by a visitor who has not signed in.
