@@ -194,7 +194,6 @@ def _list(request: HtmxHttpRequest, outbox: Outbox) -> HttpResponse:
         "query_names": query_names,
         "apps": apps,
         "query": query.urlencode(),
-        "sandbox_notes": outbox.sandbox_notes(),
         "section": "outbox",
     }
     if request.htmx:
@@ -205,6 +204,7 @@ def _list(request: HtmxHttpRequest, outbox: Outbox) -> HttpResponse:
         # An app's outbox is a tab of the editor for editors; a viewer has no editor.
         in_editor = outbox.app is not None and outbox.can_edit
         template = "editor/outbox/app.html" if in_editor else "editor/outbox/workspace.html"
+        context["sandbox_notes"] = outbox.sandbox_notes()
         response = render(request, template, context, status=400 if filters.problems else 200)
     patch_vary_headers(response, ["HX-Request"])
     return response

@@ -48,3 +48,23 @@ def test_resend_of_a_run_that_failed_with_the_server_down_delivers_it_once(clien
     finally:
         server.stop()
     assert len(server.received) == 1
+
+
+@pytest.mark.redis
+def test_with_a_worker_the_resend_is_sent_by_the_worker(client, team, settings, celery_worker):
+    settings.KILN_RUN_MAX_ATTEMPTS = 1
+    port = free_port()
+    _, query = make_app(team.workspace, port)
+    failed = create_run(query, team.teammate, welcome_inputs("bob@example.com")).wait(20)
+    assert failed.status == "failed", (failed.error, celery_worker.output())
+
+    server = SmtpServer(port=port).start()
+    try:
+        client.force_login(team.teammate)
+        response = client.post(f"/w/{team.workspace.slug}/outbox/{failed.pk}/resend")
+        assert response.status_code == 302
+        new = QueryRun.objects.get(resent_from=failed).wait(20)
+        assert new.status == "sent", (new.error, celery_worker.output())
+        assert [r.rcpt_tos for r in server.received] == [["bob@example.com"]]
+    finally:
+        server.stop()
