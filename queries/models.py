@@ -20,7 +20,8 @@ class RunStatus(models.TextChoices):
 
     #: Due now, waiting for a worker.
     QUEUED = "queued", "Queued"
-    #: Waiting for a later time: a retry after a temporary failure.
+    #: Waiting for a later time: its send_at (attempts 0), or a retry after a
+    #: temporary failure.
     SCHEDULED = "scheduled", "Scheduled"
     #: Claimed by a worker, recorded before the SMTP transaction starts.
     SENDING = "sending", "Sending"
@@ -89,6 +90,9 @@ class QueryRun(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     max_attempts = models.PositiveIntegerField(default=5)
     next_attempt_at = models.DateTimeField(default=timezone.now)
+    #: When the run was asked to be sent (the query's send_at, evaluated); null: at
+    #: once. Its retries' deadline counts from here, not from created_at.
+    send_at = models.DateTimeField(null=True, blank=True)
     enqueued_at = models.DateTimeField(null=True, blank=True)
     task_id = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -114,6 +118,11 @@ class QueryRun(models.Model):
     @property
     def finished(self) -> bool:
         return self.status in FINISHED
+
+    @property
+    def scheduled_later(self) -> bool:
+        """Waiting for its send_at, never tried yet: nothing to wait for until then."""
+        return self.status == RunStatus.SCHEDULED and self.attempts == 0 and bool(self.send_at)
 
     @property
     def retrying(self) -> bool:
@@ -162,6 +171,7 @@ class QueryRun(models.Model):
             "error": self.error or None,
             "error_field": self.error_field or None,
             "attempts": self.attempts,
+            "send_at": self.send_at.isoformat() if self.send_at else None,
             "created_at": self.created_at.isoformat(),
             "finished_at": self.finished_at.isoformat() if self.finished_at else None,
         }

@@ -12,8 +12,12 @@ from .base import TOAST_KINDS, Action, ActionError, Runner, Step
 class RunQuery(Action):
     key = "run_query"
     label = "Run query"
-    keys = {"query": ""}
+    #: send_at: when to send (text with bindings), over the query's own; empty: the
+    #: query's (queries/schedule.py reads it).
+    keys = {"query": "", "send_at": ""}
     refs = {"query": "query"}
+    bindable = {"send_at": "Send at"}
+    optional = ("send_at",)
     chains = ("on_success", "on_error")
 
     def run(self, action: Mapping, step: Step, runner: Runner) -> None:
