@@ -129,9 +129,14 @@ class QueryRun(models.Model):
         """Failed at least once and queued again: waiting for its next attempt."""
         return self.status == RunStatus.SCHEDULED and self.attempts > 0
 
+    @property
+    def _waits_for_later(self) -> bool:
+        return self.retrying or self.scheduled_later
+
     def wait(self, seconds: float, *, until_retrying: bool = False) -> QueryRun:
-        """The run re-read until it has finished (or, with ``until_retrying``, failed
-        once and waits for its next attempt) or ``seconds`` have passed. The one way of
+        """The run re-read until it has finished (or, with ``until_retrying``, waits for
+        a later time: its send_at, or its next attempt after a failure) or ``seconds``
+        have passed. The one way of
         waiting for a run: the editor's Run, the API's ``?wait=`` and the viewer use it.
 
         Woken by the run's end (queries.notify): the channel is subscribed before the
@@ -143,7 +148,7 @@ class QueryRun(models.Model):
             return self
         with RunWaiter(self.pk) as waiter:
             self.refresh_from_db()
-            while not (self.finished or (until_retrying and self.retrying)):
+            while not (self.finished or (until_retrying and self._waits_for_later)):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break

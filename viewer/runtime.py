@@ -469,13 +469,15 @@ class PageRuntime:
                 )
         return ok
 
-    def field_error(self, query: str, field: str, message: str, out: Output) -> None:
+    def field_error(self, query: str, field: str, message: str, out: Output) -> bool:
         """A run's error naming a query field that is exactly one read of a widget's value
-        is shown under that widget too: that is what the user must fix."""
+        is shown under that widget too: that is what the user must fix. False when no
+        widget shows it."""
         widget = self._widget_of_field(query, field)
         if widget is not None:
             context = {"name": widget, "errors": [message]}
             out.fragments.append(render_to_string(f"{PARTIALS}#field_errors", context))
+        return widget is not None
 
     def _widget_of_field(self, query: str, field: str) -> str | None:
         published = self.queries.get(query)
@@ -718,7 +720,10 @@ class ActionRunner:
             return
         except RunRequestError as exc:
             REGISTRY[RunQuery.key].finished(action, step, self, ok=False, error=exc.message)
-            self.runtime.field_error(query, exc.field, exc.message, self.out)
+            shown = self.runtime.field_error(query, exc.field, exc.message, self.out)
+            if not shown and RunQuery.has_own_error_toast(action):
+                # Nothing was stored, so << query.error >> in that toast cannot say why.
+                self.toast("error", exc.message)
             return
         if run is None:
             self.toast("error", f"The query {query!r} does not exist any more.")
