@@ -10,7 +10,7 @@ from __future__ import annotations
 import email
 import email.policy
 from collections.abc import Iterator
-from email.message import EmailMessage
+from email.message import EmailMessage, MIMEPart
 from functools import cached_property
 from typing import TypedDict
 
@@ -91,11 +91,11 @@ class MailboxMessage(models.Model):
         return decoded
 
     @cached_property
-    def _text_part(self) -> EmailMessage | None:
+    def _text_part(self) -> MIMEPart | None:
         return self.parsed.get_body(preferencelist=("plain",))
 
     @cached_property
-    def _html_part(self) -> EmailMessage | None:
+    def _html_part(self) -> MIMEPart | None:
         return self.parsed.get_body(preferencelist=("html",))
 
     @property
@@ -107,7 +107,7 @@ class MailboxMessage(models.Model):
         return _text_of(self._html_part) if self._html_part is not None else None
 
     @cached_property
-    def _attachment_parts(self) -> list[EmailMessage]:
+    def _attachment_parts(self) -> list[MIMEPart]:
         # Every leaf that is not one of the two bodies: attachments proper, inline images,
         # forwarded messages. iter_attachments() would miss those nested in
         # multipart/related or multipart/alternative.
@@ -142,7 +142,7 @@ class MailboxMessage(models.Model):
         return self.attachments[index], _bytes_of(self._attachment_parts[index])
 
 
-def _leaves(part: EmailMessage) -> Iterator[EmailMessage]:
+def _leaves(part: MIMEPart) -> Iterator[MIMEPart]:
     # message/rfc822 counts as one leaf: a forwarded mail is one attachment, not its parts.
     if part.get_content_maintype() == "multipart":
         for child in part.iter_parts():
@@ -151,19 +151,20 @@ def _leaves(part: EmailMessage) -> Iterator[EmailMessage]:
         yield part
 
 
-def _bytes_of(part: EmailMessage) -> bytes:
+def _bytes_of(part: MIMEPart) -> bytes:
     if part.get_content_maintype() == "message":
         payload = part.get_payload()
-        if isinstance(payload, list) and payload:
+        if isinstance(payload, list) and payload and isinstance(payload[0], MIMEPart):
             return payload[0].as_bytes()
-    return part.get_payload(decode=True) or b""
+    decoded = part.get_payload(decode=True)
+    return decoded if isinstance(decoded, bytes) else b""
 
 
-def _text_of(part: EmailMessage) -> str:
+def _text_of(part: MIMEPart) -> str:
     try:
         text = part.get_content()
     except (LookupError, ValueError):
         # An unknown or lying charset: show what we can rather than fail the page.
-        text = (part.get_payload(decode=True) or b"").decode("utf-8", errors="replace")
+        text = _bytes_of(part).decode("utf-8", errors="replace")
     # Mail on the wire has CRLF line ends; pages and tests want plain newlines.
     return text.replace("\r\n", "\n")

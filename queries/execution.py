@@ -148,9 +148,10 @@ def create_run(
     evaluated = _evaluate(plugin, published.action, published.fields, context)
     due = _send_at(send_at or published.send_at, context)
     try:
-        prepared = plugin.prepare_run(
-            published.action, evaluated, SimpleNamespace(workspace=query.app.workspace)
-        )
+        # The datasource's settings (not its secret): a sandboxed one records where
+        # the run goes instead of its recipients.
+        where = SimpleNamespace(workspace=query.app.workspace, config=datasource.config)
+        prepared = plugin.prepare_run(published.action, evaluated, where)
     except PluginError as exc:
         raise RunRequestError(exc.field or "fields", exc.message) from None
     with transaction.atomic():

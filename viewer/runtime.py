@@ -193,6 +193,24 @@ class PageRuntime:
         membership = self.app.workspace.memberships.filter(user_id=self.request.user.pk).first()
         return Role(membership.role) if membership else Role.VIEWER
 
+    def sandbox_notes(self) -> list[str]:
+        """The banners of the sandboxed datasources the page's app uses, for its editors
+        and admins only: they are trying the app; its viewers and visitors use it, and
+        see it as they will once sandbox mode is off."""
+        user_id = self.request.user.pk
+        if user_id is None or not self.queries:
+            return []
+        names = {query.datasource for query in self.queries.values()}
+        datasources = self.app.workspace.datasources.filter(name__in=names)
+        if not self.preview:
+            # The role is checked in the same statement: a viewer's page costs one query.
+            datasources = datasources.filter(
+                workspace__memberships__user_id=user_id,
+                workspace__memberships__role__in=[Role.EDITOR, Role.ADMIN],
+            )
+        notes = (ds.sandbox_note for ds in datasources.order_by("name"))
+        return list(dict.fromkeys(note for note in notes if note))
+
     def query_row(self, name: str) -> Query | None:
         """The app's query ``name`` (None when there is none), read once per request."""
         if name not in self._query_rows:
