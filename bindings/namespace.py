@@ -29,7 +29,7 @@ CONTEXT_PATHS = (
     "page.slug",
 )
 #: What ``<< query_name.x >>`` has: the latest run's outcome and the user's recent runs.
-QUERY_KEYS = ("data", "error", "status", "last_run_at", "runs")
+QUERY_KEYS = ("data", "error", "status", "last_run_at", "send_at", "runs")
 #: Names a widget or query may not take: the context's own, Jinja's literals and operators.
 RESERVED = frozenset(
     {*CONTEXT_NAMES, "true", "false", "none", "True", "False", "None"}

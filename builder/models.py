@@ -201,6 +201,9 @@ class Query(models.Model):
     #: What the confirmation dialog asks; blank: the viewer's own wording.
     confirm_message = models.CharField(max_length=200, blank=True, default="")
     timeout_seconds = models.PositiveIntegerField(default=60)
+    #: When a run is sent, as text with << >> bindings (queries/schedule.py reads it);
+    #: blank: at once.
+    send_at = models.CharField(max_length=200, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -229,6 +232,7 @@ class Query(models.Model):
             confirm_before_run=self.confirm_before_run,
             confirm_message=self.confirm_message,
             timeout_seconds=self.timeout_seconds,
+            send_at=self.send_at,
         )
 
     @classmethod
@@ -244,6 +248,7 @@ class Query(models.Model):
             confirm_before_run=document.confirm_before_run,
             confirm_message=document.confirm_message,
             timeout_seconds=document.timeout_seconds,
+            send_at=document.send_at,
         )
 
 

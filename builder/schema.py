@@ -196,6 +196,8 @@ class QueryDocument(_Entry):
     confirm_before_run: Flag = False
     confirm_message: Annotated[str, _optional_text(200)] = ""
     timeout_seconds: Annotated[int, _whole(1, INT_MAX)] = 60
+    #: When a run is sent (text with << >> bindings, read by queries/schedule.py).
+    send_at: Annotated[str, _optional_text(200)] = ""
 
 
 class DatasourceDocument(_Entry):

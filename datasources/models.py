@@ -47,6 +47,12 @@ class Datasource(models.Model):
         return self.plugin.load_config(self.config, self.secret)
 
     @property
+    def sandbox_note(self) -> str:
+        """The banner of a sandboxed datasource (its emails go to the dev mailbox or a
+        catch-all address); "" when sandbox mode is off."""
+        return self.plugin.sandbox_note(self.config or {})
+
+    @property
     def summary(self) -> str:
         try:
             return self.plugin.config_summary(self.config)

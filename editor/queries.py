@@ -46,6 +46,7 @@ from queries.context import binding_context, check_inputs
 from queries.errors import RunLimitError, RunRequestError
 from queries.execution import create_run, evaluate_query_fields
 from queries.models import QueryRun
+from queries.schedule import parse_send_at
 from widgets import get_type
 from workspaces import audit
 from workspaces.audit import Action
@@ -63,7 +64,7 @@ TEST_VALUES_LABEL = "Test values"
 #: The editor's own fields: an action's fields must not be named like them.
 OWN_FIELDS = frozenset(
     {"name", "datasource", "run_on_page_load", "confirm_before_run", "timeout_seconds"}
-    | {"confirm_message", "test_values"}
+    | {"confirm_message", "send_at", "test_values"}
 )
 #: Kinds of field shown as text with << >> bindings.
 TEXT_KINDS = frozenset({"text", "textarea", "files"})
@@ -117,6 +118,18 @@ class _NameMixin:
         return name
 
 
+def clean_send_at(text: str) -> str:
+    """A send_at as typed: with bindings it is read at run time; without, it must be a
+    date and time ahead (queries/schedule.py), or the query could never run."""
+    if not text.strip() or has_bindings(text):
+        return text
+    try:
+        parse_send_at(text)
+    except RunRequestError as exc:
+        raise ValidationError(exc.message.removeprefix("send_at: ")) from None
+    return text
+
+
 class NewQueryForm(_NameMixin, forms.Form):
     name = forms.CharField(
         max_length=64,
@@ -161,6 +174,26 @@ class QueryForm(_NameMixin, forms.Form):
         label="Timeout (seconds)",
         help_text="The run's whole budget, retries included (1–600).",
     )
+    send_at = forms.CharField(
+        required=False,
+        max_length=200,
+        strip=False,
+        label="Send at",
+        help_text="Empty: at once. A date and time (2026-12-24T09:00, read in the server's "
+        "time zone, or with an offset: 2026-12-24T09:00+01:00) or a binding "
+        "(<< form1.data.when >>): the run waits, scheduled, until then.",
+        widget=forms.TextInput(
+            attrs={
+                "class": "qe-code",
+                "data-bindable": "true",
+                "data-value-box": "value-send_at",
+                "spellcheck": "false",
+                "autocomplete": "off",
+                "placeholder": "2026-12-24T09:00",
+                "aria-describedby": "help-send_at msgs-send_at",
+            }
+        ),
+    )
     test_values = forms.CharField(required=False, strip=False, label=TEST_VALUES_LABEL)
     #: Set by ``save``: the name changed.
     renamed = False
@@ -175,12 +208,21 @@ class QueryForm(_NameMixin, forms.Form):
         for spec in shown_fields(self.spec):
             self.fields[spec.name] = _form_field(spec)
         # The editor's own fields after the action's, as the page lays them out.
-        own = ("run_on_page_load", "confirm_before_run", "confirm_message", "timeout_seconds")
+        own = (
+            "run_on_page_load",
+            "confirm_before_run",
+            "confirm_message",
+            "send_at",
+            "timeout_seconds",
+        )
         for key in (*own, "test_values"):
             self.fields[key] = self.fields.pop(key)
         self.fields["test_values"].widget = forms.Textarea(
             attrs={"class": "qe-code", "rows": 12, "spellcheck": "false"}
         )
+
+    def clean_send_at(self) -> str:
+        return clean_send_at(self.cleaned_data["send_at"])
 
     def save(self) -> bool:
         """Store the cleaned form; True if the page must be drawn anew (the query was
@@ -215,6 +257,7 @@ class QueryForm(_NameMixin, forms.Form):
         query.confirm_before_run = data["confirm_before_run"]
         query.confirm_message = data["confirm_message"]
         query.timeout_seconds = data["timeout_seconds"]
+        query.send_at = data["send_at"]
         with transaction.atomic():
             query.save()
             if self.renamed:
@@ -285,6 +328,7 @@ def _initial(query: Query) -> dict:
         confirm_before_run=query.confirm_before_run,
         confirm_message=query.confirm_message,
         timeout_seconds=query.timeout_seconds,
+        send_at=query.send_at,
     )
     return initial
 
@@ -501,6 +545,7 @@ def label_of(key: str, spec: ActionSpec | None = None) -> str:
         "name": "Name",
         "datasource": "Datasource",
         "timeout_seconds": "Timeout",
+        "send_at": "Send at",
         "fields": "Fields",
         "action": "Action",
     }
@@ -530,8 +575,8 @@ def _rows(form: QueryForm, warnings: dict[str, list[str]]) -> dict[str, FieldRow
 
 
 def _texts(form: QueryForm) -> dict[str, Any]:
-    """The field texts as typed (posted) or as stored (not bound)."""
-    keys = text_fields(form.spec)
+    """The field texts as typed (posted) or as stored (not bound), send_at's too."""
+    keys = [*text_fields(form.spec), "send_at"]
     if form.is_bound:
         return {key: form.data.get(key, "") for key in keys}
     return {key: form.initial.get(key, "") for key in keys}
@@ -688,6 +733,7 @@ def _stored(query: Query) -> tuple:
         query.datasource_id,
         query.action,
         query.fields,
+        query.send_at,
         query.run_on_page_load,
         query.confirm_before_run,
         query.confirm_message,

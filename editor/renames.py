@@ -1,5 +1,5 @@
 """Renaming a widget or a query follows its uses: the bindings of every widget's
-properties and events and of every query's fields, and the events' references by name
+properties and events and of every query's fields and send_at, and the events' references by name
 (``run_query``/``download`` ``query``, ``reset_widget``/``set_value`` ``widget``,
 ``open_modal``/``close_modal`` ``modal``).
 
@@ -44,9 +44,10 @@ def _widgets(widgets, old: str, new: str, keys: frozenset[str]) -> None:
 def _queries(app: App, old: str, new: str) -> None:
     for query in Query.objects.filter(app=app):
         fields = rename_in(query.fields or {}, old, new)
-        if fields != (query.fields or {}):
-            query.fields = fields
-            query.save(update_fields=["fields"])
+        send_at = rename_in_text(query.send_at, old, new)
+        if fields != (query.fields or {}) or send_at != query.send_at:
+            query.fields, query.send_at = fields, send_at
+            query.save(update_fields=["fields", "send_at"])
 
 
 def widget_renamed(page: Page, old: str, new: str) -> None:

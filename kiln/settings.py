@@ -291,6 +291,10 @@ KILN_RUN_RETRY_MAX_SECONDS = envfloat("KILN_RUN_RETRY_MAX_SECONDS", 300.0)
 KILN_SWEEP_GRACE_SECONDS = envint("KILN_SWEEP_GRACE_SECONDS", 60)
 # The sweep enqueues overdue runs again only up to this many tasks in the broker's queue.
 KILN_SWEEP_BATCH = envint("KILN_SWEEP_BATCH", 500)
+# Scheduled sends (a query's send_at): how far ahead a run may be scheduled, and how far
+# in the past a send_at may be and still mean "now" (a clock a little behind, a slow form).
+KILN_SEND_AT_MAX_DAYS = envint("KILN_SEND_AT_MAX_DAYS", 366)
+KILN_SEND_AT_PAST_SLACK_SECONDS = envint("KILN_SEND_AT_PAST_SLACK_SECONDS", 60)
 # A run still "sending" after this long lost its worker: marked unknown, never resent.
 KILN_RUN_STUCK_SECONDS = envint("KILN_RUN_STUCK_SECONDS", 900)
 # How many reverse proxies in front of Kiln add to X-Forwarded-For (the audit log's

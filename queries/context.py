@@ -49,7 +49,8 @@ def _when(moment) -> str:
 
 def query_state(runs: list[QueryRun], plugin: Plugin | None) -> dict[str, Any]:
     """What ``<< query_name.x >>`` sees, from the user's runs of that query, newest first:
-    the latest run's ``data``, ``error``, ``status`` and ``last_run_at``, and ``runs``."""
+    the latest run's ``data``, ``error``, ``status``, ``last_run_at`` and ``send_at`` (when
+    it is or was scheduled for), and ``runs``."""
     rows = [run_row(run, plugin) for run in runs]
     if not runs:
         return {**dict.fromkeys(QUERY_KEYS), "runs": []}
@@ -59,6 +60,7 @@ def query_state(runs: list[QueryRun], plugin: Plugin | None) -> dict[str, Any]:
         "error": run.error or None,
         "status": run.status,
         "last_run_at": run.finished_at.isoformat() if run.finished_at else None,
+        "send_at": run.send_at.isoformat() if run.send_at else None,
         "runs": rows,
     }
 

@@ -21,8 +21,10 @@ from datasources.models import Datasource
 from datasources.plugins import Plugin, get_plugin
 from queries.context import binding_context, check_inputs
 from queries.errors import RunLimitError, RunRequestError
-from queries.models import QueryRun, RunAttachment, runs_of
-from queries.tasks import enqueue
+from queries.models import QueryRun, RunAttachment, RunStatus, runs_of
+from queries.schedule import FIELD as SEND_AT
+from queries.schedule import parse_send_at
+from queries.tasks import enqueue_new
 from workspaces import audit
 from workspaces.audit import Action
 
@@ -117,6 +119,7 @@ def create_run(
     published: QueryDocument | None = None,
     request: HttpRequest | None = None,
     visitor: str = "",
+    send_at: str = "",
 ) -> QueryRun:
     """Evaluate and check the query's fields, store the run, and enqueue it once the
     transaction commits. Raises ``RunRequestError`` (nothing stored) for bad input, and
@@ -126,7 +129,9 @@ def create_run(
     With ``published`` (the query as a published version has it), the run goes through
     the published datasource (by name), action, fields and timeout, not the query's row:
     a published version is frozen. Without it, the query as edited runs. ``request``
-    says where the run came from, for the audit log."""
+    says where the run came from, for the audit log. ``send_at`` (text with bindings,
+    from a run_query action's option) overrides the query's own send_at; a run with a
+    send_at in the future is stored ``scheduled`` and sent at that time."""
     inputs = check_inputs(inputs)
     check_run_limits(query, user, visitor)
     if published is None:
@@ -141,10 +146,12 @@ def create_run(
     )
     plugin = datasource.plugin
     evaluated = _evaluate(plugin, published.action, published.fields, context)
+    due = _send_at(send_at or published.send_at, context)
     try:
-        prepared = plugin.prepare_run(
-            published.action, evaluated, SimpleNamespace(workspace=query.app.workspace)
-        )
+        # The datasource's settings (not its secret): a sandboxed one records where
+        # the run goes instead of its recipients.
+        where = SimpleNamespace(workspace=query.app.workspace, config=datasource.config)
+        prepared = plugin.prepare_run(published.action, evaluated, where)
     except PluginError as exc:
         raise RunRequestError(exc.field or "fields", exc.message) from None
     with transaction.atomic():
@@ -163,6 +170,8 @@ def create_run(
             payload_meta=prepared.payload_meta,
             file_count=len(prepared.files),
             max_attempts=settings.KILN_RUN_MAX_ATTEMPTS,
+            send_at=due,
+            **({"status": RunStatus.SCHEDULED, "next_attempt_at": due} if due else {}),
         )
         for position, file in enumerate(prepared.files):
             RunAttachment.objects.create(
@@ -182,6 +191,18 @@ def create_run(
             actor=user if getattr(user, "pk", None) else None,
             detail={"run": run.pk},
         )
-        transaction.on_commit(lambda: enqueue(run.pk))
-    log.info("run %s of query %s created (queued)", run.pk, query.pk)
+        transaction.on_commit(lambda: enqueue_new(run.pk, due))
+    log.info("run %s of query %s created (%s)", run.pk, query.pk, run.status)
     return run
+
+
+def _send_at(template: str, context: dict):
+    """When the run is due: None for now, else the moment ``template`` (with its
+    bindings evaluated) names; ``RunRequestError`` naming send_at when it names none."""
+    if not template or not str(template).strip():
+        return None
+    try:
+        value = evaluate(SEND_AT, template, context)
+    except BindingError as exc:
+        raise RunRequestError(exc.field, str(exc)) from None
+    return parse_send_at(value)

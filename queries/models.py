@@ -20,7 +20,8 @@ class RunStatus(models.TextChoices):
 
     #: Due now, waiting for a worker.
     QUEUED = "queued", "Queued"
-    #: Waiting for a later time: a retry after a temporary failure.
+    #: Waiting for a later time: its send_at (attempts 0), or a retry after a
+    #: temporary failure.
     SCHEDULED = "scheduled", "Scheduled"
     #: Claimed by a worker, recorded before the SMTP transaction starts.
     SENDING = "sending", "Sending"
@@ -131,6 +132,9 @@ class QueryRun(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     max_attempts = models.PositiveIntegerField(default=5)
     next_attempt_at = models.DateTimeField(default=timezone.now)
+    #: When the run was asked to be sent (the query's send_at, evaluated); null: at
+    #: once. Its retries' deadline counts from here, not from created_at.
+    send_at = models.DateTimeField(null=True, blank=True)
     enqueued_at = models.DateTimeField(null=True, blank=True)
     task_id = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -204,13 +208,23 @@ class QueryRun(models.Model):
         return self.status in FINISHED
 
     @property
+    def scheduled_later(self) -> bool:
+        """Waiting for its send_at, never tried yet: nothing to wait for until then."""
+        return self.status == RunStatus.SCHEDULED and self.attempts == 0 and bool(self.send_at)
+
+    @property
     def retrying(self) -> bool:
         """Failed at least once and queued again: waiting for its next attempt."""
         return self.status == RunStatus.SCHEDULED and self.attempts > 0
 
+    @property
+    def _waits_for_later(self) -> bool:
+        return self.retrying or self.scheduled_later
+
     def wait(self, seconds: float, *, until_retrying: bool = False) -> QueryRun:
-        """The run re-read until it has finished (or, with ``until_retrying``, failed
-        once and waits for its next attempt) or ``seconds`` have passed. The one way of
+        """The run re-read until it has finished (or, with ``until_retrying``, waits for
+        a later time: its send_at, or its next attempt after a failure) or ``seconds``
+        have passed. The one way of
         waiting for a run: the editor's Run, the API's ``?wait=`` and the viewer use it.
 
         Woken by the run's end (queries.notify): the channel is subscribed before the
@@ -222,7 +236,7 @@ class QueryRun(models.Model):
             return self
         with RunWaiter(self.pk) as waiter:
             self.refresh_from_db()
-            while not (self.finished or (until_retrying and self.retrying)):
+            while not (self.finished or (until_retrying and self._waits_for_later)):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
@@ -250,6 +264,7 @@ class QueryRun(models.Model):
             "error": self.error or None,
             "error_field": self.error_field or None,
             "attempts": self.attempts,
+            "send_at": self.send_at.isoformat() if self.send_at else None,
             "created_at": self.created_at.isoformat(),
             "finished_at": self.finished_at.isoformat() if self.finished_at else None,
         }

@@ -139,7 +139,8 @@ def _failure(run: QueryRun, exc: BaseException) -> list[dict]:
 
 
 def _failed(run: QueryRun, exc: PluginError) -> Outcome:
-    deadline = run.created_at + timedelta(seconds=run.timeout_seconds)
+    # A scheduled run's budget starts at its send time, not when it was asked for.
+    deadline = (run.send_at or run.created_at) + timedelta(seconds=run.timeout_seconds)
     delay = backoff(run.attempts)
     retry_at = timezone.now() + timedelta(seconds=delay)
     if exc.permanent or run.attempts >= run.max_attempts or retry_at > deadline:

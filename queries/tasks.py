@@ -7,7 +7,9 @@ import logging
 from datetime import timedelta
 
 from celery import shared_task
+from celery.signals import worker_ready
 from django.conf import settings
+from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from queries.models import WAITING, QueryRun, RunStatus
@@ -41,6 +43,10 @@ def enqueue(run_id: int, countdown: float | None = None) -> bool:
     ``enqueued_at`` and the sweep enqueues it later: nothing is lost, and the caller
     (a web request) waits at most about a tenth of a second plus the broker's connect
     timeout (``KILN_BROKER_CONNECT_TIMEOUT``) for each of two attempts."""
+    if countdown and execute_run_task.app.conf.task_always_eager:
+        # Run now, it would find nothing due: left to the sweep, which enqueues it once
+        # due (enqueued_at stays null), as the embedded default does with retries.
+        return False
     QueryRun.objects.filter(pk=run_id).update(enqueued_at=timezone.now())
     try:
         result = execute_run_task.apply_async(
@@ -57,6 +63,75 @@ def enqueue(run_id: int, countdown: float | None = None) -> bool:
         return False
     QueryRun.objects.filter(pk=run_id).update(task_id=result.id or "")
     return True
+
+
+def eta_horizon() -> timedelta:
+    """How far ahead a task may be given an ETA: less than the broker's visibility
+    timeout, after which Redis hands a task a worker still holds to another worker (a
+    harmless duplicate, thanks to the claim, but a wasted one), and no further than the
+    next sweeps can correct."""
+    visibility = settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("visibility_timeout", 3600)
+    return timedelta(seconds=max(visibility * 0.9, 0))
+
+
+def enqueue_new(run_id: int, due=None) -> bool:
+    """Hand a new run to Celery: at once, or with an ETA when it is scheduled (``due``)
+    within :func:`eta_horizon`. A run due later than that is left to the sweep, which
+    enqueues it with an ETA once it comes within the horizon (``enqueued_at`` stays
+    null until then)."""
+    if due is None:
+        return enqueue(run_id)
+    wait = (due - timezone.now()).total_seconds()
+    if wait > eta_horizon().total_seconds():
+        return False
+    return enqueue(run_id, countdown=max(wait, 0))
+
+
+def enqueue_scheduled(now=None, *, limit: int | None = None) -> int:
+    """Enqueue, with an ETA, the scheduled runs (their send_at, never tried) due within
+    :func:`eta_horizon` that no task may be waiting for: never enqueued, or enqueued
+    only before they came due. The second kind is sent again at its time by the sweep:
+    the worker that held its ETA task may have died (after a SIGKILL Redis gives the
+    task back only after the visibility timeout); a second task finds nothing to claim
+    if the first one ran."""
+    now = now or timezone.now()
+    scheduled = _scheduled()
+    later = scheduled.filter(enqueued_at__isnull=True, next_attempt_at__lte=now + eta_horizon())
+    due = scheduled.filter(next_attempt_at__lte=now, enqueued_at__lt=F("next_attempt_at"))
+    limit = settings.KILN_SWEEP_BATCH if limit is None else limit
+    found = _enqueue_at_their_time(due, now, limit)
+    return found + _enqueue_at_their_time(later, now, limit - found)
+
+
+def _scheduled() -> QuerySet[QueryRun]:
+    """Runs waiting for their send_at, never tried yet."""
+    return QueryRun.objects.filter(status=RunStatus.SCHEDULED, attempts=0, send_at__isnull=False)
+
+
+def _enqueue_at_their_time(runs: QuerySet[QueryRun], now, limit: int) -> int:
+    """Up to ``limit`` of ``runs``, soonest first, enqueued with an ETA at their time."""
+    rows = runs.order_by("next_attempt_at", "pk").values_list("pk", "next_attempt_at")
+    return sum(
+        enqueue(run_id, countdown=max((at - now).total_seconds(), 0))
+        for run_id, at in rows[: max(limit, 0)]
+    )
+
+
+@worker_ready.connect
+def resend_scheduled_on_start(sender=None, **kwargs) -> None:
+    """A worker that starts enqueues again the ETA tasks of scheduled runs due within the
+    horizon: a worker killed while holding them took them with it until Redis' visibility
+    timeout, and the run must still go out at its time. Duplicates are harmless (the
+    claim), and a restart is rare."""
+    try:
+        now = timezone.now()
+        soon = _scheduled().filter(next_attempt_at__lte=now + eta_horizon())
+        count = _enqueue_at_their_time(soon, now, settings.KILN_SWEEP_BATCH)
+    except Exception:  # the worker must start even when the database is not there yet
+        log.exception("could not enqueue the scheduled runs again at start")
+        return
+    if count:
+        log.info("enqueued %s scheduled run(s) again at start", count)
 
 
 def broker_backlog() -> int | None:
@@ -90,6 +165,8 @@ def sweep(now=None) -> dict[str, int]:
     # Never handed to the broker (it was down): certainly not in its queue.
     never = waiting.filter(enqueued_at__isnull=True, next_attempt_at__lte=now)
     enqueued = sum(enqueue(run_id) for run_id in never.values_list("pk", flat=True))
+    # Scheduled sends coming within reach of an ETA, or due with their task perhaps lost.
+    enqueued += enqueue_scheduled(now)
     # Overdue: the task may be lost (Redis restarted), or only behind a long backlog.
     # While the queue holds a backlog the workers are still on it, so only as many are
     # enqueued again as bring the queue up to KILN_SWEEP_BATCH, oldest first: a backlog

@@ -39,6 +39,7 @@ from queries.context import app_query_states, binding_context
 from queries.errors import RunLimitError, RunRequestError
 from queries.execution import create_run
 from queries.models import QueryRun, runs_of
+from queries.schedule import describe
 from viewer.documents import PagePlan, Published, plan_page, published_version
 from widgets import RenderAttrs, Renderer, WidgetSpec, get_type
 from workspaces.models import ROLE_RANK, Role
@@ -191,6 +192,24 @@ class PageRuntime:
         """The user's role in the app's workspace (a viewer when not a member)."""
         membership = self.app.workspace.memberships.filter(user_id=self.request.user.pk).first()
         return Role(membership.role) if membership else Role.VIEWER
+
+    def sandbox_notes(self) -> list[str]:
+        """The banners of the sandboxed datasources the page's app uses, for its editors
+        and admins only: they are trying the app; its viewers and visitors use it, and
+        see it as they will once sandbox mode is off."""
+        user_id = self.request.user.pk
+        if user_id is None or not self.queries:
+            return []
+        names = {query.datasource for query in self.queries.values()}
+        datasources = self.app.workspace.datasources.filter(name__in=names)
+        if not self.preview:
+            # The role is checked in the same statement: a viewer's page costs one query.
+            datasources = datasources.filter(
+                workspace__memberships__user_id=user_id,
+                workspace__memberships__role__in=[Role.EDITOR, Role.ADMIN],
+            )
+        notes = (ds.sandbox_note for ds in datasources.order_by("name"))
+        return list(dict.fromkeys(note for note in notes if note))
 
     def query_row(self, name: str) -> Query | None:
         """The app's query ``name`` (None when there is none), read once per request."""
@@ -468,13 +487,15 @@ class PageRuntime:
                 )
         return ok
 
-    def field_error(self, query: str, field: str, message: str, out: Output) -> None:
+    def field_error(self, query: str, field: str, message: str, out: Output) -> bool:
         """A run's error naming a query field that is exactly one read of a widget's value
-        is shown under that widget too: that is what the user must fix."""
+        is shown under that widget too: that is what the user must fix. False when no
+        widget shows it."""
         widget = self._widget_of_field(query, field)
         if widget is not None:
             context = {"name": widget, "errors": [message]}
             out.fragments.append(render_to_string(f"{PARTIALS}#field_errors", context))
+        return widget is not None
 
     def _widget_of_field(self, query: str, field: str) -> str | None:
         published = self.queries.get(query)
@@ -514,9 +535,10 @@ class PageRuntime:
             self.render_cell(name, specs, prop_errors, None if reset else states, [], oob=True)
         )
 
-    def start_run(self, name: str, states: dict) -> QueryRun | None:
-        """A run of the published query ``name`` with ``states``; None when the query is
-        gone. Raises RunRequestError for bad input."""
+    def start_run(self, name: str, states: dict, send_at: str = "") -> QueryRun | None:
+        """A run of the published query ``name`` with ``states`` (``send_at``: a
+        run_query action's own, over the query's); None when the query is gone. Raises
+        RunRequestError for bad input."""
         published_query = self.queries.get(name)
         query = self.query_row(name)
         if published_query is None or query is None:
@@ -529,6 +551,7 @@ class PageRuntime:
             published=published_query,
             request=self.request,
             visitor=self.visitor,
+            send_at=send_at,
         )
         # The new run is what << name.status >> and the like read from now on.
         self._query_states = None
@@ -581,6 +604,10 @@ class PageRuntime:
         # A long poll: answered as soon as the run ends (queries.notify wakes it), or
         # with the next poller, sent at once, when it has not ended in this time.
         waited = self.wait_for(run, settings.KILN_VIEWER_POLL_WAIT_SECONDS)
+        if run.scheduled_later:
+            out = Output()
+            self.scheduled(run, self.read_states(data, files), out)
+            return out
         if not run.finished:
             return Output(main=self.poller(run, step_path, trigger, pause=not waited))
         out = Output()
@@ -600,6 +627,14 @@ class PageRuntime:
         if not ok and run.error_field:
             self.field_error(run.query.name, run.error_field, error or run.error, out)
         self._rerender_readers(run.query.name, step.states, out)
+
+    def scheduled(self, run: QueryRun, states: dict, out: Output) -> None:
+        """A run waiting for its send_at: said so, and no poller (it would poll for
+        nothing until then); the widgets that read the query show it scheduled. Its
+        on_success and on_error chains do not run: it has not been sent."""
+        assert run.send_at is not None
+        out.toasts.append(toast("info", f"Scheduled for {describe(run.send_at)}."))
+        self._rerender_readers(run.query.name, states, out)
 
     def _action_at(self, trigger: str, path: str, query: str) -> tuple[StepPath | None, dict]:
         """The run_query at ``path`` of ``trigger``'s events, which must run ``query``."""
@@ -695,7 +730,7 @@ class ActionRunner:
 
     def run_query(self, query: str, action: dict, step: Step) -> None:
         try:
-            run = self.runtime.start_run(query, step.states)
+            run = self.runtime.start_run(query, step.states, str(action.get("send_at") or ""))
         except RunLimitError as exc:
             # Nothing ran, so no on_error chain: the limit's own message is shown.
             self.out.status = 429
@@ -703,10 +738,16 @@ class ActionRunner:
             return
         except RunRequestError as exc:
             REGISTRY[RunQuery.key].finished(action, step, self, ok=False, error=exc.message)
-            self.runtime.field_error(query, exc.field, exc.message, self.out)
+            shown = self.runtime.field_error(query, exc.field, exc.message, self.out)
+            if not shown and RunQuery.has_own_error_toast(action):
+                # Nothing was stored, so << query.error >> in that toast cannot say why.
+                self.toast("error", exc.message)
             return
         if run is None:
             self.toast("error", f"The query {query!r} does not exist any more.")
+            return
+        if run.scheduled_later:
+            self.runtime.scheduled(run, step.states, self.out)
             return
         # The click's own response carries the result when the run ends soon: at once in
         # the embedded default (the task ran as the run was committed), within a short

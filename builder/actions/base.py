@@ -101,6 +101,9 @@ class Action:
     json_keys: ClassVar[tuple[str, ...]] = ()
     #: Chains of further actions the action holds (keys of paths.CHAINS).
     chains: ClassVar[tuple[str, ...]] = ()
+    #: Keys stored only when they are set: an option added later leaves the actions
+    #: saved before it (and their files) as they were.
+    optional: ClassVar[tuple[str, ...]] = ()
 
     # Storing ----------------------------------------------------------------------------
     def blank(self, scope: Scope) -> dict:
@@ -110,6 +113,12 @@ class Action:
             if kind in ("query", "modal") and scope.names(kind):
                 action[key] = {"query": scope.queries, "modal": scope.modals}[kind][0]
         action.update({chain: [] for chain in self.chains})
+        return self._without_unset(action)
+
+    def _without_unset(self, action: dict) -> dict:
+        for key in self.optional:
+            if not action.get(key):
+                action.pop(key, None)
         return action
 
     def normalise(self, raw: Mapping, where: str) -> dict:
@@ -117,7 +126,7 @@ class Action:
         clean: dict[str, Any] = {"action": self.key}
         for key, default in self.keys.items():
             clean[key] = self.clean(key, raw.get(key, default), where)
-        return clean
+        return self._without_unset(clean)
 
     def clean(self, key: str, value: Any, where: str) -> Any:
         if key in self.bindable:
@@ -134,7 +143,7 @@ class Action:
             else:
                 value = typed.get(key)
                 action[key] = default if value is None else value
-        return action
+        return self._without_unset(action)
 
     # Checking ---------------------------------------------------------------------------
     def references(self, action: Mapping) -> list[tuple[str, str, str]]:

@@ -12,12 +12,21 @@ from .base import TOAST_KINDS, Action, ActionError, Runner, Step
 class RunQuery(Action):
     key = "run_query"
     label = "Run query"
-    keys = {"query": ""}
+    #: send_at: when to send (text with bindings), over the query's own; empty: the
+    #: query's (queries/schedule.py reads it).
+    keys = {"query": "", "send_at": ""}
     refs = {"query": "query"}
+    bindable = {"send_at": "Send at"}
+    optional = ("send_at",)
     chains = ("on_success", "on_error")
 
     def run(self, action: Mapping, step: Step, runner: Runner) -> None:
         runner.run_query(str(action.get("query") or ""), dict(action), step)
+
+    @staticmethod
+    def has_own_error_toast(action: Mapping) -> bool:
+        """The on_error chain shows a toast of its own (else a failure shows its error)."""
+        return any(h.get("action") == ShowToast.key for h in action.get("on_error") or [])
 
     def finished(
         self, action: Mapping, step: Step, runner: Runner, *, ok: bool, error: str | None
@@ -25,7 +34,7 @@ class RunQuery(Action):
         """The run ended: its ``on_success`` or ``on_error`` chain runs."""
         chain = "on_success" if ok else "on_error"
         handlers = action.get(chain) or []
-        if not ok and not any(h.get("action") == ShowToast.key for h in handlers):
+        if not ok and not self.has_own_error_toast(action):
             # With no toast of its own, a failure still says what went wrong.
             runner.toast("error", error or "The query failed.")
         if handlers and step.path is not None:

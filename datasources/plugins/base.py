@@ -261,6 +261,11 @@ class Plugin:
         """A datasource's settings in a few words, for lists."""
         return ""
 
+    def sandbox_note(self, config: dict) -> str:
+        """What a datasource in a sandbox mode does instead of the real thing, shown as a
+        banner wherever it is used; "" when it is not sandboxed (or cannot be)."""
+        return ""
+
     def run_summary(self, action: str, fields: dict) -> dict[str, Any]:
         """A run's own columns in ``<< query.runs >>`` rows (e.g. a Table): by default
         the action's required fields as stored."""

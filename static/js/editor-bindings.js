@@ -143,4 +143,28 @@
   document.addEventListener("focusin", (e) => {
     if (e.target.matches && e.target.matches("[data-bindable]")) evaluateNow(e.target);
   });
+
+  // A date-and-time picker beside a bindable text (send_at) ------------------------------
+  // The picker's time is the browser's local time: written with the browser's offset
+  // (2026-12-24T09:00+01:00), so the server reads the moment the person meant. The text
+  // stays the value stored (it may hold a binding instead); "input" and "change" go to
+  // it as if typed, so the autosave and the evaluated value follow.
+  function withOffset(local) {
+    const moment = new Date(local);
+    if (Number.isNaN(moment.getTime())) return "";
+    const minutes = -moment.getTimezoneOffset();
+    const sign = minutes >= 0 ? "+" : "-";
+    const pad = (n) => String(Math.floor(Math.abs(n))).padStart(2, "0");
+    return `${local.slice(0, 16)}${sign}${pad(minutes / 60)}:${pad(minutes % 60)}`;
+  }
+  document.addEventListener("change", (e) => {
+    const picker = e.target;
+    if (!picker.matches || !picker.matches("input[data-picker-for]")) return;
+    const row = picker.closest("[data-picker-row]");
+    const text = row && row.querySelector("[data-bindable]");
+    if (!text || !picker.value) return;
+    text.value = withOffset(picker.value);
+    text.dispatchEvent(new Event("input", { bubbles: true }));
+    text.dispatchEvent(new Event("change", { bubbles: true }));
+  });
 })();

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.fixture
 def run(team, smtp_server, monkeypatch):
-    monkeypatch.setattr(execution, "enqueue", lambda run_id, countdown=None: True)
+    monkeypatch.setattr(execution, "enqueue_new", lambda run_id, due=None: True)
     _, query = make_app(team.workspace, smtp_server.port)
     query.datasource.secret = "s3cret-pass"
     query.datasource.save()

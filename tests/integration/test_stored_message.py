@@ -29,7 +29,7 @@ def query(team, smtp_server):
 @pytest.fixture
 def held(monkeypatch):
     """Runs are stored but not sent until the test calls execute_run."""
-    monkeypatch.setattr(execution, "enqueue", lambda run_id, countdown=None: True)
+    monkeypatch.setattr(execution, "enqueue_new", lambda run_id, due=None: True)
 
 
 def with_files(*files: FileContent) -> dict:

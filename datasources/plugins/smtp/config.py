@@ -10,6 +10,7 @@ from django.conf import settings as django_settings
 from datasources.errors import FieldError
 from datasources.plugins.base import ConfigForm
 from datasources.plugins.smtp.guard import check_host_syntax, check_port
+from datasources.plugins.smtp.sandbox import Sandbox, check_address, check_dev_mailbox
 
 
 class Security:
@@ -42,6 +43,9 @@ class SmtpSettings:
     password: str = ""
     timeout: float = 30.0
     verify_certificate: bool = True
+    #: Sandbox mode (datasources/plugins/smtp/sandbox.py): off, devmailbox or catchall.
+    sandbox: str = Sandbox.OFF
+    sandbox_address: str = ""
 
     def __repr__(self) -> str:
         # Never let the password reach a log line or a traceback through repr().
@@ -61,6 +65,9 @@ class SmtpSettings:
             password=secret or "",
             timeout=float(config.get("timeout", django_settings.KILN_SMTP_DEFAULT_TIMEOUT)),
             verify_certificate=bool(config.get("verify_certificate", True)),
+            # Settings saved before sandbox mode existed have neither key: off.
+            sandbox=config.get("sandbox") or Sandbox.OFF,
+            sandbox_address=config.get("sandbox_address") or "",
         )
 
 
@@ -99,6 +106,24 @@ class SmtpConfigForm(ConfigForm):
     verify_certificate = forms.BooleanField(
         label="Verify the server's TLS certificate", required=False, initial=True
     )
+    sandbox = forms.ChoiceField(
+        label="Sandbox mode",
+        choices=Sandbox.CHOICES,
+        initial=Sandbox.OFF,
+        required=False,
+        widget=forms.RadioSelect,
+        help_text="To try an app with real data: every email is built and checked as "
+        "usual, then kept or redirected instead of going to its recipients (they are "
+        "listed in an X-Kiln-Sandbox-Original-Recipients header and in the run).",
+    )
+    sandbox_address = forms.CharField(
+        label="Catch-all address",
+        max_length=254,
+        required=False,
+        help_text="In catch-all mode, the only address that receives the emails, "
+        "through this server.",
+        widget=forms.EmailInput(attrs={"autocomplete": "off"}),
+    )
 
     #: The saved password goes only to the server it was saved for: change any of these,
     #: or turn certificate verification off, and it must be typed again (else an editor
@@ -134,6 +159,7 @@ class SmtpConfigForm(ConfigForm):
             if any(ch in value for ch in "\r\n\x00"):
                 label = self.fields[name].label
                 self.add_error(name, f"{label} must not contain line breaks or NUL characters.")
+        self._clean_sandbox(data)
         if data.get("auth") == Auth.PASSWORD:
             if not data.get("username"):
                 self.add_error("username", "Username is required (or choose “No authentication”).")
@@ -147,6 +173,23 @@ class SmtpConfigForm(ConfigForm):
             elif not (data.get("password") or self.stored_secret):
                 self.add_error("password", "Password is required (or choose “No authentication”).")
         return data
+
+    def _clean_sandbox(self, data: dict) -> None:
+        mode = data.get("sandbox") or Sandbox.OFF
+        data["sandbox"] = mode
+        try:
+            if mode == Sandbox.CATCH_ALL:
+                address = (data.get("sandbox_address") or "").strip()
+                if not address:
+                    self.add_error(
+                        "sandbox_address", "Catch-all address is required in catch-all mode."
+                    )
+                    return
+                data["sandbox_address"] = check_address(address)
+            elif mode == Sandbox.DEV_MAILBOX:
+                check_dev_mailbox()
+        except FieldError as exc:
+            self.add_error(exc.field or "sandbox_address", exc.message)
 
     def _same_server(self, data: dict) -> bool:
         # Verification off lets anyone on the path pose as the server: like a new host,
@@ -171,6 +214,11 @@ class SmtpConfigForm(ConfigForm):
             "timeout": data["timeout"],
             "verify_certificate": data["verify_certificate"],
         }
+        # Only when on: settings without sandbox keys are the same as before it existed.
+        if data["sandbox"] != Sandbox.OFF:
+            config["sandbox"] = data["sandbox"]
+        if data["sandbox"] == Sandbox.CATCH_ALL:
+            config["sandbox_address"] = data["sandbox_address"]
         if data["auth"] == Auth.NONE:
             return config, ""
         return config, data["password"] or self.stored_secret

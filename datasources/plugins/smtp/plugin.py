@@ -15,7 +15,7 @@ from datasources.plugins.base import (
     Prepared,
     jsonable,
 )
-from datasources.plugins.smtp import transport
+from datasources.plugins.smtp import sandbox, transport
 from datasources.plugins.smtp.config import SmtpConfigForm, SmtpSettings
 from datasources.plugins.smtp.message import LABELS, Attachment, build_email, parse_addresses
 from datasources.plugins.smtp.stored import Envelope, message_pieces, stored_form
@@ -142,12 +142,23 @@ class SmtpPlugin(Plugin):
         stored = {name: fields[name] for name in SEND_EMAIL_FIELDS if name in fields}
         stored.pop("attachments", None)
         message, envelope = stored_form(email)
+        meta = envelope.as_json()
+        config = getattr(context, "config", None) or {}
+        planned = sandbox.plan(
+            config.get("sandbox") or "", config.get("sandbox_address") or "", envelope.recipients
+        )
+        if planned is not None:
+            # The run keeps its original recipients, where the outbox shows them.
+            meta["sandbox"] = planned.as_json()
         return Prepared(
             fields=jsonable(stored),
             files=email.attachments,
             payload=message,
-            payload_meta=envelope.as_json(),
+            payload_meta=meta,
         )
+
+    def sandbox_note(self, config: dict) -> str:
+        return sandbox.note(config.get("sandbox") or "", config.get("sandbox_address") or "")
 
     def preview(self, action: str, fields: dict, context: Any = None) -> dict:
         """The email ``execute`` would send, built and checked the same way, not sent:
@@ -174,7 +185,8 @@ class SmtpPlugin(Plugin):
     def execute(
         self, settings: SmtpSettings, action: str, fields: dict, context: Any = None
     ) -> ActionResult:
-        envelope = Envelope.from_json(getattr(context, "payload_meta", None) or {})
+        meta = getattr(context, "payload_meta", None) or {}
+        envelope = Envelope.from_json(meta)
         payload = getattr(context, "payload", None)
         files = list(getattr(context, "files", None) or [])
         if envelope is None or payload is None:
@@ -184,14 +196,13 @@ class SmtpPlugin(Plugin):
             email = build_email(fields, resolve_file=_file_resolver(context), placeholders=True)
             payload, envelope = stored_form(email)
             files = email.attachments
-        reuse = django_settings.KILN_SMTP_REUSE_SECONDS
-        with transport.connection(settings, reuse_seconds=reuse) as session:
-            reply = session.send(
-                envelope.sender,
-                envelope.recipients,
-                message_pieces(bytes(payload), envelope, files),
-                smtputf8=envelope.smtputf8,
-            )
+        pieces = message_pieces(bytes(payload), envelope, files)
+        planned = sandbox.plan_for_send(
+            settings.sandbox, settings.sandbox_address, meta, envelope.recipients
+        )
+        if planned is not None:
+            return _send_to_sandbox(settings, envelope, pieces, planned)
+        reply = _send(settings, envelope.sender, envelope.recipients, pieces, envelope.smtputf8)
         return ActionResult(
             data=dict(SENT),
             details={
@@ -200,6 +211,30 @@ class SmtpPlugin(Plugin):
                 "server_reply": reply,
             },
         )
+
+
+def _send(settings: SmtpSettings, sender: str, recipients: list[str], pieces, smtputf8: bool):
+    reuse = django_settings.KILN_SMTP_REUSE_SECONDS
+    with transport.connection(settings, reuse_seconds=reuse) as session:
+        return session.send(sender, recipients, pieces, smtputf8=smtputf8)
+
+
+def _send_to_sandbox(
+    settings: SmtpSettings, envelope: Envelope, pieces, planned: sandbox.Plan
+) -> ActionResult:
+    """The message, with the header naming its original recipients, to the dev mailbox
+    or to the catch-all address alone; never to the recipients."""
+    line = sandbox.header_line(planned.original_recipients, envelope.smtputf8)
+    pieces = sandbox.with_header(pieces, line)
+    details: dict[str, Any] = {"message_id": envelope.message_id, "sandbox": planned.as_json()}
+    if planned.mode == sandbox.Sandbox.DEV_MAILBOX:
+        stored = sandbox.dev_mailbox_store(envelope.sender, planned.original_recipients, pieces)
+        details.update(recipients=[], dev_mailbox_message=stored.pk)
+    else:
+        to = [planned.delivered_to]
+        reply = _send(settings, envelope.sender, to, pieces, envelope.smtputf8)
+        details.update(recipients=to, server_reply=reply)
+    return ActionResult(data=dict(SENT), details=details)
 
 
 def _in_memory(file: Any) -> Attachment:
