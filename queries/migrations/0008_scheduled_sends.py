@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('queries', '0006_run_payload'),
+        ('queries', '0007_outbox'),
     ]
 
     operations = [
