@@ -56,7 +56,7 @@ def resend(run: QueryRun, user, request: HttpRequest | None = None) -> QueryRun:
     check_resendable(run)
     with transaction.atomic():
         # Read again: its state may have changed since the page was drawn. Its message
-        # bytes are read here, once; the outbox pages never read them.
+        # bytes are read here, once; the outbox list never reads them.
         source = QueryRun.objects.get(pk=run.pk)
         check_resendable(source)
         new = QueryRun.objects.create(
