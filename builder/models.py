@@ -201,6 +201,9 @@ class Query(models.Model):
     #: What the confirmation dialog asks; blank: the viewer's own wording.
     confirm_message = models.CharField(max_length=200, blank=True, default="")
     timeout_seconds = models.PositiveIntegerField(default=60)
+    #: A mail merge: a binding that evaluates to a list (a Table's data, an uploaded CSV);
+    #: the query then runs once per item, with ``row`` and ``index`` in scope. Blank: off.
+    for_each = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -229,6 +232,7 @@ class Query(models.Model):
             confirm_before_run=self.confirm_before_run,
             confirm_message=self.confirm_message,
             timeout_seconds=self.timeout_seconds,
+            for_each=self.for_each,
         )
 
     @classmethod
@@ -244,6 +248,7 @@ class Query(models.Model):
             confirm_before_run=document.confirm_before_run,
             confirm_message=document.confirm_message,
             timeout_seconds=document.timeout_seconds,
+            for_each=document.for_each,
         )
 
 

@@ -196,6 +196,8 @@ class QueryDocument(_Entry):
     confirm_before_run: Flag = False
     confirm_message: Annotated[str, _optional_text(200)] = ""
     timeout_seconds: Annotated[int, _whole(1, INT_MAX)] = 60
+    #: A mail merge's list binding (docs/merge.md); blank: the query runs once.
+    for_each: Annotated[str, _optional_text(2000)] = ""
 
 
 class DatasourceDocument(_Entry):
