@@ -53,8 +53,7 @@ from workspaces.files import FileContent
 
 log = logging.getLogger(__name__)
 
-#: Rows stored per INSERT: a 10,000-row merge is 20 statements, and never all its
-#: messages in memory at once.
+#: Rows stored per INSERT: a 10,000-row merge is 20 statements.
 BATCH = 500
 #: The delimiters a CSV file may use, guessed from its header line.
 DELIMITERS = (",", ";", "\t")
@@ -294,11 +293,10 @@ def _spacing(count: int, start: datetime) -> list[datetime]:
     return [start + timedelta(seconds=i * step) for i in range(count)]
 
 
-def _child(
-    merge: _Merge, base: dict, parent: QueryRun, index: int, row: Any, shared: _SharedFiles
-) -> QueryRun:
-    """One row's run, unsaved: queued with its message, or failed with its error."""
-    values = {**base, "parent": parent, "row_index": index}
+def _child(merge: _Merge, base: dict, index: int, row: Any, shared: _SharedFiles) -> QueryRun:
+    """One row's run, unsaved and with no parent yet: queued with its message, or
+    failed with its error."""
+    values = {**base, "row_index": index}
     try:
         prepared = _build(merge, index, row)
         shared.check(prepared.files)
@@ -308,7 +306,7 @@ def _child(
             status=RunStatus.FAILED,
             error=f"Row {index + 1}: {exc.message}",
             error_field=exc.field or "",
-            finished_at=parent.started_at,
+            finished_at=timezone.now(),
         )
     return QueryRun(**values, **prepared_values(prepared), status=RunStatus.QUEUED)
 
@@ -386,8 +384,11 @@ def start_merge(
     total = len(merge.rows)
     check_run_limits(query, user, visitor, rows=total)
     base = run_values(query, merge.target, merge.datasource, user, visitor)
-    now = timezone.now()
     shared = _SharedFiles()
+    # Built before the transaction: no lock is held while each row's message is built.
+    children = [_child(merge, base, index, row, shared) for index, row in enumerate(merge.rows)]
+    now = timezone.now()
+    _schedule(children, now, merge.target.timeout_seconds)
     with transaction.atomic():
         parent = QueryRun.objects.create(
             **base,
@@ -396,10 +397,8 @@ def start_merge(
             merge_total=total,
             details={"for_each": merge.target.for_each},
         )
-        children = [
-            _child(merge, base, parent, index, row, shared) for index, row in enumerate(merge.rows)
-        ]
-        _schedule(children, now, merge.target.timeout_seconds)
+        for child in children:
+            child.parent = parent
         QueryRun.objects.bulk_create(children, batch_size=BATCH)
         if shared.files:
             store_files(parent, shared.files)
