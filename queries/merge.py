@@ -301,11 +301,13 @@ def _child(merge: _Merge, base: dict, index: int, row: Any, shared: _SharedFiles
         prepared = _build(merge, index, row)
         shared.check(prepared.files)
     except RunRequestError as exc:
+        # The row itself is kept for display: a failed row has no fields to show.
         return QueryRun(
             **values,
             status=RunStatus.FAILED,
             error=f"Row {index + 1}: {exc.message}",
             error_field=exc.field or "",
+            details={"row": jsonable(row)},
             finished_at=timezone.now(),
         )
     return QueryRun(**values, **prepared_values(prepared), status=RunStatus.QUEUED)
@@ -480,19 +482,18 @@ def retry_row(child: QueryRun, by: str) -> QueryRun:
     naming status for any other row: a sent or unknown row is never sent again."""
     if child.parent_id is None:
         raise RunRequestError("run", "Only a row of a mail merge can be retried this way.")
+    number = (child.row_index or 0) + 1
     if child.status != RunStatus.FAILED:
         raise RunRequestError(
-            "status",
-            f"Row {child.row_index + 1 if child.row_index is not None else '?'} has "
-            f"{child.status}; only a failed row can be sent again.",
+            "status", f"Row {number} is {child.status}; only a failed row can be sent again."
         )
     if child.payload is None and not child.fields:
         raise RunRequestError(
             "status",
-            f"Row {(child.row_index or 0) + 1} failed before it was built ({child.error}); "
+            f"Row {number} failed before it was built ({child.error}); "
             "fix its data and start a new merge.",
         )
-    parent = child.parent
+    parent = QueryRun.objects.get(pk=child.parent_id)
     now = timezone.now()
     with transaction.atomic():
         QueryRun.objects.select_for_update().filter(pk=parent.pk).first()
@@ -529,10 +530,17 @@ def _require_merge(run: QueryRun) -> None:
 def rows_of(parent: QueryRun, status: str = "", offset: int = 0, limit: int = 50) -> list[QueryRun]:
     """A page of a merge's rows in row order, of one status if given (the failed rows
     with their errors, say)."""
-    rows = QueryRun.objects.filter(parent_id=parent.pk)
+    rows = QueryRun.objects.filter(parent_id=parent.pk).defer("payload")
     if status:
         rows = rows.filter(status=status)
     return list(rows.order_by("row_index")[offset : offset + limit])
+
+
+def row_api(row: QueryRun, plugin: Plugin | None) -> dict:
+    """A merge's row as the API and pages show it: the run, the plugin's summary of
+    its fields (to, subject), and the row's data when its fields failed to build."""
+    summary = plugin.run_summary(row.action, row.fields) if plugin is not None else {}
+    return {**row.as_api(), "summary": summary, "row": row.details.get("row")}
 
 
 def audit_merge(parent: QueryRun, what: str, request: HttpRequest | None, count: int) -> None:

@@ -117,7 +117,8 @@ def enqueue_merge(parent_id: int) -> int:
     count = enqueue_many(due)
     soon = rows.filter(next_attempt_at__gt=now, next_attempt_at__lte=horizon)
     for run_id, at in soon.values_list("pk", "next_attempt_at"):
-        count += enqueue(run_id, countdown=(at - now).total_seconds())
+        # A little late rather than early: a task run before its row is due claims nothing.
+        count += enqueue(run_id, countdown=(at - now).total_seconds() + 0.05)
     eager = getattr(settings, "CELERY_TASK_ALWAYS_EAGER", False)
     if not eager and rows.filter(next_attempt_at__gt=horizon).exists():
         try:

@@ -108,6 +108,7 @@ def test_a_row_whose_bindings_fail_fails_alone(api, merge_app, smtp_server):
     assert bad.error_field == "to"
     assert bad.error.startswith("Row 3:")
     assert bad.attempts == 0
+    assert bad.details == {"row": {"name": "No Email"}}
 
 
 def test_for_each_that_is_not_a_list_is_a_400_naming_it(api, merge_app):
@@ -347,6 +348,36 @@ def test_row_values_are_escaped_in_an_html_body_and_cannot_inject_headers(
     assert received.rcpt_tos == ["a@x.org"]
 
 
+def test_a_sending_rate_spaces_the_rows_and_counts_their_timeout_from_then(
+    team, merge_app, settings, monkeypatch
+):
+    import queries.merge
+
+    monkeypatch.setattr(queries.merge, "start_merge_walk", lambda parent_id: None)
+    _, query = merge_app
+    settings.KILN_MERGE_RATE_PER_MINUTE = 30  # one every 2 s
+    parent = create_run(query, team.teammate, {"table1": {"data": people(4)}})
+    rows = list(parent.children.order_by("row_index"))
+    assert [r.status for r in rows] == ["queued", "scheduled", "scheduled", "scheduled"]
+    due = [r.next_attempt_at for r in rows]
+    gaps = [(due[i + 1] - due[i]).total_seconds() for i in range(3)]
+    assert gaps == [2.0, 2.0, 2.0]
+    assert [r.timeout_seconds for r in rows] == [60, 62, 64, 66]
+
+
+def test_a_published_merge_runs_as_published(api, team, merge_app, smtp_server):
+    from builder.publishing import publish
+
+    app, query = merge_app
+    publish(app, team.owner)
+    query.for_each = ""  # the draft is no merge any more; the published app still is
+    query.save()
+    response = start(api, app, {"table1": {"data": people(3)}})
+    assert response.status_code == 202, response.json()
+    assert response.json()["progress"]["sent"] == 3
+    assert len(smtp_server.received) == 3
+
+
 def test_a_list_of_single_values_is_rows_too(team, merge_app, smtp_server):
     _, query = merge_app
     query.for_each = "<< table1.data >>"
@@ -463,6 +494,7 @@ def test_the_api_lists_rows_and_refuses_what_cannot_be_done(api, merge_app, smtp
     assert row["row_index"] == 1
     assert row["parent"] == parent_id
     assert "No such user" in row["error"]
+    assert row["summary"] == {"to": "person1@example.com", "subject": "Hello Person 1 (row 2 of 3)"}
     assert api("get", f"runs/{parent_id}/rows?status=nope").status_code == 400
     sent = QueryRun.objects.get(parent_id=parent_id, row_index=0)
     refused = api("post", f"runs/{sent.pk}/retry")
@@ -502,7 +534,8 @@ def test_200_rows_with_a_worker_arrive_once_each_over_one_connection(
     response = start(api, app, {"table1": {"data": people(200)}})
     created_in = time.monotonic() - started
     assert response.status_code == 202, response.json()
-    assert created_in < 2.0
+    # About 0.4 s here (docs/decisions.md); the bound leaves room for a busy machine.
+    assert created_in < 3.0
     parent_id = response.json()["id"]
     assert until(lambda: progress_of(parent_id)["finished"], timeout=60), celery_worker.output()
     progress = progress_of(parent_id)
