@@ -13,6 +13,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
+from builder.models import Query
 from queries.errors import RunRequestError
 from queries.execution import create_run
 from queries.merge import (
@@ -631,3 +632,77 @@ def test_stop_halfway_then_resume_with_a_worker_sends_each_row_once(
     recipients = [r.rcpt_tos[0] for r in smtp_server.received]
     assert len(recipients) == 60
     assert len(set(recipients)) == 60
+
+
+def test_the_editors_run_starts_a_merge(client, team, merge_app, smtp_server):
+    from django.urls import reverse
+
+    from tests.integration.test_editor_queries import HTMX, form_data
+
+    app, query = merge_app
+    client.force_login(team.teammate)
+    response = client.post(
+        reverse("editor:query_run", args=[app.slug, query.name]),
+        form_data(query, {"table1": {"data": people(3)}}),
+        headers=HTMX,
+    )
+    assert response.status_code == 200
+    parent = QueryRun.objects.get(parent__isnull=True)
+    assert parent.is_merge
+    assert parent.status == RunStatus.SENT
+    assert Query.objects.get(pk=query.pk).for_each == "<< table1.data >>"  # kept by the save
+    assert len(smtp_server.received) == 3
+
+
+def test_a_button_on_the_published_page_starts_a_merge_over_its_table(
+    client, team, merge_app, smtp_server
+):
+    from builder.models import Widget
+    from builder.publishing import publish
+
+    app, _ = merge_app
+    page = app.pages.get()
+    page.widgets.filter(name="table1").update(properties={"data": people(4)})
+    Widget.objects.create(
+        page=page,
+        name="send_all",
+        type="button",
+        events={"click": [{"action": "run_query", "query": "send_each"}]},
+    )
+    publish(app, team.owner)
+    client.force_login(team.viewer)
+    response = client.post(
+        f"/apps/{app.slug}/home/events", {"widget": "send_all", "event": "click"}
+    )
+    assert response.status_code == 200
+    parent = QueryRun.objects.get(parent__isnull=True)
+    assert parent.created_by == team.viewer
+    assert parent.status == RunStatus.SENT
+    assert sorted(r.rcpt_tos[0] for r in smtp_server.received) == [
+        f"person{i}@example.com" for i in range(4)
+    ]
+
+
+def test_the_sweep_never_makes_a_long_merge_unknown_and_settles_stuck_rows(
+    team, merge_app, settings, monkeypatch
+):
+    import queries.merge
+
+    monkeypatch.setattr(queries.merge, "start_merge_walk", lambda parent_id: None)
+    monkeypatch.setattr("queries.tasks.enqueue", lambda run_id, countdown=None: False)
+    _, query = merge_app
+    parent = create_run(query, team.teammate, {"table1": {"data": people(2)}})
+    long_ago = timezone.now() - timedelta(seconds=settings.KILN_RUN_STUCK_SECONDS + 1)
+    QueryRun.objects.filter(pk=parent.pk).update(started_at=long_ago)
+    sweep()
+    parent.refresh_from_db()
+    assert parent.status == RunStatus.SENDING  # its rows still wait: it is not stuck
+    # Both rows were being sent by a worker that died: unknown, and the merge with them.
+    parent.children.update(status=RunStatus.SENDING, started_at=long_ago)
+    assert sweep()["unknown"] == 2
+    parent.refresh_from_db()
+    assert parent.status == RunStatus.UNKNOWN
+    assert parent.error == "2 of 2 rows may or may not have been sent (unknown)."
+    # Nothing resumes an unknown row.
+    assert resume_merge(parent, "teammate") == 0
+    assert parent.children.filter(status=RunStatus.UNKNOWN).count() == 2
