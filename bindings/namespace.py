@@ -28,8 +28,12 @@ CONTEXT_PATHS = (
     "page.name",
     "page.slug",
 )
-#: What ``<< query_name.x >>`` has: the latest run's outcome and the user's recent runs.
-QUERY_KEYS = ("data", "error", "status", "last_run_at", "send_at", "runs")
+#: Names the fields of a mail merge's query read besides those: the row being sent and
+#: its position (0-based). Only in a merge: elsewhere they are unknown names.
+MERGE_NAMES = ("row", "index")
+#: What ``<< query_name.x >>`` has: the latest run's outcome and the user's recent runs,
+#: and for a mail merge its progress (None for a query that is not one).
+QUERY_KEYS = ("data", "error", "status", "last_run_at", "send_at", "runs", "progress")
 #: Names a widget or query may not take: the context's own, Jinja's literals and operators.
 RESERVED = frozenset(
     {*CONTEXT_NAMES, "true", "false", "none", "True", "False", "None"}
@@ -49,6 +53,9 @@ def identifier_problem(value: str) -> str | None:
     return None
 
 
-def names_in_scope(widgets: Iterable[str], queries: Iterable[str]) -> frozenset[str]:
-    """Every top-level name a binding on a page with these widgets and queries can read."""
-    return frozenset({*widgets, *queries, *CONTEXT_NAMES})
+def names_in_scope(
+    widgets: Iterable[str], queries: Iterable[str], *, merge: bool = False
+) -> frozenset[str]:
+    """Every top-level name a binding on a page with these widgets and queries can read;
+    with ``merge``, in the fields of a mail merge's query, ``row`` and ``index`` too."""
+    return frozenset({*widgets, *queries, *CONTEXT_NAMES, *(MERGE_NAMES if merge else ())})

@@ -204,6 +204,9 @@ class Query(models.Model):
     #: When a run is sent, as text with << >> bindings (queries/schedule.py reads it);
     #: blank: at once.
     send_at = models.CharField(max_length=200, blank=True, default="")
+    #: A mail merge: a binding that evaluates to a list (a Table's data, an uploaded CSV);
+    #: the query then runs once per item, with ``row`` and ``index`` in scope. Blank: off.
+    for_each = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -233,6 +236,7 @@ class Query(models.Model):
             confirm_message=self.confirm_message,
             timeout_seconds=self.timeout_seconds,
             send_at=self.send_at,
+            for_each=self.for_each,
         )
 
     @classmethod
@@ -249,6 +253,7 @@ class Query(models.Model):
             confirm_message=document.confirm_message,
             timeout_seconds=document.timeout_seconds,
             send_at=document.send_at,
+            for_each=document.for_each,
         )
 
 

@@ -198,6 +198,8 @@ class QueryDocument(_Entry):
     timeout_seconds: Annotated[int, _whole(1, INT_MAX)] = 60
     #: When a run is sent (text with << >> bindings, read by queries/schedule.py).
     send_at: Annotated[str, _optional_text(200)] = ""
+    #: A mail merge's list binding (docs/merge.md); blank: the query runs once.
+    for_each: Annotated[str, _optional_text(2000)] = ""
 
 
 class DatasourceDocument(_Entry):

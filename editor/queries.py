@@ -336,12 +336,12 @@ def _initial(query: Query) -> dict:
 # ---------------------------------------------------------------------- names and test values
 
 
-def known_names(app: App) -> set[str]:
+def known_names(app: App, *, merge: bool = False) -> set[str]:
     """What a binding in this app may read: every widget on every page, every query,
-    and the context's own names."""
+    and the context's own names; with ``merge`` (a query with for_each), row and index."""
     widgets = Widget.objects.filter(page__app=app).values_list("name", flat=True)
     queries = Query.objects.filter(app=app).values_list("name", flat=True)
-    return set(names_in_scope(widgets, queries))
+    return set(names_in_scope(widgets, queries, merge=merge))
 
 
 def attributes(app: App) -> dict[str, Attributes]:
@@ -599,7 +599,7 @@ def _editor_context(
     result: Result | None = None,
     saved: bool | None = None,
 ) -> dict:
-    known = known_names(app)
+    known = known_names(app, merge=bool(query.for_each.strip()))
     warnings = field_warnings(_texts(form), known, attributes=attributes(app))
     rows = _rows(form, warnings)
     if result is not None:

@@ -227,6 +227,11 @@ RATELIMIT_USE_CACHE = "default"
 # others on the cache.
 KILN_RUNS_PER_USER_PER_MINUTE = envint("KILN_RUNS_PER_USER_PER_MINUTE", 30)
 KILN_RUNS_PER_APP_PER_HOUR = envint("KILN_RUNS_PER_APP_PER_HOUR", 1000)
+# Mail merges (docs/merge.md): at most this many rows in one merge, and its emails
+# spaced to at most this many a minute (0: as fast as the workers go). A merge counts
+# as one run for KILN_RUNS_PER_USER_PER_MINUTE and as its rows for the app's hourly cap.
+KILN_MERGE_MAX_ROWS = envint("KILN_MERGE_MAX_ROWS", 10000)
+KILN_MERGE_RATE_PER_MINUTE = envint("KILN_MERGE_RATE_PER_MINUTE", 0)
 KILN_TEST_CONNECTION_PER_MINUTE = envint("KILN_TEST_CONNECTION_PER_MINUTE", 10)
 KILN_API_CALLS_PER_MINUTE = envint("KILN_API_CALLS_PER_MINUTE", 60)
 

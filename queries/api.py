@@ -4,6 +4,14 @@
     GET  /api/v1/runs/<id>[?wait=N]
     POST /api/v1/runs/<id>/cancel                  -> 200, or 409 once it is sending
 
+A mail merge (docs/merge.md): creating a run of a query with for_each answers its parent
+run, with "progress"; cancel stops it. Besides:
+
+    POST /api/v1/runs/<merge id>/stop              -> 200 {"stopped": n, ...}
+    POST /api/v1/runs/<merge id>/resume            -> 200 {"resumed": n, ...}
+    POST /api/v1/runs/<row id>/retry               -> 200, 409 unless the row failed
+    GET  /api/v1/runs/<merge id>/rows[?status=failed&offset=0&limit=50]
+
 Authenticated by a per-user token (``Authorization: Bearer kiln_...``); only members of
 the app's workspace may run or read, everyone else gets 404.
 """
@@ -28,6 +36,7 @@ from pydantic import ValidationError as SchemaError
 from builder.models import Query
 from builder.publishing import published
 from core.filetypes import sniffed_type
+from queries import merge as merge_api
 from queries.errors import RunLimitError, RunRequestError
 from queries.execution import create_run
 from queries.models import ApiToken, QueryRun, RunStatus
@@ -183,6 +192,8 @@ def cancel_run_view(request: HttpRequest, run_id: int) -> JsonResponse:
     run = _own_run(request, run_id)
     if run is None:
         return _error(404, "No such run.")
+    if run.is_merge:
+        return _merge_action(request, run_id, merge_api.stop_merge, "stopped")
     with transaction.atomic():
         cancelled = run.cancel(by=request.user.get_username())
         if cancelled:
@@ -207,3 +218,73 @@ def cancel_run_view(request: HttpRequest, run_id: int) -> JsonResponse:
         return JsonResponse(body, status=409)
     log.info("run %s cancelled by %s", run.pk, request.user.get_username())
     return JsonResponse(_run_body(run, request))
+
+
+def _merge_action(request: HttpRequest, run_id: int, act, what: str) -> JsonResponse:
+    """Stop, resume or retry: the run if the token's user may act on it (else 404),
+    acted on, audited once; 409 naming the field when it cannot be."""
+    run = _own_run(request, run_id)
+    if run is None:
+        return _error(404, "No such run.")
+    try:
+        count = act(run, request.user.get_username())
+    except RunRequestError as exc:
+        run.refresh_from_db()
+        body = {**_run_body(run, request), "error": exc.message, "field": exc.field}
+        return JsonResponse(body, status=409)
+    merge = run if run.is_merge else run.parent
+    if merge is not None:
+        merge_api.audit_merge(merge, what, request, count)
+    run.refresh_from_db()
+    return JsonResponse({**_run_body(run, request), what: count})
+
+
+@token_required
+@require_POST
+def stop_merge_view(request: HttpRequest, run_id: int) -> JsonResponse:
+    """Stop a merge: its rows not taken by a worker yet are cancelled."""
+    return _merge_action(request, run_id, merge_api.stop_merge, "stopped")
+
+
+@token_required
+@require_POST
+def resume_merge_view(request: HttpRequest, run_id: int) -> JsonResponse:
+    """Start a stopped merge again: only its rows never sent are queued."""
+    return _merge_action(request, run_id, merge_api.resume_merge, "resumed")
+
+
+@token_required
+@require_POST
+def retry_row_view(request: HttpRequest, run_id: int) -> JsonResponse:
+    """Send one failed row of a merge again."""
+
+    def retry(run: QueryRun, by: str) -> int:
+        merge_api.retry_row(run, by)
+        return 1
+
+    return _merge_action(request, run_id, retry, "retried")
+
+
+@token_required
+@require_GET
+def merge_rows_view(request: HttpRequest, run_id: int) -> JsonResponse:
+    """A page of a merge's rows, in order, of one status if asked."""
+    run = _own_run(request, run_id)
+    if run is None:
+        return _error(404, "No such run.")
+    if not run.is_merge:
+        return _error(409, f"Run {run.pk} is not a mail merge.", "run")
+    status = request.GET.get("status", "")
+    if status and status not in RunStatus.values:
+        choices = ", ".join(RunStatus.values)
+        return _error(400, f"status must be one of {choices}.", "status")
+    try:
+        offset = max(int(request.GET.get("offset") or 0), 0)
+        limit = min(max(int(request.GET.get("limit") or 50), 1), 500)
+    except ValueError:
+        return _error(400, "offset and limit must be whole numbers.", "offset")
+    rows = merge_api.rows_of(run, status, offset, limit)
+    plugin = run.datasource.plugin if run.datasource else None
+    return JsonResponse(
+        {"progress": run.progress(), "rows": [merge_api.row_api(row, plugin) for row in rows]}
+    )

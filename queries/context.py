@@ -50,7 +50,8 @@ def _when(moment) -> str:
 def query_state(runs: list[QueryRun], plugin: Plugin | None) -> dict[str, Any]:
     """What ``<< query_name.x >>`` sees, from the user's runs of that query, newest first:
     the latest run's ``data``, ``error``, ``status``, ``last_run_at`` and ``send_at`` (when
-    it is or was scheduled for), and ``runs``."""
+    it is or was scheduled for), and ``runs``; ``progress`` when the latest run is a mail
+    merge (its counts: QueryRun.progress)."""
     rows = [run_row(run, plugin) for run in runs]
     if not runs:
         return {**dict.fromkeys(QUERY_KEYS), "runs": []}
@@ -62,19 +63,21 @@ def query_state(runs: list[QueryRun], plugin: Plugin | None) -> dict[str, Any]:
         "last_run_at": run.finished_at.isoformat() if run.finished_at else None,
         "send_at": run.send_at.isoformat() if run.send_at else None,
         "runs": rows,
+        "progress": run.progress() if run.is_merge else None,
     }
 
 
 def recent_runs(queries: Iterable[Query], user, visitor: str = "") -> dict[int, list[QueryRun]]:
     """The user's (or anonymous ``visitor``'s) latest RECENT_RUNS runs of each query (by
-    query id, newest first), in one SQL query however many queries there are."""
+    query id, newest first), in one SQL query however many queries there are. A mail
+    merge is one run (its parent): its rows are not listed."""
     ids = [query.pk for query in queries]
     found: dict[int, list[QueryRun]] = {pk: [] for pk in ids}
     if not ids:
         return found
     newest_first = [F("created_at").desc(), F("id").desc()]
     runs = (
-        QueryRun.objects.filter(runs_of(user, visitor), query_id__in=ids)
+        QueryRun.objects.filter(runs_of(user, visitor), query_id__in=ids, parent__isnull=True)
         .annotate(rank=Window(RowNumber(), partition_by=F("query_id"), order_by=newest_first))
         .filter(rank__lte=RECENT_RUNS)
         .order_by("query_id", *newest_first)

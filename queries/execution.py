@@ -19,9 +19,10 @@ from builder.schema import QueryDocument
 from datasources.errors import PluginError
 from datasources.models import Datasource
 from datasources.plugins import Plugin, get_plugin
+from datasources.plugins.base import Prepared
 from queries.context import binding_context, check_inputs
 from queries.errors import RunLimitError, RunRequestError
-from queries.models import QueryRun, RunAttachment, RunStatus, runs_of
+from queries.models import QueryRun, RunAttachment, RunStatus, outbox_summary, runs_of
 from queries.schedule import FIELD as SEND_AT
 from queries.schedule import parse_send_at
 from queries.tasks import enqueue_new
@@ -35,10 +36,10 @@ def evaluate_query_fields(query: Query, context: dict, fields: dict | None = Non
     """Every field of ``query`` (or ``fields``, a published copy of them) evaluated;
     HTML fields (per the plugin) escape the values bound into them."""
     fields = query.fields if fields is None else fields
-    return _evaluate(query.datasource.plugin, query.action, fields, context)
+    return evaluate_action_fields(query.datasource.plugin, query.action, fields, context)
 
 
-def _evaluate(plugin: Plugin, action: str, fields: dict, context: dict) -> dict:
+def evaluate_action_fields(plugin: Plugin, action: str, fields: dict, context: dict) -> dict:
     try:
         late = plugin.late_fields(action)
     except PluginError as exc:
@@ -81,15 +82,18 @@ def published_datasource(query: Query, published: QueryDocument) -> Datasource:
     return datasource
 
 
-def check_run_limits(query: Query, user, visitor: str = "") -> None:
+def check_run_limits(query: Query, user, visitor: str = "", *, rows: int = 1) -> None:
     """Raises RunLimitError when the person (user or anonymous visitor) or the app has
     run as many times as allowed. Counted in the database, so every web process and
     every way in (page, editor, API) counts together; two requests at the same instant
-    may both pass, which a limit meant against floods can live with."""
+    may both pass, which a limit meant against floods can live with.
+
+    A mail merge of ``rows`` rows is one run for the person's limit (its rows are not
+    counted there) and ``rows`` runs for the app's hourly cap, which counts messages."""
     now = timezone.now()
     per_person = settings.KILN_RUNS_PER_USER_PER_MINUTE
     recent = QueryRun.objects.filter(
-        runs_of(user, visitor), created_at__gte=now - timedelta(minutes=1)
+        runs_of(user, visitor), parent__isnull=True, created_at__gte=now - timedelta(minutes=1)
     )
     if per_person > 0 and recent.count() >= per_person:
         raise RunLimitError(
@@ -98,15 +102,106 @@ def check_run_limits(query: Query, user, visitor: str = "") -> None:
             "(limit KILN_RUNS_PER_USER_PER_MINUTE). Try again in a minute.",
         )
     per_app = settings.KILN_RUNS_PER_APP_PER_HOUR
-    app_runs = QueryRun.objects.filter(
-        query__app_id=query.app_id, created_at__gte=now - timedelta(hours=1)
-    )
-    if per_app > 0 and app_runs.count() >= per_app:
+    if per_app <= 0:
+        return
+    # A merge's parent sends nothing: its rows are counted instead.
+    sent = QueryRun.objects.filter(
+        query__app_id=query.app_id,
+        merge_total__isnull=True,
+        created_at__gte=now - timedelta(hours=1),
+    ).count()
+    if rows == 1 and sent >= per_app:
         raise RunLimitError(
             "",
             f"Too many runs of this app: at most {per_app} an hour "
             "(limit KILN_RUNS_PER_APP_PER_HOUR). Try again later.",
         )
+    if rows > 1 and sent + rows > per_app:
+        raise RunLimitError(
+            "",
+            f"This merge has {rows} rows, and the app may send at most {per_app} "
+            f"an hour (limit KILN_RUNS_PER_APP_PER_HOUR), {sent} of them in the last hour. "
+            "Try again later, or send fewer rows.",
+        )
+
+
+def run_target(query: Query, published: QueryDocument | None) -> tuple[QueryDocument, Datasource]:
+    """What a run goes through: the published query and its datasource (by name) for a
+    run of the published app, the query as edited otherwise."""
+    if published is None:
+        return query.to_document(), query.datasource
+    return published, published_datasource(query, published)
+
+
+def prepare(
+    plugin: Plugin, action: str, evaluated: dict, query: Query, datasource: Datasource
+) -> Prepared:
+    """The plugin's checks and build of evaluated fields (``prepare_run``), its error as
+    a RunRequestError naming the field. The datasource's settings (not its secret) go
+    with them: a sandboxed one records where the run goes instead of its recipients."""
+    where = SimpleNamespace(workspace=query.app.workspace, config=datasource.config)
+    try:
+        return plugin.prepare_run(action, evaluated, where)
+    except PluginError as exc:
+        raise RunRequestError(exc.field or "fields", exc.message) from None
+
+
+def run_values(
+    query: Query, target: QueryDocument, datasource: Datasource, user, visitor: str
+) -> dict:
+    """The columns every run of ``query`` started by this person has."""
+    signed_in = bool(getattr(user, "pk", None))
+    return {
+        "workspace": query.app.workspace,
+        "app": query.app,
+        "query": query,
+        "query_name": query.name,
+        "datasource": datasource,
+        "action": target.action,
+        "timeout_seconds": target.timeout_seconds,
+        "created_by": user if signed_in else None,
+        "visitor": "" if signed_in else visitor,
+        "max_attempts": settings.KILN_RUN_MAX_ATTEMPTS,
+    }
+
+
+def prepared_values(prepared: Prepared) -> dict:
+    """The columns a run takes from what its plugin prepared."""
+    return {
+        "fields": prepared.fields,
+        "payload": prepared.payload,
+        "payload_meta": prepared.payload_meta,
+        "file_count": len(prepared.files),
+        # What the outbox lists: bulk_create (a merge's rows) skips QueryRun.save().
+        **outbox_summary(prepared.fields),
+    }
+
+
+def store_files(run: QueryRun, files: list) -> None:
+    """The run's files, copied into the database (a worker reads them from there)."""
+    RunAttachment.objects.bulk_create(
+        RunAttachment(
+            run=run,
+            position=position,
+            name=file.name,
+            content_type=file.content_type,
+            size=file.size,
+            content=file.data,
+        )
+        for position, file in enumerate(files)
+    )
+
+
+def record_ran(query: Query, user, request: HttpRequest | None, detail: dict) -> None:
+    audit.record(
+        query.app.workspace,
+        Action.RAN,
+        "query",
+        f"{query.app.name} / {query.name}",
+        request=request,
+        actor=user if getattr(user, "pk", None) else None,
+        detail=detail,
+    )
 
 
 def create_run(
@@ -131,72 +226,54 @@ def create_run(
     a published version is frozen. Without it, the query as edited runs. ``request``
     says where the run came from, for the audit log. ``send_at`` (text with bindings,
     from a run_query action's option) overrides the query's own send_at; a run with a
-    send_at in the future is stored ``scheduled`` and sent at that time."""
+    send_at in the future is stored ``scheduled`` and sent at that time.
+
+    A query with ``for_each`` starts a mail merge instead (queries.merge): the run
+    returned is the merge's parent, and every way in (page, editor, API) starts one."""
+    target = query.to_document() if published is None else published
+    if target.for_each.strip():
+        # Imported here: queries.merge builds its rows with this module's helpers.
+        from queries.merge import start_merge
+
+        return start_merge(
+            query,
+            user,
+            inputs,
+            url=url,
+            page=page,
+            published=published,
+            request=request,
+            visitor=visitor,
+            send_at=send_at,
+        )
     inputs = check_inputs(inputs)
     check_run_limits(query, user, visitor)
-    if published is None:
-        published = query.to_document()
-        datasource = query.datasource
-    else:
-        datasource = published_datasource(query, published)
+    target, datasource = run_target(query, published)
     # Only the queries the fields read are loaded, with their runs.
-    reads = referenced_names(published.fields, skip_errors=True)
+    reads = referenced_names(target.fields, skip_errors=True)
     context = binding_context(
         query.app, user, inputs, url=url, page=page, visitor=visitor, reads=reads
     )
     plugin = datasource.plugin
-    evaluated = _evaluate(plugin, published.action, published.fields, context)
-    due = _send_at(send_at or published.send_at, context)
-    try:
-        # The datasource's settings (not its secret): a sandboxed one records where
-        # the run goes instead of its recipients.
-        where = SimpleNamespace(workspace=query.app.workspace, config=datasource.config)
-        prepared = plugin.prepare_run(published.action, evaluated, where)
-    except PluginError as exc:
-        raise RunRequestError(exc.field or "fields", exc.message) from None
+    evaluated = evaluate_action_fields(plugin, target.action, target.fields, context)
+    due = send_time(send_at or target.send_at, context)
+    prepared = prepare(plugin, target.action, evaluated, query, datasource)
+    scheduled = {"status": RunStatus.SCHEDULED, "next_attempt_at": due} if due else {}
     with transaction.atomic():
         run = QueryRun.objects.create(
-            workspace=query.app.workspace,
-            app=query.app,
-            query=query,
-            query_name=query.name,
-            datasource=datasource,
-            action=published.action,
-            timeout_seconds=published.timeout_seconds,
-            created_by=user if getattr(user, "pk", None) else None,
-            visitor="" if getattr(user, "pk", None) else visitor,
-            fields=prepared.fields,
-            payload=prepared.payload,
-            payload_meta=prepared.payload_meta,
-            file_count=len(prepared.files),
-            max_attempts=settings.KILN_RUN_MAX_ATTEMPTS,
+            **run_values(query, target, datasource, user, visitor),
+            **prepared_values(prepared),
             send_at=due,
-            **({"status": RunStatus.SCHEDULED, "next_attempt_at": due} if due else {}),
+            **scheduled,
         )
-        for position, file in enumerate(prepared.files):
-            RunAttachment.objects.create(
-                run=run,
-                position=position,
-                name=file.name,
-                content_type=file.content_type,
-                size=file.size,
-                content=file.data,
-            )
-        audit.record(
-            query.app.workspace,
-            Action.RAN,
-            "query",
-            f"{query.app.name} / {query.name}",
-            request=request,
-            actor=user if getattr(user, "pk", None) else None,
-            detail={"run": run.pk},
-        )
+        store_files(run, prepared.files)
+        record_ran(query, user, request, {"run": run.pk})
         transaction.on_commit(lambda: enqueue_new(run.pk, due))
     log.info("run %s of query %s created (%s)", run.pk, query.pk, run.status)
     return run
 
 
-def _send_at(template: str, context: dict):
+def send_time(template: str, context: dict):
     """When the run is due: None for now, else the moment ``template`` (with its
     bindings evaluated) names; ``RunRequestError`` naming send_at when it names none."""
     if not template or not str(template).strip():

@@ -3,15 +3,17 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
+from datetime import timedelta
 
 from django.conf import settings
-from django.db import models
+from django.db import models, transaction
+from django.db.models import Count
 from django.utils import timezone
 
 from builder.jsonfield import OrderedJSONField
 from builder.models import App, Query
 from datasources.models import Datasource
-from queries.notify import RunWaiter
+from queries.notify import RunWaiter, notify_finished
 from workspaces.models import Workspace
 
 
@@ -151,6 +153,14 @@ class QueryRun(models.Model):
     resent_from = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="resends"
     )
+    #: A mail merge (docs/merge.md): the parent run holds no message of its own, only
+    #: ``merge_total`` (its number of rows); each row is a child run with its
+    #: ``row_index``, sent like any other run.
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="children"
+    )
+    row_index = models.PositiveIntegerField(null=True, blank=True)
+    merge_total = models.PositiveIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -166,6 +176,12 @@ class QueryRun(models.Model):
             ),
             models.Index(fields=["query", "created_by", "-created_at"], name="last_run"),
             models.Index(fields=["visitor", "-created_at"], name="visitor_runs"),
+            # A merge's progress (counts by status) and its rows in order.
+            models.Index(
+                fields=["parent", "status"],
+                name="merge_rows",
+                condition=models.Q(parent__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:
@@ -244,6 +260,59 @@ class QueryRun(models.Model):
                 self.refresh_from_db()
         return self
 
+    @property
+    def is_merge(self) -> bool:
+        """The parent of a mail merge: it sends nothing itself, its rows (children) do."""
+        return self.merge_total is not None
+
+    def progress(self) -> dict:
+        """A mail merge's counts, from its rows, in one aggregate SQL query (on the
+        merge_rows index): ``total``, ``sent``, ``failed``, ``cancelled``, ``unknown``,
+        ``remaining`` (waiting or being sent), ``rate`` (emails sent a minute: over the
+        last minute, or since the start when it began less than a minute ago or has
+        finished), ``started_at``, ``finished`` and the parent's ``status``."""
+        now = timezone.now()
+        minute_ago = now - timedelta(minutes=1)
+        rows = (
+            QueryRun.objects.filter(parent_id=self.pk)
+            .order_by()
+            .values("status")
+            .annotate(
+                n=Count("id"), recent=Count("id", filter=models.Q(finished_at__gte=minute_ago))
+            )
+        )
+        counts = dict.fromkeys(RunStatus.values, 0)
+        recent = 0
+        for row in rows:
+            counts[row["status"]] = row["n"]
+            if row["status"] == RunStatus.SENT:
+                recent = row["recent"]
+        remaining = sum(counts[s] for s in (*WAITING, RunStatus.SENDING))
+        if not remaining and not self.finished and settle_merge(self.pk):
+            # Its last row ended without finishing it (a worker killed in between).
+            self.refresh_from_db()
+        sent = counts[RunStatus.SENT]
+        started = self.started_at or self.created_at
+        end = self.finished_at if self.finished and self.finished_at else now
+        elapsed = max((end - started).total_seconds(), 1.0)
+        # Over the last minute while it runs; over its whole time when it has not run
+        # a minute yet, or has finished.
+        rate = float(recent) if elapsed >= 60 and not self.finished else sent * 60 / elapsed
+        return {
+            "total": self.merge_total or 0,
+            "sent": sent,
+            "failed": counts[RunStatus.FAILED],
+            "cancelled": counts[RunStatus.CANCELLED],
+            "unknown": counts[RunStatus.UNKNOWN],
+            "sending": counts[RunStatus.SENDING],
+            "waiting": counts[RunStatus.QUEUED] + counts[RunStatus.SCHEDULED],
+            "remaining": remaining,
+            "rate": round(rate, 1),
+            "started_at": started.isoformat(),
+            "finished": self.finished,
+            "status": self.status,
+        }
+
     def cancel(self, by: str) -> bool:
         """Cancel the run if no worker has claimed it yet: one conditional UPDATE from
         queued or scheduled, the same states the claim takes, so exactly one of a cancel
@@ -254,10 +323,12 @@ class QueryRun(models.Model):
             status=RunStatus.CANCELLED, error=f"Cancelled by {by}.", finished_at=now
         )
         self.refresh_from_db()
+        if cancelled and self.parent_id is not None:
+            settle_merge(self.parent_id)
         return cancelled == 1
 
     def as_api(self) -> dict:
-        return {
+        body = {
             "id": self.pk,
             "status": self.status,
             "data": self.data,
@@ -268,6 +339,73 @@ class QueryRun(models.Model):
             "created_at": self.created_at.isoformat(),
             "finished_at": self.finished_at.isoformat() if self.finished_at else None,
         }
+        if self.is_merge:
+            body["progress"] = self.progress()
+        if self.parent_id is not None:
+            body.update(parent=self.parent_id, row_index=self.row_index)
+        return body
+
+
+def merge_outcome(counts: dict[str, int], total: int) -> tuple[str, str]:
+    """A finished merge's status and error from its rows' counts by status: cancelled
+    if it was stopped with rows unsent, else failed if a row failed, else unknown if a
+    row's delivery is unknown, else sent."""
+    sent, failed = counts.get(RunStatus.SENT, 0), counts.get(RunStatus.FAILED, 0)
+    cancelled, unknown = counts.get(RunStatus.CANCELLED, 0), counts.get(RunStatus.UNKNOWN, 0)
+    others = ", ".join(f"{n} {what}" for n, what in ((failed, "failed"), (unknown, "unknown")) if n)
+    others = f", {others}" if others else ""
+    if cancelled:
+        return (
+            RunStatus.CANCELLED,
+            f"Stopped: {cancelled} of {total} rows not sent ({sent} sent{others}).",
+        )
+    if failed:
+        extra = f", {unknown} unknown" if unknown else ""
+        return RunStatus.FAILED, f"{failed} of {total} rows failed{extra}."
+    if unknown:
+        return (
+            RunStatus.UNKNOWN,
+            f"{unknown} of {total} rows may or may not have been sent (unknown).",
+        )
+    return RunStatus.SENT, ""
+
+
+def settle_merge(parent_id: int) -> bool:
+    """Finish a merge whose rows have all finished: its status and error from them
+    (:func:`merge_outcome`), its ``data`` their counts. Called after each row ends
+    (and on reading its progress); True when this call finished it.
+
+    Race-free: the parent is locked first (resume and retry take the same lock before
+    reopening rows), then the rows counted; only a parent still sending is changed, so
+    of two last rows ending together one finishes it, with the same counts. The read
+    before the lock only skips the work while rows are left: a row's own outcome is
+    committed before it asks, so the last row to end always reaches the lock."""
+    unfinished = (*WAITING, RunStatus.SENDING)
+    if QueryRun.objects.filter(parent_id=parent_id, status__in=unfinished).exists():
+        # The common case, every row but the last: no lock, one indexed read.
+        return False
+    with transaction.atomic():
+        parent = QueryRun.objects.select_for_update().filter(pk=parent_id).first()
+        if parent is None or parent.status != RunStatus.SENDING or not parent.is_merge:
+            return False
+        counts = dict(
+            QueryRun.objects.filter(parent_id=parent_id)
+            .order_by()
+            .values_list("status")
+            .annotate(n=Count("id"))
+        )
+        if any(counts.get(status) for status in unfinished):
+            return False
+        status, error = merge_outcome(counts, parent.merge_total or 0)
+        data = {
+            "total": parent.merge_total,
+            **{key: counts.get(key, 0) for key in ("sent", "failed", "cancelled", "unknown")},
+        }
+        QueryRun.objects.filter(pk=parent_id, status=RunStatus.SENDING).update(
+            status=status, error=error, data=data, finished_at=timezone.now()
+        )
+    notify_finished(parent_id)
+    return True
 
 
 class RunAttachment(models.Model):

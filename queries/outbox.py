@@ -21,7 +21,7 @@ from django.utils import timezone
 from datasources.errors import DeliveryUnknown, PluginError
 from datasources.plugins.base import UNEXPECTED
 from queries.claims import claim_and_read, record
-from queries.models import QueryRun, RunAttachment, RunStatus
+from queries.models import QueryRun, RunAttachment, RunStatus, settle_merge
 from queries.notify import notify_finished
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,9 @@ def execute_run(run_id: int) -> Outcome | None:
         return _finish(run, RunStatus.FAILED, error=message, field="datasource")
     files = []
     if run.file_count != 0:
-        files = [StoredFile(a) for a in run.attachments.defer("content")]
+        # A merge's rows send the same files, stored once with the merge (its parent).
+        owner = run.parent_id or run.pk
+        files = [StoredFile(a) for a in RunAttachment.objects.filter(run_id=owner).defer("content")]
     context = RunContext(run, files)
     try:
         result = datasource.plugin.run(datasource.settings(), run.action, run.fields, context)
@@ -183,4 +185,6 @@ def _finish(
     )
     log.info("run %s finished: %s", run.pk, status)
     notify_finished(run.pk)
+    if run.parent_id is not None:
+        settle_merge(run.parent_id)
     return Outcome(status)

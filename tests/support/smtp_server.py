@@ -62,6 +62,12 @@ class Handler:
     lock: threading.Lock = field(default_factory=threading.Lock)
     #: Offer PIPELINING in the EHLO reply (aiosmtpd reads pipelined commands in order).
     pipelining: bool = False
+    #: Keep every message as soon as its data arrived, before answering it after
+    #: ``data_delay`` (a server that queues first): one whose client dies meanwhile is
+    #: kept all the same, the case of a run that ends unknown. No scripted replies.
+    keep_when_client_leaves: bool = False
+    #: When the latest message's data arrived (time.monotonic()).
+    last_data_at: float = 0.0
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
         session.host_name = hostname
@@ -84,11 +90,18 @@ class Handler:
         message = Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.content)
         with self.lock:
             self.transactions += 1
+            self.last_data_at = time.monotonic()
         if getattr(server, "kiln_fault", None) == DROP_AFTER_DATA:
             with self.lock:
                 self.received.append(message)
             server.transport.abort()
             return "250 OK: never heard"
+        if self.keep_when_client_leaves:
+            # Queued before it answers: kept even if the client dies while it waits.
+            with self.lock:
+                self.received.append(message)
+            await asyncio.sleep(self.data_delay)
+            return "250 OK: queued"
         if self.data_delay:
             await asyncio.sleep(self.data_delay)
             if server.transport is None or server.transport.is_closing():
