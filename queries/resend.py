@@ -42,6 +42,18 @@ def check_resendable(run: QueryRun) -> None:
             f"This run is {run.get_status_display().lower()}; only a failed or unknown "
             "run can be sent again.",
         )
+    if run.is_merge:
+        raise ResendRefused(
+            "run",
+            "This is a mail merge: it is sent again row by row (Retry on a failed row, or "
+            "Send the rest on the merge's page).",
+        )
+    if run.parent_id is not None and run.payload is None and not run.fields:
+        raise ResendRefused(
+            "fields",
+            f"This row of a mail merge never had a message ({run.error or 'its data was wrong'}); "
+            "fix the row's data and start the merge again.",
+        )
     if run.datasource_id is None:
         raise ResendRefused(
             "datasource",
@@ -76,7 +88,8 @@ def resend(run: QueryRun, user, request: HttpRequest | None = None) -> QueryRun:
             **{column: getattr(source, column) for column in SUMMARY_FIELDS},
             resent_from=source,
         )
-        _copy_attachments(source.pk, new.pk)
+        # A merge's rows send the files stored once with the merge.
+        _copy_attachments(source.parent_id or source.pk, new.pk)
         audit.record(
             source.workspace,
             Action.RESENT,

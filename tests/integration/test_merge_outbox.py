@@ -1,0 +1,133 @@
+"""A mail merge seen by the other parts of issue 12: its rows in the outbox (listed,
+searchable, resent), a merge scheduled with send_at, and a merge through a sandboxed
+datasource. Real SMTP fixture; tasks run in the web process (eager Celery)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from queries.execution import create_run
+from queries.models import QueryRun, RunAttachment, RunStatus
+from queries.outbox import execute_run
+from queries.tasks import sweep
+from tests.support.merge import make_merge_app, people
+from workspaces.files import FileContent
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def merge_app(team, smtp_server):
+    return make_merge_app(team.workspace, smtp_server.port)
+
+
+def outbox(team) -> str:
+    return f"/w/{team.workspace.slug}/outbox/"
+
+
+def merge(query, user, rows: list, **inputs) -> QueryRun:
+    return create_run(query, user, {"table1": {"data": rows}, **inputs})
+
+
+def test_a_merges_rows_are_listed_and_searchable_in_the_outbox(
+    client, team, merge_app, smtp_server
+):
+    _, query = merge_app
+    parent = merge(query, team.teammate, people(5))
+    assert parent.status == RunStatus.SENT
+    row = parent.children.get(row_index=3)
+    # bulk_create skips QueryRun.save(): the columns the outbox lists are filled anyway.
+    assert (row.subject, row.mail_to, row.query_name) == (
+        "Hello Person 3 (row 4 of 5)",
+        "person3@example.com",
+        "send_each",
+    )
+    assert row.app_id == query.app_id
+    client.force_login(team.teammate)
+    page = client.get(outbox(team), {"q": "person3@example.com"})
+    assert page.status_code == 200
+    assert [run.pk for run in page.context["page_obj"].object_list] == [row.pk]
+    assert client.get(f"{outbox(team)}{row.pk}/").status_code == 200
+    assert client.get(f"{outbox(team)}{parent.pk}/").status_code == 200
+
+
+def test_a_merge_is_not_resent_whole_and_a_row_that_never_had_a_message_is_not_resent(
+    client, team, merge_app, smtp_server
+):
+    _, query = merge_app
+    rows = [*people(2), {"name": "No address"}]
+    parent = merge(query, team.teammate, rows)
+    assert parent.status == RunStatus.FAILED
+    client.force_login(team.teammate)
+    refused = client.post(f"{outbox(team)}{parent.pk}/resend")
+    assert refused.status_code == 409
+    assert "row by row" in refused.content.decode()
+    broken = parent.children.get(row_index=2)
+    assert broken.status == RunStatus.FAILED and broken.payload is None
+    refused = client.post(f"{outbox(team)}{broken.pk}/resend")
+    assert refused.status_code == 409
+    assert "never had a message" in refused.content.decode()
+    assert QueryRun.objects.filter(resent_from__isnull=False).count() == 0
+    assert len(smtp_server.received) == 2
+
+
+def test_resending_a_failed_row_sends_the_merges_shared_files(client, team, merge_app, smtp_server):
+    app, query = merge_app
+    query.fields = {**query.fields, "attachments": "<< files1.files >>"}
+    query.save()
+    files = [FileContent("terms.txt", "text/plain", b"the terms")]
+    smtp_server.refuse("person0@example.com")
+    parent = merge(query, team.teammate, people(1), files1={"files": files})
+    row = parent.children.get()
+    assert row.status == RunStatus.FAILED
+    smtp_server.handler.refuse.clear()
+    client.force_login(team.teammate)
+    response = client.post(f"{outbox(team)}{row.pk}/resend")
+    assert response.status_code == 302
+    new = QueryRun.objects.get(resent_from=row)
+    assert [a.name for a in RunAttachment.objects.filter(run=new)] == ["terms.txt"]
+    assert QueryRun.objects.get(pk=new.pk).status == RunStatus.SENT
+    (received,) = smtp_server.received
+    (attachment,) = received.message.iter_attachments()
+    assert (attachment.get_filename(), attachment.get_content()) == ("terms.txt", "the terms")
+
+
+def test_a_merge_with_send_at_waits_scheduled_and_goes_out_at_its_time(
+    team, merge_app, smtp_server
+):
+    _, query = merge_app
+    due = timezone.now() + timedelta(minutes=10)
+    query.send_at = due.isoformat()
+    query.save()
+    parent = merge(query, team.teammate, people(3))
+    rows = list(parent.children.order_by("row_index"))
+    assert {row.status for row in rows} == {RunStatus.SCHEDULED}
+    assert {row.send_at for row in rows} == {due}
+    assert all(execute_run(row.pk) is None for row in rows)  # not due: nothing claimed
+    assert smtp_server.received == []
+    QueryRun.objects.filter(parent=parent).update(
+        next_attempt_at=timezone.now(), send_at=timezone.now()
+    )
+    sweep()
+    parent.refresh_from_db()
+    assert parent.status == RunStatus.SENT
+    assert len(smtp_server.received) == 3
+
+
+def test_a_sandboxed_merge_sends_every_row_to_the_catch_all(team, merge_app, smtp_server):
+    _, query = merge_app
+    datasource = query.datasource
+    datasource.config = {
+        **datasource.config,
+        "sandbox": "catchall",
+        "sandbox_address": "catch@kiln.test",
+    }
+    datasource.save()
+    parent = merge(query, team.teammate, people(3))
+    assert parent.status == RunStatus.SENT
+    assert {tuple(r.rcpt_tos) for r in smtp_server.received} == {("catch@kiln.test",)}
+    row = parent.children.get(row_index=1)
+    assert row.payload_meta["sandbox"]["original_recipients"] == ["person1@example.com"]
