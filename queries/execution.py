@@ -139,14 +139,15 @@ def create_run(
         datasource = query.datasource
     else:
         datasource = published_datasource(query, published)
-    # Only the queries the fields read are loaded, with their runs.
-    reads = referenced_names(published.fields, skip_errors=True)
+    when = send_at or published.send_at
+    # Only the queries the fields (and the send time) read are loaded, with their runs.
+    reads = referenced_names([published.fields, when], skip_errors=True)
     context = binding_context(
         query.app, user, inputs, url=url, page=page, visitor=visitor, reads=reads
     )
     plugin = datasource.plugin
     evaluated = _evaluate(plugin, published.action, published.fields, context)
-    due = _send_at(send_at or published.send_at, context)
+    due = _send_at(when, context)
     try:
         # The datasource's settings (not its secret): a sandboxed one records where
         # the run goes instead of its recipients.
