@@ -605,11 +605,12 @@ class PageRuntime:
         step_path, action = self._action_at(trigger, path, run.query.name)
         # A long poll: answered as soon as the run ends (queries.notify wakes it), or
         # with the next poller, sent at once, when it has not ended in this time.
-        waited = self.wait_for(run, settings.KILN_VIEWER_POLL_WAIT_SECONDS)
         if run.scheduled_later:
+            # Nothing to wait for until its time: said so, and no more polling.
             out = Output()
             self.scheduled(run, self.read_states(data, files), out)
             return out
+        waited = self.wait_for(run, settings.KILN_VIEWER_POLL_WAIT_SECONDS)
         if not run.finished:
             return Output(main=self.poller(run, step_path, trigger, pause=not waited))
         out = Output()
