@@ -1,4 +1,5 @@
-"""A system check that refuses Celery and outbox times that do not nest.
+"""System checks: Celery and outbox times that do not nest, and scheduled-send limits
+that make no sense.
 
 The outbox sends a run at most once because three clocks agree (docs/reliability.md):
 Redis must not hand a task to a second worker while the first may still run it, Celery
@@ -105,3 +106,33 @@ def problems(times: Times) -> list[Error]:
 @register()
 def check_delivery_times(app_configs, **kwargs) -> list[Error]:
     return problems(Times.from_settings())
+
+
+def send_at_problems(max_days, slack) -> list[Error]:
+    """The limits of a scheduled send (queries/schedule.py) that make no sense."""
+    errors = []
+    if not isinstance(max_days, int) or max_days < 1:
+        errors.append(
+            Error(
+                f"KILN_SEND_AT_MAX_DAYS must be a whole number of days, at least 1 (it is "
+                f"{max_days!r}): no run could be scheduled.",
+                id="queries.E006",
+            )
+        )
+    if not isinstance(slack, int) or slack < 0:
+        errors.append(
+            Error(
+                f"KILN_SEND_AT_PAST_SLACK_SECONDS must be a whole number of seconds, 0 or "
+                f"more (it is {slack!r}).",
+                id="queries.E007",
+            )
+        )
+    return errors
+
+
+@register()
+def check_send_at_limits(app_configs, **kwargs) -> list[Error]:
+    return send_at_problems(
+        getattr(settings, "KILN_SEND_AT_MAX_DAYS", None),
+        getattr(settings, "KILN_SEND_AT_PAST_SLACK_SECONDS", None),
+    )

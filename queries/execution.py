@@ -249,14 +249,15 @@ def create_run(
     inputs = check_inputs(inputs)
     check_run_limits(query, user, visitor)
     target, datasource = run_target(query, published)
-    # Only the queries the fields read are loaded, with their runs.
-    reads = referenced_names(target.fields, skip_errors=True)
+    when = send_at or target.send_at
+    # Only the queries the fields (and the send time) read are loaded, with their runs.
+    reads = referenced_names([target.fields, when], skip_errors=True)
     context = binding_context(
         query.app, user, inputs, url=url, page=page, visitor=visitor, reads=reads
     )
     plugin = datasource.plugin
     evaluated = evaluate_action_fields(plugin, target.action, target.fields, context)
-    due = send_time(send_at or target.send_at, context)
+    due = send_time(when, context)
     prepared = prepare(plugin, target.action, evaluated, query, datasource)
     scheduled = {"status": RunStatus.SCHEDULED, "next_attempt_at": due} if due else {}
     with transaction.atomic():

@@ -225,7 +225,7 @@ def _open(
     target, datasource = run_target(query, published)
     if not target.for_each.strip():
         raise RunRequestError("for_each", f"{query.name} has no for_each: it is not a merge.")
-    reads = referenced_names([target.fields, target.for_each], skip_errors=True)
+    reads = referenced_names([target.fields, target.for_each, target.send_at], skip_errors=True)
     context = binding_context(
         query.app,
         user,

@@ -444,14 +444,16 @@ class PageRuntime:
 
     def _inputs_read(self, actions: list[dict]) -> list[str]:
         """The widgets whose state the queries run by ``actions`` (their chains too)
-        read, a form or container with everything in it: their own rules must hold
-        before the run, and their messages show under them, not under a query field."""
+        read in their fields and send time, a form or container with everything in it:
+        their own rules must hold before the run, and their messages show under them,
+        not under a query field."""
         found: list[str] = []
         for kind, action, _where in walk(actions, "event"):
             query = self.queries.get(str(action.get("query") or ""))
             if kind.key != RunQuery.key or query is None:
                 continue
-            for template in query.fields.values():
+            when = action.get("send_at") or query.send_at
+            for template in [*query.fields.values(), when]:
                 try:
                     names = referenced_names(template)
                 except BindingError:
@@ -603,11 +605,12 @@ class PageRuntime:
         step_path, action = self._action_at(trigger, path, run.query.name)
         # A long poll: answered as soon as the run ends (queries.notify wakes it), or
         # with the next poller, sent at once, when it has not ended in this time.
-        waited = self.wait_for(run, settings.KILN_VIEWER_POLL_WAIT_SECONDS)
         if run.scheduled_later:
+            # Nothing to wait for until its time: said so, and no more polling.
             out = Output()
             self.scheduled(run, self.read_states(data, files), out)
             return out
+        waited = self.wait_for(run, settings.KILN_VIEWER_POLL_WAIT_SECONDS)
         if not run.finished:
             return Output(main=self.poller(run, step_path, trigger, pause=not waited))
         out = Output()

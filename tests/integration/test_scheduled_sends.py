@@ -213,3 +213,12 @@ def test_the_sweep_sends_again_a_due_run_whose_eta_task_may_be_lost(
     assert QueryRun.objects.get(pk=run_id).status == "sent"
     assert sweep()["enqueued"] == 0
     assert len(smtp_server.wait_for(1)) == 1
+
+
+def test_send_at_may_read_a_query(client, team, contact):
+    """The queries send_at reads are loaded for it, as those the fields read are."""
+    app, query = contact
+    query.send_at = "<< '' if send_welcome.status is none else 'later' >>"
+    query.save()
+    body = post_run(client, app, team.teammate).json()
+    assert (body["status"], body["send_at"]) == ("queued", None), body

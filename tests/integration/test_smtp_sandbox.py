@@ -17,6 +17,7 @@ from devmailbox.models import MailboxMessage
 from queries.models import ApiToken, QueryRun
 from queries.outbox import execute_run
 from tests.integration.test_datasource_views import form_data
+from tests.integration.test_editor_queries import form_data as query_form
 from tests.support.apps import make_app, welcome_inputs
 
 pytestmark = pytest.mark.django_db
@@ -253,3 +254,18 @@ def test_no_banner_when_sandbox_mode_is_off(client, team, contact):
         "sandbox-banner"
         not in client.get(reverse("editor:query", args=[app.slug, "send_welcome"])).text
     )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_run_in_the_query_editor_says_where_a_sandboxed_email_went(client, team, contact):
+    app, query = contact
+    sandbox(query.datasource, "devmailbox")
+    client.force_login(team.teammate)
+    response = client.post(
+        reverse("editor:query_run", args=[app.slug, query.name]),
+        query_form(query, welcome_inputs()),
+        headers={"HX-Request": "true"},
+    )
+    assert "qe-badge-sent" in response.text
+    assert "Sandbox mode: delivered to the dev mailbox, not to ann@example.com" in response.text
+    assert MailboxMessage.objects.count() == 1

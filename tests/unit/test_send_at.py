@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from queries.checks import send_at_problems
 from queries.errors import RunRequestError
 from queries.schedule import parse_send_at
 
@@ -87,3 +88,18 @@ def test_an_impossible_date_is_an_error_naming_send_at():
         parse_send_at("2026-02-30T10:00", NOW)
     assert caught.value.field == "send_at"
     assert "not a valid date" in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("max_days", "slack", "codes"),
+    [
+        (366, 60, []),
+        (1, 0, []),
+        (0, 60, ["queries.E006"]),
+        ("366", 60, ["queries.E006"]),
+        (366, -1, ["queries.E007"]),
+        (None, None, ["queries.E006", "queries.E007"]),
+    ],
+)
+def test_the_limits_are_checked_at_start(max_days, slack, codes):
+    assert [e.id for e in send_at_problems(max_days, slack)] == codes
