@@ -34,7 +34,7 @@ from datasources.models import Datasource
 from datasources.plugins import Plugin
 from datasources.plugins.base import Prepared, jsonable
 from queries.context import binding_context, check_inputs
-from queries.errors import RunRequestError
+from queries.errors import RunLimitError, RunRequestError
 from queries.execution import (
     check_run_limits,
     evaluate_action_fields,
@@ -76,10 +76,12 @@ class RowPreview:
 
 @dataclass
 class MergePreview:
-    """How many emails a merge would send (``count``, its rows) and its first rows."""
+    """How many emails a merge would send (``count``, its rows) and its first rows;
+    ``limit_error``: why starting it now would be refused by a run limit, if it would."""
 
     count: int
     rows: list[RowPreview] = field(default_factory=list)
+    limit_error: str = ""
 
 
 @dataclass
@@ -266,17 +268,17 @@ class _SharedFiles:
     def __init__(self) -> None:
         self.files: list | None = None
         self.digest: tuple = ()
-        self._seen: dict[tuple, tuple] = {}
 
     def check(self, files: list) -> None:
-        # Rows usually share the very same file objects: hashed once.
-        key = tuple(id(f.data) for f in files)
-        digest = self._seen.get(key)
-        if digest is None:
-            digest = self._seen[key] = _digest(files)
         if self.files is None:
-            self.files, self.digest = files, digest
-        elif digest != self.digest:
+            # Kept (so their ids stay theirs) and hashed once.
+            self.files, self.digest = files, _digest(files)
+            return
+        same_objects = len(files) == len(self.files) and all(
+            a.data is b.data and (a.name, a.content_type) == (b.name, b.content_type)
+            for a, b in zip(files, self.files, strict=True)
+        )
+        if not same_objects and _digest(files) != self.digest:
             raise RunRequestError(
                 "attachments",
                 "attachments: every row of a merge sends the same files; this row's differ "
@@ -348,7 +350,12 @@ def preview_merge(
     shared = _SharedFiles()
     for index, row in enumerate(merge.rows[: max(limit, 0)]):
         shown.append(_preview_row(merge, index, row, shared))
-    return MergePreview(count=len(merge.rows), rows=shown)
+    found = MergePreview(count=len(merge.rows), rows=shown)
+    try:
+        check_run_limits(query, user, visitor, rows=found.count)
+    except RunLimitError as exc:
+        found.limit_error = exc.message
+    return found
 
 
 def _preview_row(merge: _Merge, index: int, row: Any, shared: _SharedFiles) -> RowPreview:

@@ -151,8 +151,18 @@ def test_preview_counts_and_shows_the_first_rows(team, merge_app, smtp_server):
     assert first.preview is not None and "Person 0" in first.preview["text"]
     assert preview.rows[1].error_field == "to"
     assert preview.rows[1].fields is None
+    assert preview.limit_error == ""
     assert not QueryRun.objects.exists()
     assert smtp_server.received == []
+
+
+def test_preview_says_when_a_limit_would_refuse_the_merge(team, merge_app, settings):
+    _, query = merge_app
+    settings.KILN_RUNS_PER_APP_PER_HOUR = 5
+    preview = preview_merge(query, team.teammate, {"table1": {"data": people(6)}})
+    assert preview.count == 6
+    assert "This merge has 6 rows" in preview.limit_error
+    assert not QueryRun.objects.exists()
 
 
 def test_a_csv_with_a_malformed_address_fails_that_row_only(api, team, smtp_server):
@@ -706,3 +716,22 @@ def test_the_sweep_never_makes_a_long_merge_unknown_and_settles_stuck_rows(
     # Nothing resumes an unknown row.
     assert resume_merge(parent, "teammate") == 0
     assert parent.children.filter(status=RunStatus.UNKNOWN).count() == 2
+
+
+def test_a_row_whose_attachment_differs_fails_alone(team, merge_app, smtp_server):
+    _, query = merge_app
+    query.fields = {**query.fields, "attachments": "<< row.files >>"}
+    query.save()
+    same = FileContent("terms.pdf", "application/pdf", b"%PDF-1.4 terms")
+    copy = FileContent("terms.pdf", "application/pdf", b"%PDF-1.4 " + b"terms")  # equal bytes
+    other = FileContent("terms.pdf", "application/pdf", b"%PDF-1.4 other")
+    rows = [
+        {**person, "files": [file]}
+        for person, file in zip(people(3), [same, copy, other], strict=True)
+    ]
+    parent = create_run(query, team.teammate, {"table1": {"data": rows}})
+    assert parent.progress()["sent"] == 2
+    bad = parent.children.get(status=RunStatus.FAILED)
+    assert bad.row_index == 2
+    assert bad.error_field == "attachments"
+    assert RunAttachment.objects.count() == 1
