@@ -233,7 +233,8 @@ def _merge_action(request: HttpRequest, run_id: int, act, what: str) -> JsonResp
         body = {**_run_body(run, request), "error": exc.message, "field": exc.field}
         return JsonResponse(body, status=409)
     merge = run if run.is_merge else run.parent
-    merge_api.audit_merge(merge, what, request, count)
+    if merge is not None:
+        merge_api.audit_merge(merge, what, request, count)
     run.refresh_from_db()
     return JsonResponse({**_run_body(run, request), what: count})
 
@@ -283,4 +284,7 @@ def merge_rows_view(request: HttpRequest, run_id: int) -> JsonResponse:
     except ValueError:
         return _error(400, "offset and limit must be whole numbers.", "offset")
     rows = merge_api.rows_of(run, status, offset, limit)
-    return JsonResponse({"progress": run.progress(), "rows": [row.as_api() for row in rows]})
+    plugin = run.datasource.plugin if run.datasource else None
+    return JsonResponse(
+        {"progress": run.progress(), "rows": [merge_api.row_api(row, plugin) for row in rows]}
+    )

@@ -34,7 +34,7 @@ from datasources.models import Datasource
 from datasources.plugins import Plugin
 from datasources.plugins.base import Prepared, jsonable
 from queries.context import binding_context, check_inputs
-from queries.errors import RunRequestError
+from queries.errors import RunLimitError, RunRequestError
 from queries.execution import (
     check_run_limits,
     evaluate_action_fields,
@@ -53,8 +53,7 @@ from workspaces.files import FileContent
 
 log = logging.getLogger(__name__)
 
-#: Rows stored per INSERT: a 10,000-row merge is 20 statements, and never all its
-#: messages in memory at once.
+#: Rows stored per INSERT: a 10,000-row merge is 20 statements.
 BATCH = 500
 #: The delimiters a CSV file may use, guessed from its header line.
 DELIMITERS = (",", ";", "\t")
@@ -76,10 +75,12 @@ class RowPreview:
 
 @dataclass
 class MergePreview:
-    """How many emails a merge would send (``count``, its rows) and its first rows."""
+    """How many emails a merge would send (``count``, its rows) and its first rows;
+    ``limit_error``: why starting it now would be refused by a run limit, if it would."""
 
     count: int
     rows: list[RowPreview] = field(default_factory=list)
+    limit_error: str = ""
 
 
 @dataclass
@@ -266,17 +267,17 @@ class _SharedFiles:
     def __init__(self) -> None:
         self.files: list | None = None
         self.digest: tuple = ()
-        self._seen: dict[tuple, tuple] = {}
 
     def check(self, files: list) -> None:
-        # Rows usually share the very same file objects: hashed once.
-        key = tuple(id(f.data) for f in files)
-        digest = self._seen.get(key)
-        if digest is None:
-            digest = self._seen[key] = _digest(files)
         if self.files is None:
-            self.files, self.digest = files, digest
-        elif digest != self.digest:
+            # Kept (so their ids stay theirs) and hashed once.
+            self.files, self.digest = files, _digest(files)
+            return
+        same_objects = len(files) == len(self.files) and all(
+            a.data is b.data and (a.name, a.content_type) == (b.name, b.content_type)
+            for a, b in zip(files, self.files, strict=True)
+        )
+        if not same_objects and _digest(files) != self.digest:
             raise RunRequestError(
                 "attachments",
                 "attachments: every row of a merge sends the same files; this row's differ "
@@ -294,21 +295,22 @@ def _spacing(count: int, start: datetime) -> list[datetime]:
     return [start + timedelta(seconds=i * step) for i in range(count)]
 
 
-def _child(
-    merge: _Merge, base: dict, parent: QueryRun, index: int, row: Any, shared: _SharedFiles
-) -> QueryRun:
-    """One row's run, unsaved: queued with its message, or failed with its error."""
-    values = {**base, "parent": parent, "row_index": index}
+def _child(merge: _Merge, base: dict, index: int, row: Any, shared: _SharedFiles) -> QueryRun:
+    """One row's run, unsaved and with no parent yet: queued with its message, or
+    failed with its error."""
+    values = {**base, "row_index": index}
     try:
         prepared = _build(merge, index, row)
         shared.check(prepared.files)
     except RunRequestError as exc:
+        # The row itself is kept for display: a failed row has no fields to show.
         return QueryRun(
             **values,
             status=RunStatus.FAILED,
             error=f"Row {index + 1}: {exc.message}",
             error_field=exc.field or "",
-            finished_at=parent.started_at,
+            details={"row": jsonable(row)},
+            finished_at=timezone.now(),
         )
     return QueryRun(**values, **prepared_values(prepared), status=RunStatus.QUEUED)
 
@@ -347,7 +349,12 @@ def preview_merge(
     shared = _SharedFiles()
     for index, row in enumerate(merge.rows[: max(limit, 0)]):
         shown.append(_preview_row(merge, index, row, shared))
-    return MergePreview(count=len(merge.rows), rows=shown)
+    found = MergePreview(count=len(merge.rows), rows=shown)
+    try:
+        check_run_limits(query, user, visitor, rows=found.count)
+    except RunLimitError as exc:
+        found.limit_error = exc.message
+    return found
 
 
 def _preview_row(merge: _Merge, index: int, row: Any, shared: _SharedFiles) -> RowPreview:
@@ -386,8 +393,11 @@ def start_merge(
     total = len(merge.rows)
     check_run_limits(query, user, visitor, rows=total)
     base = run_values(query, merge.target, merge.datasource, user, visitor)
-    now = timezone.now()
     shared = _SharedFiles()
+    # Built before the transaction: no lock is held while each row's message is built.
+    children = [_child(merge, base, index, row, shared) for index, row in enumerate(merge.rows)]
+    now = timezone.now()
+    _schedule(children, now, merge.target.timeout_seconds)
     with transaction.atomic():
         parent = QueryRun.objects.create(
             **base,
@@ -396,10 +406,8 @@ def start_merge(
             merge_total=total,
             details={"for_each": merge.target.for_each},
         )
-        children = [
-            _child(merge, base, parent, index, row, shared) for index, row in enumerate(merge.rows)
-        ]
-        _schedule(children, now, merge.target.timeout_seconds)
+        for child in children:
+            child.parent = parent
         QueryRun.objects.bulk_create(children, batch_size=BATCH)
         if shared.files:
             store_files(parent, shared.files)
@@ -481,19 +489,18 @@ def retry_row(child: QueryRun, by: str) -> QueryRun:
     naming status for any other row: a sent or unknown row is never sent again."""
     if child.parent_id is None:
         raise RunRequestError("run", "Only a row of a mail merge can be retried this way.")
+    number = (child.row_index or 0) + 1
     if child.status != RunStatus.FAILED:
         raise RunRequestError(
-            "status",
-            f"Row {child.row_index + 1 if child.row_index is not None else '?'} has "
-            f"{child.status}; only a failed row can be sent again.",
+            "status", f"Row {number} is {child.status}; only a failed row can be sent again."
         )
     if child.payload is None and not child.fields:
         raise RunRequestError(
             "status",
-            f"Row {(child.row_index or 0) + 1} failed before it was built ({child.error}); "
+            f"Row {number} failed before it was built ({child.error}); "
             "fix its data and start a new merge.",
         )
-    parent = child.parent
+    parent = QueryRun.objects.get(pk=child.parent_id)
     now = timezone.now()
     with transaction.atomic():
         QueryRun.objects.select_for_update().filter(pk=parent.pk).first()
@@ -530,10 +537,17 @@ def _require_merge(run: QueryRun) -> None:
 def rows_of(parent: QueryRun, status: str = "", offset: int = 0, limit: int = 50) -> list[QueryRun]:
     """A page of a merge's rows in row order, of one status if given (the failed rows
     with their errors, say)."""
-    rows = QueryRun.objects.filter(parent_id=parent.pk)
+    rows = QueryRun.objects.filter(parent_id=parent.pk).defer("payload")
     if status:
         rows = rows.filter(status=status)
     return list(rows.order_by("row_index")[offset : offset + limit])
+
+
+def row_api(row: QueryRun, plugin: Plugin | None) -> dict:
+    """A merge's row as the API and pages show it: the run, the plugin's summary of
+    its fields (to, subject), and the row's data when its fields failed to build."""
+    summary = plugin.run_summary(row.action, row.fields) if plugin is not None else {}
+    return {**row.as_api(), "summary": summary, "row": row.details.get("row")}
 
 
 def audit_merge(parent: QueryRun, what: str, request: HttpRequest | None, count: int) -> None:

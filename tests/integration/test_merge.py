@@ -13,14 +13,23 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
+from builder.models import Query
 from queries.errors import RunRequestError
 from queries.execution import create_run
-from queries.merge import preview_merge, resume_merge, retry_row, stop_merge
-from queries.models import ApiToken, QueryRun, RunStatus
+from queries.merge import (
+    csv_rows,
+    merge_rows,
+    preview_merge,
+    resume_merge,
+    retry_row,
+    stop_merge,
+)
+from queries.models import ApiToken, QueryRun, RunAttachment, RunStatus
 from queries.tasks import sweep
 from tests.support.merge import CSV_FIELDS, make_merge_app, people
 from tests.support.services import CeleryWorker
 from workspaces.audit import AuditEvent
+from workspaces.files import FileContent
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -100,6 +109,7 @@ def test_a_row_whose_bindings_fail_fails_alone(api, merge_app, smtp_server):
     assert bad.error_field == "to"
     assert bad.error.startswith("Row 3:")
     assert bad.attempts == 0
+    assert bad.details == {"row": {"name": "No Email"}}
 
 
 def test_for_each_that_is_not_a_list_is_a_400_naming_it(api, merge_app):
@@ -141,8 +151,18 @@ def test_preview_counts_and_shows_the_first_rows(team, merge_app, smtp_server):
     assert first.preview is not None and "Person 0" in first.preview["text"]
     assert preview.rows[1].error_field == "to"
     assert preview.rows[1].fields is None
+    assert preview.limit_error == ""
     assert not QueryRun.objects.exists()
     assert smtp_server.received == []
+
+
+def test_preview_says_when_a_limit_would_refuse_the_merge(team, merge_app, settings):
+    _, query = merge_app
+    settings.KILN_RUNS_PER_APP_PER_HOUR = 5
+    preview = preview_merge(query, team.teammate, {"table1": {"data": people(6)}})
+    assert preview.count == 6
+    assert "This merge has 6 rows" in preview.limit_error
+    assert not QueryRun.objects.exists()
 
 
 def test_a_csv_with_a_malformed_address_fails_that_row_only(api, team, smtp_server):
@@ -188,17 +208,6 @@ def test_stop_then_resume_sends_each_row_once(team, merge_app, smtp_server, sett
     # Nothing left to resume: sent rows are never queued again.
     assert resume_merge(parent, "teammate") == 0
     assert len(smtp_server.received) == 5
-
-
-def test_retry_a_failed_row(team, merge_app, smtp_server):
-    _, query = merge_app
-    parent = create_run(query, team.teammate, {"table1": {"data": people(3)}})
-    assert parent.status == RunStatus.SENT
-    child = parent.children.get(row_index=1)
-    with pytest.raises(Exception) as caught:
-        retry_row(child, "teammate")
-    assert "only a failed row" in str(caught.value)
-    assert len(smtp_server.received) == 3
 
 
 def test_row_and_index_are_known_names_only_in_a_merge(merge_app):
@@ -259,6 +268,258 @@ def test_retry_a_failed_row_after_the_cause_is_fixed(team, merge_app, smtp_serve
     assert len(smtp_server.received) == 3
 
 
+def _csv(text: str | bytes, name: str = "list.csv") -> FileContent:
+    data = text.encode("utf-8") if isinstance(text, str) else text
+    return FileContent(name, "text/csv", data)
+
+
+def test_csv_rows_read_bom_semicolons_tabs_quotes_and_blank_lines():
+    rows = csv_rows(_csv('\ufeffemail;name\r\na@x.org;Ann\r\n\r\nb@x.org;"Smith; Bob"\r\n'))
+    assert rows == [
+        {"email": "a@x.org", "name": "Ann"},
+        {"email": "b@x.org", "name": "Smith; Bob"},
+    ]
+    assert csv_rows(_csv("email\tname\na@x.org\tAnn\n")) == [{"email": "a@x.org", "name": "Ann"}]
+    assert csv_rows(_csv("email,name,city\na@x.org,Ann\n")) == [
+        {"email": "a@x.org", "name": "Ann", "city": ""}
+    ]
+    assert csv_rows(_csv("email\na@x.org\n")) == [{"email": "a@x.org"}]
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("", "is empty"),
+        ("\n\n  \n", "is empty"),
+        ("email,name\n", "no rows to send"),
+        ("email,name\na@x.org,Ann,extra\n", "line 2: 3 values"),
+        ("email,,name\na,b,c\n", "needs a name"),
+        ("email,email\na,b\n", "names email more than once"),
+        (b"email\n\xe9t\xe9@x.org\n", "not UTF-8"),
+    ],
+)
+def test_csv_oddities_are_errors_naming_for_each(text, expected):
+    with pytest.raises(RunRequestError) as caught:
+        csv_rows(_csv(text))
+    assert caught.value.field == "for_each"
+    assert expected in caught.value.message
+    assert "list.csv" in caught.value.message
+
+
+def test_more_rows_than_the_cap_are_refused(settings):
+    settings.KILN_MERGE_MAX_ROWS = 10000
+    text = "email\n" + "".join(f"p{i}@x.org\n" for i in range(10001))
+    with pytest.raises(RunRequestError) as caught:
+        csv_rows(_csv(text))
+    assert "more than 10000 rows" in caught.value.message
+    assert "KILN_MERGE_MAX_ROWS" in caught.value.message
+    assert len(csv_rows(_csv("email\n" + "".join(f"p{i}@x.org\n" for i in range(10000))))) == 10000
+    with pytest.raises(RunRequestError):
+        merge_rows(list(range(10001)))
+    with pytest.raises(RunRequestError) as caught:
+        merge_rows([_csv("a\n1\n"), _csv("a\n2\n")])
+    assert "2 files" in caught.value.message
+
+
+def test_a_csv_over_the_cap_through_the_api_stores_nothing(api, team, smtp_server, settings):
+    settings.KILN_MERGE_MAX_ROWS = 5
+    app, _ = make_merge_app(team.workspace, smtp_server.port, fields=CSV_FIELDS)
+    text = "email,name\n" + "".join(f"p{i}@x.org,P{i}\n" for i in range(6))
+    response = api(
+        "post",
+        f"apps/{app.slug}/queries/send_each/runs",
+        {"inputs": "{}", "files1": SimpleUploadedFile("big.csv", text.encode(), "text/csv")},
+        multipart=True,
+    )
+    assert response.status_code == 400
+    assert response.json()["field"] == "for_each"
+    assert "more than 5 rows" in response.json()["error"]
+    assert not QueryRun.objects.exists()
+    assert smtp_server.received == []
+
+
+def test_row_values_are_escaped_in_an_html_body_and_cannot_inject_headers(
+    team, merge_app, smtp_server
+):
+    _, query = merge_app
+    query.fields = {**query.fields, "body": "<p>Dear << row.name >></p>", "body_type": "html"}
+    query.save()
+    rows = [
+        {"name": "<script>alert(1)</script>", "email": "a@x.org"},
+        {"name": "Eve\r\nBcc: victim@x.org", "email": "b@x.org"},
+    ]
+    parent = create_run(query, team.teammate, {"table1": {"data": rows}})
+    (received,) = smtp_server.received
+    html = received.message.get_body(("html",)).get_content()
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "<script>" not in html
+    bad = parent.children.get(row_index=1)
+    assert bad.status == RunStatus.FAILED
+    assert bad.error_field == "subject"
+    assert received.rcpt_tos == ["a@x.org"]
+
+
+def test_a_sending_rate_spaces_the_rows_and_counts_their_timeout_from_then(
+    team, merge_app, settings, monkeypatch
+):
+    import queries.merge
+
+    monkeypatch.setattr(queries.merge, "start_merge_walk", lambda parent_id: None)
+    _, query = merge_app
+    settings.KILN_MERGE_RATE_PER_MINUTE = 30  # one every 2 s
+    parent = create_run(query, team.teammate, {"table1": {"data": people(4)}})
+    rows = list(parent.children.order_by("row_index"))
+    assert [r.status for r in rows] == ["queued", "scheduled", "scheduled", "scheduled"]
+    due = [r.next_attempt_at for r in rows]
+    gaps = [(due[i + 1] - due[i]).total_seconds() for i in range(3)]
+    assert gaps == [2.0, 2.0, 2.0]
+    assert [r.timeout_seconds for r in rows] == [60, 62, 64, 66]
+
+
+def test_a_published_merge_runs_as_published(api, team, merge_app, smtp_server):
+    from builder.publishing import publish
+
+    app, query = merge_app
+    publish(app, team.owner)
+    query.for_each = ""  # the draft is no merge any more; the published app still is
+    query.save()
+    response = start(api, app, {"table1": {"data": people(3)}})
+    assert response.status_code == 202, response.json()
+    assert response.json()["progress"]["sent"] == 3
+    assert len(smtp_server.received) == 3
+
+
+def test_a_list_of_single_values_is_rows_too(team, merge_app, smtp_server):
+    _, query = merge_app
+    query.for_each = "<< table1.data >>"
+    query.fields = {**query.fields, "to": "<< row >>", "subject": "No. << index >>", "body": "Hi"}
+    query.save()
+    parent = create_run(query, team.teammate, {"table1": {"data": ["a@x.org", "b@x.org"]}})
+    assert parent.status == RunStatus.SENT, list(parent.children.values_list("error", flat=True))
+    assert sorted(r.message["Subject"] for r in smtp_server.received) == ["No. 0", "No. 1"]
+
+
+def test_progress_is_one_sql_query(team, merge_app, django_assert_num_queries):
+    _, query = merge_app
+    parent = create_run(query, team.teammate, {"table1": {"data": people(5)}})
+    parent.refresh_from_db()
+    with django_assert_num_queries(1):
+        progress = parent.progress()
+    assert progress["total"] == 5
+    assert progress["sent"] == 5
+    assert progress["finished"] is True
+    assert set(progress) >= {
+        "total",
+        "sent",
+        "failed",
+        "cancelled",
+        "unknown",
+        "remaining",
+        "rate",
+        "started_at",
+        "finished",
+        "status",
+    }
+
+
+def test_a_merge_is_one_run_for_the_per_person_limit_and_its_rows_for_the_app_cap(
+    api, team, merge_app, settings
+):
+    app, query = merge_app
+    settings.KILN_RUNS_PER_USER_PER_MINUTE = 2
+    settings.KILN_RUNS_PER_APP_PER_HOUR = 30
+    assert start(api, app, {"table1": {"data": people(10)}}).status_code == 202
+    assert start(api, app, {"table1": {"data": people(10)}}).status_code == 202
+    # Two merges of 10 rows: two runs for the person, who may run no more this minute.
+    refused = start(api, app, {"table1": {"data": people(1)}})
+    assert refused.status_code == 429
+    assert "KILN_RUNS_PER_USER_PER_MINUTE" in refused.json()["error"]
+    settings.KILN_RUNS_PER_USER_PER_MINUTE = 100
+    # 20 rows sent this hour; 11 more would pass the app's 30.
+    refused = start(api, app, {"table1": {"data": people(11)}})
+    assert refused.status_code == 429
+    assert "This merge has 11 rows" in refused.json()["error"]
+    assert "20 of them in the last hour" in refused.json()["error"]
+    assert start(api, app, {"table1": {"data": people(10)}}).status_code == 202
+    assert QueryRun.objects.filter(parent__isnull=False).count() == 30
+
+
+def test_the_same_attachment_is_stored_once_for_every_row(team, merge_app, smtp_server):
+    _, query = merge_app
+    query.fields = {**query.fields, "attachments": "<< files1.files >>"}
+    query.save()
+    pdf = FileContent("terms.pdf", "application/pdf", b"%PDF-1.4 terms" * 100)
+    inputs = {"table1": {"data": people(4)}, "files1": {"files": [pdf]}}
+    parent = create_run(query, team.teammate, inputs)
+    assert parent.status == RunStatus.SENT
+    assert RunAttachment.objects.count() == 1
+    assert RunAttachment.objects.get().run_id == parent.pk
+    for received in smtp_server.received:
+        (part,) = list(received.message.iter_attachments())
+        assert part.get_filename() == "terms.pdf"
+        assert part.get_content() == pdf.data
+
+
+def test_binding_context_shows_a_merge_as_one_run_with_its_progress(team, merge_app):
+    from queries.context import query_states
+
+    _, query = merge_app
+    create_run(query, team.teammate, {"table1": {"data": people(3)}})
+    state = query_states([query], team.teammate)["send_each"]
+    assert state["status"] == "sent"
+    assert len(state["runs"]) == 1
+    assert state["progress"]["sent"] == 3
+    assert state["data"]["sent"] == 3
+
+
+def test_another_workspace_cannot_stop_resume_retry_or_read_a_merge(
+    client, api, team, merge_app, smtp_server
+):
+    app, _ = merge_app
+    smtp_server.refuse("person1@example.com")
+    parent_id = start(api, app, {"table1": {"data": people(3)}}).json()["id"]
+    failed = QueryRun.objects.get(parent_id=parent_id, row_index=1)
+    outsider = ApiToken.issue(team.outsider)[1]
+    headers = {"Authorization": f"Bearer {outsider}"}
+    for path in ("stop", "resume", "cancel"):
+        assert client.post(f"/api/v1/runs/{parent_id}/{path}", headers=headers).status_code == 404
+    assert client.post(f"/api/v1/runs/{failed.pk}/retry", headers=headers).status_code == 404
+    assert client.get(f"/api/v1/runs/{parent_id}/rows", headers=headers).status_code == 404
+    assert client.get(f"/api/v1/runs/{failed.pk}", headers=headers).status_code == 404
+    # The workspace's viewer did not start it: 404 too.
+    viewer = ApiToken.issue(team.viewer)[1]
+    headers = {"Authorization": f"Bearer {viewer}"}
+    assert client.post(f"/api/v1/runs/{failed.pk}/retry", headers=headers).status_code == 404
+    failed.refresh_from_db()
+    assert failed.status == RunStatus.FAILED
+    assert len(smtp_server.received) == 2
+
+
+def test_the_api_lists_rows_and_refuses_what_cannot_be_done(api, merge_app, smtp_server):
+    app, _ = merge_app
+    smtp_server.refuse("person1@example.com")
+    parent_id = start(api, app, {"table1": {"data": people(3)}}).json()["id"]
+    rows = api("get", f"runs/{parent_id}/rows?status=failed").json()
+    assert rows["progress"]["failed"] == 1
+    (row,) = rows["rows"]
+    assert row["row_index"] == 1
+    assert row["parent"] == parent_id
+    assert "No such user" in row["error"]
+    assert row["summary"] == {"to": "person1@example.com", "subject": "Hello Person 1 (row 2 of 3)"}
+    assert api("get", f"runs/{parent_id}/rows?status=nope").status_code == 400
+    sent = QueryRun.objects.get(parent_id=parent_id, row_index=0)
+    refused = api("post", f"runs/{sent.pk}/retry")
+    assert refused.status_code == 409
+    assert refused.json()["field"] == "status"
+    assert api("post", f"runs/{sent.pk}/stop").status_code == 409
+    del smtp_server.handler.refuse["person1@example.com"]
+    retried = api("post", f"runs/{row['id']}/retry")
+    assert retried.status_code == 200, retried.json()
+    assert retried.json()["status"] == "sent"
+    assert api("get", f"runs/{parent_id}").json()["status"] == "sent"
+    assert AuditEvent.objects.filter(action="ran").count() == 2  # the merge, the retry
+
+
 # -- real worker processes --------------------------------------------------------------
 
 
@@ -284,7 +545,8 @@ def test_200_rows_with_a_worker_arrive_once_each_over_one_connection(
     response = start(api, app, {"table1": {"data": people(200)}})
     created_in = time.monotonic() - started
     assert response.status_code == 202, response.json()
-    assert created_in < 2.0
+    # About 0.4 s here (docs/decisions.md); the bound leaves room for a busy machine.
+    assert created_in < 3.0
     parent_id = response.json()["id"]
     assert until(lambda: progress_of(parent_id)["finished"], timeout=60), celery_worker.output()
     progress = progress_of(parent_id)
@@ -380,3 +642,96 @@ def test_stop_halfway_then_resume_with_a_worker_sends_each_row_once(
     recipients = [r.rcpt_tos[0] for r in smtp_server.received]
     assert len(recipients) == 60
     assert len(set(recipients)) == 60
+
+
+def test_the_editors_run_starts_a_merge(client, team, merge_app, smtp_server):
+    from django.urls import reverse
+
+    from tests.integration.test_editor_queries import HTMX, form_data
+
+    app, query = merge_app
+    client.force_login(team.teammate)
+    response = client.post(
+        reverse("editor:query_run", args=[app.slug, query.name]),
+        form_data(query, {"table1": {"data": people(3)}}),
+        headers=HTMX,
+    )
+    assert response.status_code == 200
+    parent = QueryRun.objects.get(parent__isnull=True)
+    assert parent.is_merge
+    assert parent.status == RunStatus.SENT
+    assert Query.objects.get(pk=query.pk).for_each == "<< table1.data >>"  # kept by the save
+    assert len(smtp_server.received) == 3
+
+
+def test_a_button_on_the_published_page_starts_a_merge_over_its_table(
+    client, team, merge_app, smtp_server
+):
+    from builder.models import Widget
+    from builder.publishing import publish
+
+    app, _ = merge_app
+    page = app.pages.get()
+    page.widgets.filter(name="table1").update(properties={"data": people(4)})
+    Widget.objects.create(
+        page=page,
+        name="send_all",
+        type="button",
+        events={"click": [{"action": "run_query", "query": "send_each"}]},
+    )
+    publish(app, team.owner)
+    client.force_login(team.viewer)
+    response = client.post(
+        f"/apps/{app.slug}/home/events", {"widget": "send_all", "event": "click"}
+    )
+    assert response.status_code == 200
+    parent = QueryRun.objects.get(parent__isnull=True)
+    assert parent.created_by == team.viewer
+    assert parent.status == RunStatus.SENT
+    assert sorted(r.rcpt_tos[0] for r in smtp_server.received) == [
+        f"person{i}@example.com" for i in range(4)
+    ]
+
+
+def test_the_sweep_never_makes_a_long_merge_unknown_and_settles_stuck_rows(
+    team, merge_app, settings, monkeypatch
+):
+    import queries.merge
+
+    monkeypatch.setattr(queries.merge, "start_merge_walk", lambda parent_id: None)
+    monkeypatch.setattr("queries.tasks.enqueue", lambda run_id, countdown=None: False)
+    _, query = merge_app
+    parent = create_run(query, team.teammate, {"table1": {"data": people(2)}})
+    long_ago = timezone.now() - timedelta(seconds=settings.KILN_RUN_STUCK_SECONDS + 1)
+    QueryRun.objects.filter(pk=parent.pk).update(started_at=long_ago)
+    sweep()
+    parent.refresh_from_db()
+    assert parent.status == RunStatus.SENDING  # its rows still wait: it is not stuck
+    # Both rows were being sent by a worker that died: unknown, and the merge with them.
+    parent.children.update(status=RunStatus.SENDING, started_at=long_ago)
+    assert sweep()["unknown"] == 2
+    parent.refresh_from_db()
+    assert parent.status == RunStatus.UNKNOWN
+    assert parent.error == "2 of 2 rows may or may not have been sent (unknown)."
+    # Nothing resumes an unknown row.
+    assert resume_merge(parent, "teammate") == 0
+    assert parent.children.filter(status=RunStatus.UNKNOWN).count() == 2
+
+
+def test_a_row_whose_attachment_differs_fails_alone(team, merge_app, smtp_server):
+    _, query = merge_app
+    query.fields = {**query.fields, "attachments": "<< row.files >>"}
+    query.save()
+    same = FileContent("terms.pdf", "application/pdf", b"%PDF-1.4 terms")
+    copy = FileContent("terms.pdf", "application/pdf", b"%PDF-1.4 " + b"terms")  # equal bytes
+    other = FileContent("terms.pdf", "application/pdf", b"%PDF-1.4 other")
+    rows = [
+        {**person, "files": [file]}
+        for person, file in zip(people(3), [same, copy, other], strict=True)
+    ]
+    parent = create_run(query, team.teammate, {"table1": {"data": rows}})
+    assert parent.progress()["sent"] == 2
+    bad = parent.children.get(status=RunStatus.FAILED)
+    assert bad.row_index == 2
+    assert bad.error_field == "attachments"
+    assert RunAttachment.objects.count() == 1
