@@ -239,7 +239,9 @@ class QueryForm(_NameMixin, forms.Form):
             query.action = plugin.first_action
             renamed = True
         query.fields = fields
-        query.for_each = data["for_each"]
+        if "for_each" in self.data:
+            # Absent from a form drawn before the field existed: kept, as unshown fields.
+            query.for_each = data["for_each"]
         query.run_on_page_load = data["run_on_page_load"]
         query.confirm_before_run = data["confirm_before_run"]
         query.confirm_message = data["confirm_message"]

@@ -228,3 +228,51 @@ def test_the_merge_endpoints_need_the_csrf_token(team, merge_app):
 def test_a_get_is_refused(team, merge_app):
     parent = start(signed_in(team.owner), merge_app)
     assert signed_in(team.owner).get(merge_url(merge_app, parent, "/stop")).status_code == 405
+
+
+def test_the_editors_run_asks_with_the_count_before_a_merge(team, merge_app, smtp_server):
+    from django.urls import reverse
+
+    from tests.integration.test_editor_queries import HTMX, form_data
+
+    query = Query.objects.get(app=merge_app, name="news")
+    client = signed_in(team.teammate)
+    url = reverse("editor:query_run", args=[merge_app.slug, query.name])
+    values = {"table1": {"data": ROWS}}
+    asked = client.post(url, form_data(query, values, for_each=query.for_each), headers=HTMX)
+    assert asked.status_code == 200
+    assert "Send 6 emails?" in asked.content.decode()
+    assert 'name="confirmed" value="1"' in asked.content.decode()
+    assert not QueryRun.objects.exists()
+    assert smtp_server.received == []
+
+
+def test_the_editors_preview_shows_the_count_and_the_first_rows(team, merge_app, smtp_server):
+    from django.urls import reverse
+
+    from tests.integration.test_editor_queries import HTMX, form_data
+
+    query = Query.objects.get(app=merge_app, name="news")
+    client = signed_in(team.teammate)
+    url = reverse("editor:query_preview", args=[merge_app.slug, query.name])
+    values = {"table1": {"data": [*ROWS[:1], {"name": "Bad"}, *ROWS[2:]]}}
+    html = client.post(url, form_data(query, values, for_each=query.for_each), headers=HTMX)
+    text = html.content.decode()
+    assert "<strong>6</strong> emails will go; the first 3:" in text
+    assert "p0@example.com" in text and "Hi P0" in text
+    assert text.count('class="qe-merge-row"') == 2
+    assert "qe-merge-row qe-merge-row-error" in text  # the row with no email
+    assert "This row will fail; the others are sent." in text
+    assert not QueryRun.objects.exists()
+    assert smtp_server.received == []
+
+
+def test_the_editor_knows_row_and_index_only_in_a_merge(team, merge_app):
+    client = signed_in(team.teammate)
+    page = client.get(f"/edit/{merge_app.slug}/queries/news/").content.decode()
+    assert "unknown name &#x27;row&#x27;" not in page and "unknown name 'row'" not in page
+    plain = Query.objects.get(app=merge_app, name="plain")
+    plain.fields = {**plain.fields, "subject": "Hi << row.name >>"}
+    plain.save()
+    page = client.get(f"/edit/{merge_app.slug}/queries/plain/").content.decode()
+    assert "unknown name" in page and "row" in page
