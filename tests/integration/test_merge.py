@@ -736,3 +736,26 @@ def test_a_row_whose_attachment_differs_fails_alone(team, merge_app, smtp_server
     assert bad.row_index == 2
     assert bad.error_field == "attachments"
     assert RunAttachment.objects.count() == 1
+
+
+def test_with_the_broker_down_a_merge_is_stored_and_the_sweep_sends_it(
+    team, merge_app, smtp_server, settings, monkeypatch
+):
+    from queries.tasks import enqueue_merge_task
+
+    def broker_down(*args, **kwargs):
+        raise ConnectionRefusedError("Redis is down")
+
+    _, query = merge_app
+    settings.CELERY_TASK_ALWAYS_EAGER = False  # as in production: the walk is a message
+    monkeypatch.setattr(enqueue_merge_task, "apply_async", broker_down)
+    parent = create_run(query, team.teammate, {"table1": {"data": people(3)}})
+    assert parent.status == RunStatus.SENDING
+    assert parent.children.filter(status="queued", enqueued_at__isnull=True).count() == 3
+    assert smtp_server.received == []
+    # The broker is back (tasks run eagerly here): the sweep enqueues the rows.
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    assert sweep()["enqueued"] == 3
+    parent.refresh_from_db()
+    assert parent.status == RunStatus.SENT
+    assert len(smtp_server.received) == 3
