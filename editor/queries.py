@@ -33,7 +33,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
 from bindings import Attributes, BindingError, check_names, evaluate, has_bindings
-from bindings.namespace import names_in_scope
+from bindings.namespace import MERGE_NAMES, names_in_scope
 from builder.access import get_app_for_editor
 from builder.models import App, Query, Widget
 from builder.names import validate_identifier
@@ -45,6 +45,7 @@ from datasources.plugins.base import ActionSpec, FieldSpec
 from queries.context import binding_context, check_inputs
 from queries.errors import RunLimitError, RunRequestError
 from queries.execution import create_run, evaluate_query_fields
+from queries.merge import preview_merge
 from queries.models import QueryRun
 from queries.schedule import parse_send_at
 from widgets import get_type
@@ -64,8 +65,10 @@ TEST_VALUES_LABEL = "Test values"
 #: The editor's own fields: an action's fields must not be named like them.
 OWN_FIELDS = frozenset(
     {"name", "datasource", "run_on_page_load", "confirm_before_run", "timeout_seconds"}
-    | {"confirm_message", "send_at", "test_values"}
+    | {"confirm_message", "send_at", "test_values", "for_each", "confirmed"}
 )
+#: The rows whose messages a merge's Preview shows.
+MERGE_PREVIEW_ROWS = 3
 #: Kinds of field shown as text with << >> bindings.
 TEXT_KINDS = frozenset({"text", "textarea", "files"})
 
@@ -194,6 +197,25 @@ class QueryForm(_NameMixin, forms.Form):
             }
         ),
     )
+    for_each = forms.CharField(
+        required=False,
+        strip=False,
+        max_length=2000,
+        label="For each row",
+        help_text="A list to send one email per row of; empty: one email. The fields read "
+        "the row as << row.email >> and its number (from 0) as << index >>.",
+        widget=forms.TextInput(
+            attrs={
+                "class": "qe-code",
+                "data-bindable": "true",
+                "data-value-box": "value-for_each",
+                "spellcheck": "false",
+                "autocomplete": "off",
+                "placeholder": "<< table1.data >>",
+                "aria-describedby": "msgs-for_each",
+            }
+        ),
+    )
     test_values = forms.CharField(required=False, strip=False, label=TEST_VALUES_LABEL)
     #: Set by ``save``: the name changed.
     renamed = False
@@ -209,6 +231,7 @@ class QueryForm(_NameMixin, forms.Form):
             self.fields[spec.name] = _form_field(spec)
         # The editor's own fields after the action's, as the page lays them out.
         own = (
+            "for_each",
             "run_on_page_load",
             "confirm_before_run",
             "confirm_message",
@@ -253,6 +276,9 @@ class QueryForm(_NameMixin, forms.Form):
             query.action = plugin.first_action
             renamed = True
         query.fields = fields
+        if "for_each" in self.data:
+            # Absent from a form drawn before the field existed: kept, as unshown fields.
+            query.for_each = data["for_each"]
         query.run_on_page_load = data["run_on_page_load"]
         query.confirm_before_run = data["confirm_before_run"]
         query.confirm_message = data["confirm_message"]
@@ -324,6 +350,7 @@ def _initial(query: Query) -> dict:
     initial.update(
         name=query.name,
         datasource=query.datasource_id,
+        for_each=query.for_each,
         run_on_page_load=query.run_on_page_load,
         confirm_before_run=query.confirm_before_run,
         confirm_message=query.confirm_message,
@@ -412,6 +439,11 @@ def default_test_values(app: App, user) -> dict[str, dict]:
         found = widget_type.default_state({"default_value": default(widget, "default_value")})
         if found is not None and widget_type.container:
             found = {**found, "data": data_of(widget)}
+        elif found is not None and "data" in found and "data" in widget.properties:
+            # A table's rows as the page shows them: what << table1.data >> reads (a
+            # merge's For each row, say).
+            rows = default(widget, "data")
+            found = {**found, "data": rows if isinstance(rows, list) else found["data"]}
         return found
 
     def data_of(widget: Widget) -> dict:
@@ -512,11 +544,15 @@ class FieldRow:
 class Result:
     """What the response pane shows: a run, a preview, or why neither happened."""
 
-    kind: str  # "run", "preview" or "error"
+    kind: str  # "run", "preview", "merge" (a merge's preview), "confirm" or "error"
     run: QueryRun | None = None
     elapsed_ms: int | None = None
     data_json: str = ""
     preview: dict | None = None
+    #: A merge's preview (queries.merge.MergePreview), its count before Run, its progress.
+    merge: Any = None
+    count: int | None = None
+    progress: dict | None = None
     error: str = ""
     field: str = ""
     #: The action's declaration, set when the page is drawn: it names the fields.
@@ -582,6 +618,11 @@ def _texts(form: QueryForm) -> dict[str, Any]:
     return {key: form.initial.get(key, "") for key in keys}
 
 
+def _for_each_text(form: QueryForm) -> str:
+    text = form.data.get("for_each", "") if form.is_bound else form.initial.get("for_each", "")
+    return text if isinstance(text, str) else ""
+
+
 def _query_list(app: App) -> list[dict]:
     queries = Query.objects.filter(app=app).select_related("datasource").order_by("name")
     listed = []
@@ -599,8 +640,13 @@ def _editor_context(
     result: Result | None = None,
     saved: bool | None = None,
 ) -> dict:
-    known = known_names(app, merge=bool(query.for_each.strip()))
-    warnings = field_warnings(_texts(form), known, attributes=attributes(app))
+    known = known_names(app)
+    offered = attributes(app)
+    for_each = _for_each_text(form)
+    # A merge's fields read the row too; for_each itself is read before there is one.
+    in_fields = known | set(MERGE_NAMES) if for_each.strip() else known
+    warnings = field_warnings(_texts(form), in_fields, attributes=offered)
+    warnings.update(field_warnings({"for_each": for_each}, known, attributes=offered))
     rows = _rows(form, warnings)
     if result is not None:
         result.spec = form.spec
@@ -629,8 +675,8 @@ def _editor_context(
         "saved_at": timezone.localtime() if saved else None,
         "new_form": _new_form(app),
         "has_datasources": _datasources(app).exists(),
-        "known": sorted(known, key=str.lower),
-        "suggestions": app_suggestions(app),
+        "known": sorted(in_fields, key=str.lower),
+        "suggestions": app_suggestions(app) + (sorted(MERGE_NAMES) if for_each.strip() else []),
         # A file input for each, to fill its files in the test values (editor-queries.js).
         "file_pickers": list(
             Widget.objects.filter(page__app=app, type="filepicker")
@@ -734,6 +780,7 @@ def _stored(query: Query) -> tuple:
         query.action,
         query.fields,
         query.send_at,
+        query.for_each,
         query.run_on_page_load,
         query.confirm_before_run,
         query.confirm_message,
@@ -829,6 +876,11 @@ def query_run(request: HttpRequest, app: str, name: str) -> HttpResponse:
     started = time.monotonic()
     try:
         inputs = parse_test_values(form.cleaned_data["test_values"])
+        if query.for_each.strip() and request.POST.get("confirmed") != "1":
+            # A merge asks first, with its count: Send posts the form again, confirmed.
+            count = preview_merge(query, request.user, inputs, limit=0).count
+            result = Result(kind="confirm", count=count)
+            return _result_response(request, found, query, form, result, saved=True, status=200)
         run = create_run(query, request.user, inputs, request=request)
     except RunRequestError as exc:
         result = Result(kind="error", error=exc.message, field=exc.field)
@@ -839,6 +891,7 @@ def query_run(request: HttpRequest, app: str, name: str) -> HttpResponse:
     result = Result(
         kind="run",
         run=run,
+        progress=run.progress() if run.is_merge else None,
         elapsed_ms=_elapsed_ms(run, started),
         data_json=_dump(run.data) if run.data is not None else "",
         error=run.error,
@@ -857,6 +910,10 @@ def query_preview(request: HttpRequest, app: str, name: str) -> HttpResponse:
         return refused
     try:
         inputs = parse_test_values(form.cleaned_data["test_values"])
+        if query.for_each.strip():
+            merge = preview_merge(query, request.user, inputs, limit=MERGE_PREVIEW_ROWS)
+            result = Result(kind="merge", merge=merge)
+            return _result_response(request, found, query, form, result, saved=True, status=200)
         evaluated = evaluate_query_fields(query, binding_context(found, request.user, inputs))
         preview = query.datasource.plugin.preview_run(
             query.action, evaluated, SimpleNamespace(workspace=found.workspace)

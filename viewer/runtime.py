@@ -40,6 +40,7 @@ from queries.errors import RunLimitError, RunRequestError
 from queries.execution import create_run
 from queries.models import QueryRun, runs_of
 from queries.schedule import describe
+from viewer import merges
 from viewer.documents import PagePlan, Published, plan_page, published_version
 from widgets import RenderAttrs, Renderer, WidgetSpec, get_type
 from workspaces.models import ROLE_RANK, Role
@@ -107,6 +108,8 @@ class Output:
     fragments: list[str] = field(default_factory=list)
     toasts: list[str] = field(default_factory=list)
     pollers: list[str] = field(default_factory=list)
+    #: Progress panels of merges started by this response (viewer.merges).
+    merges: list[str] = field(default_factory=list)
     redirect: str | None = None
     triggers: dict[str, Any] = field(default_factory=dict)
     #: 429 when a run limit refused a run (the toast says which).
@@ -180,6 +183,10 @@ class PageRuntime:
     def _endpoint(self, name: str, *args) -> str:
         route = f"viewer:{'preview' if self.preview else 'app'}_{name}"
         return reverse(route, args=[self.app.slug, self.page.slug, *args])
+
+    def merge_endpoint(self, name: str, *args) -> str:
+        """The URL of a merge panel's view ``name`` (merge, merge_stop...) on this page."""
+        return self._endpoint(name, *args)
 
     # State and properties ---------------------------------------------------------------
     def _order(self) -> list[str]:
@@ -365,10 +372,12 @@ class PageRuntime:
         for event, actions in self.widgets[name].events.items():
             if not actions and not self._own_submit(name, event):
                 continue
+            merge = merges.merge_query_of(self, name, event)
             context = {
                 "url": self._endpoint("event"),
                 "vals": json.dumps({"widget": name, "event": event}),
                 "confirm": self._confirm(actions),
+                "merge_count": self._endpoint("merge_count") if merge else "",
             }
             events[event] = render_to_string(f"{PARTIALS}#event_attrs", context)
         if self._own_submit(name, "submit") and "submit" not in events:
@@ -395,10 +404,15 @@ class PageRuntime:
 
     def _confirm(self, actions: list[dict]) -> str:
         """What the page's confirmation dialog asks before the event posts: the message
-        of the first query it runs that asks first; empty when none does."""
+        of the first query it runs that asks first (a merge always asks: viewer.js puts
+        the count in, see merge_confirmation); empty when none does."""
         for action in actions:
             query = self.queries.get(action.get("query", ""))
-            if action.get("action") == RunQuery.key and query and query.confirm_before_run:
+            if action.get("action") != RunQuery.key or query is None:
+                continue
+            if merges.is_merge_query(query):
+                return "Send these emails?"
+            if query.confirm_before_run:
                 return query.confirm_message.strip() or DEFAULT_CONFIRM
         return ""
 
@@ -626,7 +640,9 @@ class PageRuntime:
         error = run.error
         if run.status == "unknown":
             error = f"Unknown outcome: {run.error} Check before sending again."
-        REGISTRY[RunQuery.key].finished(action, step, ActionRunner(self, out), ok=ok, error=error)
+        REGISTRY[RunQuery.key].finished(
+            action, step, ActionRunner(self, out), ok=ok, error=error, told=run.is_merge
+        )
         if not ok and run.error_field:
             self.field_error(run.query.name, run.error_field, error or run.error, out)
         self._rerender_readers(run.query.name, step.states, out)
@@ -679,6 +695,68 @@ class PageRuntime:
                 except BindingError:
                     continue
         return False
+
+    # Merges -----------------------------------------------------------------------------
+    def merge_started(self, run: QueryRun, action: dict, step: Step, out: Output) -> None:
+        """A merge's click answers at once with its progress panel; the run's poller
+        waits for its end as for any run, then the button's on_success / on_error chain
+        runs. In the embedded default the rows were sent as the merge was stored."""
+        self.wait_for(run, 0)
+        if run.finished:
+            self.finish_run(run, action, step, out)
+            out.toasts.append(toast(*merges.end_message(run.progress())))
+        else:
+            out.pollers.append(self.poller(run, step.path, step.trigger))
+        out.merges.append(merges.panel(self, run))
+
+    def merge_panels(self) -> list[SafeString]:
+        """The panels the page shows when it loads (viewer.merges.shown_on_load)."""
+        return [merges.panel(self, run) for run in merges.shown_on_load(self)]
+
+    def merge_confirmation(self, widget: str, event: str, data, files) -> dict[str, Any]:
+        """What the dialog asks before ``widget``'s ``event`` starts a merge, with the
+        count of emails it would send now; ``error`` (and no count) when the merge would
+        not start: the click itself then says why."""
+        query = merges.merge_query_of(self, widget, event)
+        if query is None:
+            raise Http404("This event starts no merge")
+        states = self.read_states(data, files)
+        try:
+            count = merges.confirm_count(self, query, states)
+        except RunRequestError as exc:
+            return {"error": exc.message}
+        return {"count": count, "message": merges.confirm_message(count, query)}
+
+    def merge_refresh(self, run_id: int) -> Output:
+        """A merge's panel again, once the merge ended or MERGE_REFRESH_SECONDS passed;
+        the toast of its end with the first panel that shows it ended."""
+        parent = merges.merge_of(self, run_id)
+        waited = self.wait_for(parent, merges.MERGE_REFRESH_SECONDS)
+        # Ended already (a row sent again since): the next request after a pause.
+        progress = parent.progress()
+        out = Output(main=merges.panel(self, parent, pause=not waited or parent.finished))
+        if progress["finished"]:
+            out.toasts.append(toast(*merges.end_message(progress)))
+        return out
+
+    def merge_act(self, run_id: int, act: str, row_id: int | None = None) -> Output:
+        """Stop, Send the rest or Retry on a merge, answered with its panel (live again:
+        rows may be sent again) and a toast saying what was done."""
+        parent = merges.merge_of(self, run_id)
+        doing = {"stop": merges.stop, "resume": merges.resume}
+        out = Output()
+        try:
+            if act == "retry" and row_id is not None:
+                message = merges.retry(self, parent, row_id)
+            else:
+                message = doing[act](self, parent)
+        except RunRequestError as exc:
+            out.toasts.append(toast("error", exc.message))
+        else:
+            out.toasts.append(toast("info", message))
+        parent.refresh_from_db()
+        out.main = merges.panel(self, parent, live=True)
+        return out
 
     def load_url(self) -> str:
         """Where the page POSTs to start its "run on page load" queries; empty when it
@@ -748,6 +826,9 @@ class ActionRunner:
             return
         if run is None:
             self.toast("error", f"The query {query!r} does not exist any more.")
+            return
+        if run.is_merge:
+            self.runtime.merge_started(run, action, step, self.out)
             return
         if run.scheduled_later:
             self.runtime.scheduled(run, step.states, self.out)

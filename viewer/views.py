@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 
 from django.contrib.auth.views import redirect_to_login
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_GET, require_POST
@@ -48,6 +48,7 @@ def page(request: HttpRequest, app: str, page: str | None = None, preview=False)
         "runtime": runtime,
         "cells": runtime.render_page(states),
         "load_url": runtime.load_url(),
+        "merges": runtime.merge_panels(),
     }
     return render(request, "viewer/page.html", context)
 
@@ -104,3 +105,45 @@ def download(request: HttpRequest, app: str, run_id: int) -> HttpResponse:
     response = HttpResponse(content, content_type=content_type)
     response["Content-Disposition"] = content_disposition_header(True, filename)
     return response
+
+
+@members_or_public
+@require_POST
+def merge_count(request: HttpRequest, app: str, page: str, preview=False) -> HttpResponse:
+    """How many emails the event (``widget``, ``event``) would send as a merge now, for
+    the confirmation dialog (viewer.js): JSON ``count`` and ``message``, or ``error``."""
+    runtime = _runtime(request, app, page, preview)
+    widget = request.POST.get("widget", "")
+    event = request.POST.get("event", "")
+    return JsonResponse(runtime.merge_confirmation(widget, event, request.POST, request.FILES))
+
+
+@members_or_public
+@require_POST
+def merge(request: HttpRequest, app: str, page: str, run_id: int, preview=False) -> HttpResponse:
+    """A merge's progress panel, asked for again by itself while the merge goes on."""
+    return _respond(_runtime(request, app, page, preview).merge_refresh(run_id))
+
+
+@members_or_public
+@require_POST
+def merge_stop(
+    request: HttpRequest, app: str, page: str, run_id: int, preview=False
+) -> HttpResponse:
+    return _respond(_runtime(request, app, page, preview).merge_act(run_id, "stop"))
+
+
+@members_or_public
+@require_POST
+def merge_resume(
+    request: HttpRequest, app: str, page: str, run_id: int, preview=False
+) -> HttpResponse:
+    return _respond(_runtime(request, app, page, preview).merge_act(run_id, "resume"))
+
+
+@members_or_public
+@require_POST
+def merge_retry(
+    request: HttpRequest, app: str, page: str, run_id: int, row_id: int, preview=False
+) -> HttpResponse:
+    return _respond(_runtime(request, app, page, preview).merge_act(run_id, "retry", row_id))

@@ -29,12 +29,21 @@ class RunQuery(Action):
         return any(h.get("action") == ShowToast.key for h in action.get("on_error") or [])
 
     def finished(
-        self, action: Mapping, step: Step, runner: Runner, *, ok: bool, error: str | None
+        self,
+        action: Mapping,
+        step: Step,
+        runner: Runner,
+        *,
+        ok: bool,
+        error: str | None,
+        told: bool = False,
     ) -> None:
-        """The run ended: its ``on_success`` or ``on_error`` chain runs."""
+        """The run ended: its ``on_success`` or ``on_error`` chain runs. With ``told``
+        the caller shows the outcome itself (a mail merge's panel and its toast), so a
+        failure gets no toast of its own here."""
         chain = "on_success" if ok else "on_error"
         handlers = action.get(chain) or []
-        if not ok and not self.has_own_error_toast(action):
+        if not ok and not told and not self.has_own_error_toast(action):
             # With no toast of its own, a failure still says what went wrong.
             runner.toast("error", error or "The query failed.")
         if handlers and step.path is not None:

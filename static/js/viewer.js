@@ -83,6 +83,8 @@
     const target = event.target;
     const close = target.closest(".kiln-toast-close");
     if (close) { close.closest(".kiln-toast").remove(); return; }
+    const mergeClose = target.closest(".kiln-merge-close");
+    if (mergeClose) { mergeClose.closest(".kiln-merge").remove(); return; }
     const modalClose = target.closest(".kiln-modal-close");
     if (modalClose) { modalClose.closest("dialog").close(); return; }
     // A click on a modal's backdrop lands on the dialog itself.
@@ -117,16 +119,45 @@
   // browser's confirm()); the request goes only when OK closes it. Cancel, Escape or
   // anything else sends nothing.
   let pendingConfirm = null;
+  function ask(dialog, detail, message) {
+    pendingConfirm = detail;
+    dialog.querySelector(".kiln-confirm-message").textContent = message;
+    dialog.returnValue = "";
+    dialog.showModal();
+    dialog.querySelector(".kiln-confirm-cancel").focus();
+  }
+
+  // A merge asks with the number of emails it would send now ("Send 200 emails?"): the
+  // page's state is posted to data-merge-count first. When the count cannot be had, the
+  // dialog still asks (data-confirm); when the merge would not start (the answer's
+  // error), the click goes on and its answer says why, sending nothing.
+  function csrfHeaders() {
+    try { return JSON.parse(document.body.getAttribute("hx-headers") || "{}"); }
+    catch (_) { return {}; }
+  }
+  function askMergeCount(dialog, detail, elt) {
+    const body = new FormData(document.getElementById("kiln-page") || undefined);
+    let vals = {};
+    try { vals = JSON.parse(elt.getAttribute("hx-vals") || "{}"); } catch (_) { vals = {}; }
+    Object.keys(vals).forEach(function (key) { body.set(key, vals[key]); });
+    fetch(elt.dataset.mergeCount, {
+      method: "POST", body: body, headers: csrfHeaders(), credentials: "same-origin",
+    }).then(function (response) {
+      if (!response.ok) throw new Error(String(response.status));
+      return response.json();
+    }).then(function (answer) {
+      if (answer.error) detail.issueRequest(true);
+      else ask(dialog, detail, answer.message);
+    }).catch(function () { ask(dialog, detail, elt.dataset.confirm); });
+  }
+
   document.addEventListener("htmx:confirm", function (event) {
     const elt = event.detail.elt;
     const dialog = document.getElementById("kiln-confirm");
     if (!elt || !elt.dataset || !elt.dataset.confirm || !dialog) return;
     event.preventDefault();
-    pendingConfirm = event.detail;
-    dialog.querySelector(".kiln-confirm-message").textContent = elt.dataset.confirm;
-    dialog.returnValue = "";
-    dialog.showModal();
-    dialog.querySelector(".kiln-confirm-cancel").focus();
+    if (elt.dataset.mergeCount) askMergeCount(dialog, event.detail, elt);
+    else ask(dialog, event.detail, elt.dataset.confirm);
   });
   document.addEventListener("close", function (event) {
     if (event.target.id !== "kiln-confirm") return;

@@ -653,7 +653,8 @@ def test_the_editors_run_starts_a_merge(client, team, merge_app, smtp_server):
     client.force_login(team.teammate)
     response = client.post(
         reverse("editor:query_run", args=[app.slug, query.name]),
-        form_data(query, {"table1": {"data": people(3)}}),
+        # Run asks first with the count; confirmed=1 is its "Send 3 emails" button.
+        form_data(query, {"table1": {"data": people(3)}}, confirmed="1"),
         headers=HTMX,
     )
     assert response.status_code == 200

@@ -166,6 +166,8 @@ def argument(name: str, route: str, other: dict) -> object:
         "query": other["query"],
         "run_id": other["run_id"],
         "run": other["run_id"],
+        # A merge's row (viewer merge retry): B's run stands for one.
+        "row_id": other["run_id"],
         "kind": "smtp",
         "prop": "text",
         "index": 0,
