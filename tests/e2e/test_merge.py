@@ -295,3 +295,32 @@ def test_a_merge_over_an_uploaded_csv_fails_only_the_malformed_row(
         "ann@example.com",
         "cy@example.com",
     ]
+
+
+def test_stop_halfway_then_send_the_rest_sends_each_row_once(
+    team, smtp_server, celery_worker, live_server, page, sign_in
+):
+    app = make_merge_app(team, smtp_server.port, people(40), slug="stopper")
+    smtp_server.delay_data(0.1)  # about four seconds for the 40 rows
+    sign_in_owner(sign_in)
+    page.goto(f"{live_server.url}/apps/{app.slug}/")
+    page.get_by_role("button", name="Send to everyone").click()
+    page.locator("#kiln-confirm").get_by_role("button", name="OK").click()
+    panel = page.locator(".kiln-merge")
+    expect(panel.locator(".kiln-merge-sent strong")).not_to_have_text("0", timeout=15_000)
+    panel.get_by_role("button", name="Stop").click()
+    expect(page.locator(".kiln-toast-info").first).to_contain_text("Stopped:")
+    resume = panel.locator(".kiln-merge-resume")
+    expect(resume).to_be_visible(timeout=15_000)
+    stopped = int(panel.get_attribute("data-total") or 0) - int(
+        panel.get_attribute("data-sent") or 0
+    )
+    assert 0 < stopped < 40
+    expect(resume).to_have_text(f"Send the rest ({stopped})")
+    assert len(smtp_server.received) == 40 - stopped
+
+    resume.click()
+    expect(panel).to_have_attribute("data-sent", "40", timeout=30_000)
+    expect(panel).to_have_attribute("data-remaining", "0")
+    recipients = Counter(r for message in smtp_server.received for r in message.rcpt_tos)
+    assert len(recipients) == 40 and max(recipients.values()) == 1
