@@ -759,3 +759,25 @@ def test_with_the_broker_down_a_merge_is_stored_and_the_sweep_sends_it(
     parent.refresh_from_db()
     assert parent.status == RunStatus.SENT
     assert len(smtp_server.received) == 3
+
+
+@pytest.mark.redis
+def test_two_workers_share_a_merge_and_send_each_row_once(
+    celery_worker, api, merge_app, smtp_server
+):
+    app, _ = merge_app
+    smtp_server.delay_data(0.01)
+    second = CeleryWorker(
+        celery_worker.redis_url, celery_worker.env["DATABASE_URL"], name="second"
+    ).start()
+    try:
+        parent_id = start(api, app, {"table1": {"data": people(100)}}).json()["id"]
+        assert until(lambda: progress_of(parent_id)["finished"], timeout=60), second.output()
+    finally:
+        second.stop()
+    assert progress_of(parent_id)["sent"] == 100
+    recipients = [r.rcpt_tos[0] for r in smtp_server.received]
+    assert len(recipients) == 100
+    assert len(set(recipients)) == 100
+    # Both took rows: each keeps its own connection.
+    assert 2 <= smtp_server.handler.connections <= 4
