@@ -245,3 +245,82 @@ def test_the_editor_previews_the_merge_and_asks_before_running_it(
     expect(response.get_by_role("button", name="Send 200 emails")).to_be_visible()
     assert not QueryRun.objects.filter(query__app=app).exists()
     assert smtp_server.received == []
+
+
+def test_a_merge_over_an_uploaded_csv_fails_only_the_malformed_row(
+    team, smtp_server, live_server, page, sign_in
+):
+    """The CSV is chosen in the page's file picker: the confirmation's count is asked
+    with the file (posted with the page's form), and the merge sends from it."""
+    app = App.objects.create(workspace=team.workspace, name="Csv", slug="csv")
+    home = Page.objects.create(app=app, name="Home", slug="home")
+    Widget.objects.create(
+        page=home, name="files1", type="filepicker", properties={"label": "List"}, w=6
+    )
+    Widget.objects.create(
+        page=home,
+        name="send_btn",
+        type="button",
+        properties={"text": "Send the list"},
+        events={"click": [{"action": "run_query", "query": "mailing"}]},
+        x=6,
+        w=4,
+    )
+    Query.objects.create(
+        app=app,
+        name="mailing",
+        datasource=mailer(team.workspace, smtp_server.port),
+        fields={"from": "news@kiln.test", "to": "<< row.email >>", "subject": "Hi << row.name >>"},
+        for_each="<< files1.files[0] >>",
+    )
+    publish(app, team.owner)
+    csv_text = "\ufeffname;email\nAnn;ann@example.com\nBob;not an address\nCy;cy@example.com\n"
+    sign_in_owner(sign_in)
+    page.goto(f"{live_server.url}/apps/{app.slug}/")
+    page.get_by_label("List").set_input_files(
+        {"name": "people.csv", "mimeType": "text/csv", "buffer": csv_text.encode()}
+    )
+    page.get_by_role("button", name="Send the list").click()
+    expect(page.locator(".kiln-confirm-message")).to_have_text("Send 3 emails?")
+    page.locator("#kiln-confirm").get_by_role("button", name="OK").click()
+
+    panel = page.locator(".kiln-merge")
+    expect(panel).to_have_attribute("data-sent", "2")
+    expect(panel).to_have_attribute("data-failed", "1")
+    row = panel.locator(".kiln-merge-row")
+    expect(row).to_contain_text("Row 2")
+    expect(row).to_contain_text("not an address")
+    expect(page.locator(".kiln-toast-error")).to_contain_text("1 of 3 failed")
+    assert sorted(r for m in smtp_server.received for r in m.rcpt_tos) == [
+        "ann@example.com",
+        "cy@example.com",
+    ]
+
+
+def test_stop_halfway_then_send_the_rest_sends_each_row_once(
+    team, smtp_server, celery_worker, live_server, page, sign_in
+):
+    app = make_merge_app(team, smtp_server.port, people(40), slug="stopper")
+    smtp_server.delay_data(0.1)  # about four seconds for the 40 rows
+    sign_in_owner(sign_in)
+    page.goto(f"{live_server.url}/apps/{app.slug}/")
+    page.get_by_role("button", name="Send to everyone").click()
+    page.locator("#kiln-confirm").get_by_role("button", name="OK").click()
+    panel = page.locator(".kiln-merge")
+    expect(panel.locator(".kiln-merge-sent strong")).not_to_have_text("0", timeout=15_000)
+    panel.get_by_role("button", name="Stop").click()
+    expect(page.locator(".kiln-toast-info").first).to_contain_text("Stopped:")
+    resume = panel.locator(".kiln-merge-resume")
+    expect(resume).to_be_visible(timeout=15_000)
+    stopped = int(panel.get_attribute("data-total") or 0) - int(
+        panel.get_attribute("data-sent") or 0
+    )
+    assert 0 < stopped < 40
+    expect(resume).to_have_text(f"Send the rest ({stopped})")
+    assert len(smtp_server.received) == 40 - stopped
+
+    resume.click()
+    expect(panel).to_have_attribute("data-sent", "40", timeout=30_000)
+    expect(panel).to_have_attribute("data-remaining", "0")
+    recipients = Counter(r for message in smtp_server.received for r in message.rcpt_tos)
+    assert len(recipients) == 40 and max(recipients.values()) == 1

@@ -276,3 +276,20 @@ def test_the_editor_knows_row_and_index_only_in_a_merge(team, merge_app):
     plain.save()
     page = client.get(f"/edit/{merge_app.slug}/queries/plain/").content.decode()
     assert "unknown name" in page and "row" in page
+
+
+def test_a_rows_values_are_escaped_in_the_panel(team, merge_app, smtp_server):
+    """A row's recipient and error come from the rows (a CSV, a table): text, never
+    markup."""
+    evil = '<img src=x onerror="alert(1)">'
+    widget = Widget.objects.get(page__app=merge_app, name="table1")
+    widget.properties = {"data": [{"name": "X", "email": evil}]}
+    widget.save()
+    publish(merge_app, team.owner)
+    client = signed_in(team.owner)
+    parent = start(client, merge_app)
+    send_waiting(parent)
+    html = client.post(merge_url(merge_app, parent)).content.decode()
+    assert "1 of 1 failed" in html
+    assert evil not in html
+    assert "&lt;img src=x onerror=" in html
