@@ -16,6 +16,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from bindings import has_bindings
 from builder.actions import (
     ACTIONS,
     CHAINS,
@@ -27,6 +28,8 @@ from builder.actions import (
     get_action,
 )
 from builder.actions import normalise as normalise_action
+from queries.errors import RunRequestError
+from queries.schedule import parse_send_at
 
 from .canvas_edits import EditError
 
@@ -131,6 +134,20 @@ class EventBlock:
     warnings: list[str] = field(default_factory=list)
 
 
+def send_at_warnings(action: Mapping) -> list[str]:
+    """A run_query action's send_at typed as a literal time that is no date and time,
+    or not ahead: said where it is typed, as the query editor's Send at says it, rather
+    than to the person who clicks the published button."""
+    text = action.get("send_at")
+    if not isinstance(text, str) or not text.strip() or has_bindings(text):
+        return []
+    try:
+        parse_send_at(text)
+    except RunRequestError as exc:
+        return [f"Send at: {exc.message.removeprefix('send_at: ')}"]
+    return []
+
+
 def rows(events: Mapping, event_names: Collection[str], scope: Scope, posted=None) -> list:
     """Each event of the type with its actions, warnings computed."""
 
@@ -155,7 +172,7 @@ def rows(events: Mapping, event_names: Collection[str], scope: Scope, posted=Non
                 path=str(path),
                 action=action,
                 label=kind.label,
-                warnings=kind.warnings(action, scope, texts),
+                warnings=kind.warnings(action, scope, texts) + send_at_warnings(action),
                 params_text=texts.get("params", ""),
             )
             row.handlers = [

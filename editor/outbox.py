@@ -323,7 +323,10 @@ def _detail(
         "resends": run.resends.only("id", "status", "created_at"),
         "message_id": details.get("message_id") or meta.get("message_id") or "",
         "server_reply": details.get("server_reply", ""),
-        "sandbox": meta.get("sandbox"),
+        # Where it went is recorded when it is sent (the mode at send time counts);
+        # what was planned when it was stored says only where it would have gone.
+        "sandbox": details.get("sandbox") if run.status == RunStatus.SENT else None,
+        "sandbox_planned": meta.get("sandbox") if run.status != RunStatus.SENT else None,
         "can_resend": outbox.can_edit and run.status in RESENDABLE,
         "can_cancel": run.status in (RunStatus.QUEUED, RunStatus.SCHEDULED)
         and _may_cancel(outbox, run, request.user),

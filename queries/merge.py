@@ -458,33 +458,36 @@ def resume_merge(parent: QueryRun, by: str) -> int:
         QueryRun.objects.select_for_update().filter(pk=parent.pk).first()
         rows = QueryRun.objects.filter(parent_id=parent.pk, status=RunStatus.CANCELLED)
         ids = list(rows.order_by("row_index").values_list("pk", flat=True))
+        # A merge with a send time that has not come yet waits for it again.
+        send_at = rows.exclude(send_at=None).values_list("send_at", flat=True).first()
         if ids:
-            _requeue(parent, ids, now)
+            _requeue(parent, ids, now, start=max(now, send_at) if send_at else now)
             transaction.on_commit(lambda: start_merge_walk(parent.pk))
     parent.refresh_from_db()
     log.info("merge %s resumed by %s: %s rows queued again", parent.pk, by, len(ids))
     return len(ids)
 
 
-def _requeue(parent: QueryRun, ids: list[int], now: datetime) -> None:
-    """Rows queued again from now (spaced by the merge rate), their timeout counted
-    from then, and the parent sending again. Inside the caller's transaction."""
-    elapsed = int((now - parent.created_at).total_seconds()) + 1
+def _requeue(parent: QueryRun, ids: list[int], now: datetime, start: datetime) -> None:
+    """Rows queued again from ``start`` (now, or a scheduled merge's send time still
+    ahead; spaced by the merge rate), their timeout counted from then, and the parent
+    sending again. Inside the caller's transaction."""
+    elapsed = int((start - parent.created_at).total_seconds()) + 1
     QueryRun.objects.filter(pk__in=ids).update(
-        status=RunStatus.QUEUED,
+        status=RunStatus.QUEUED if start <= now else RunStatus.SCHEDULED,
         error="",
         error_field="",
         attempts=0,
-        next_attempt_at=now,
+        next_attempt_at=start,
         enqueued_at=None,
         started_at=None,
         finished_at=None,
         timeout_seconds=parent.timeout_seconds + elapsed,
     )
-    due = _spacing(len(ids), now)
+    due = _spacing(len(ids), start)
     for run_id, at in zip(ids, due, strict=True):
-        if at > now:
-            delay = int((at - now).total_seconds())
+        if at > start:
+            delay = int((at - start).total_seconds())
             QueryRun.objects.filter(pk=run_id).update(
                 status=RunStatus.SCHEDULED,
                 next_attempt_at=at,

@@ -131,3 +131,64 @@ def test_a_sandboxed_merge_sends_every_row_to_the_catch_all(team, merge_app, smt
     assert {tuple(r.rcpt_tos) for r in smtp_server.received} == {("catch@kiln.test",)}
     row = parent.children.get(row_index=1)
     assert row.payload_meta["sandbox"]["original_recipients"] == ["person1@example.com"]
+
+
+def test_send_the_rest_of_a_stopped_scheduled_merge_keeps_its_time(team, merge_app, smtp_server):
+    from queries.merge import resume_merge, stop_merge
+
+    _, query = merge_app
+    due = timezone.now() + timedelta(minutes=10)
+    query.send_at = due.isoformat()
+    query.save()
+    parent = merge(query, team.teammate, people(3))
+    assert stop_merge(parent, "teammate") == 3
+    assert resume_merge(parent, "teammate") == 3
+    rows = list(parent.children.all())
+    assert {row.status for row in rows} == {RunStatus.SCHEDULED}
+    assert {row.next_attempt_at for row in rows} == {due}
+    assert smtp_server.received == []
+
+
+def catch_all(datasource, on: bool = True) -> None:
+    extra = {"sandbox": "catchall", "sandbox_address": "catch@kiln.test"} if on else {}
+    datasource.config = {
+        **{k: v for k, v in datasource.config.items() if not k.startswith("sandbox")},
+        **extra,
+    }
+    datasource.save()
+
+
+def test_a_run_page_says_where_a_run_went_not_where_it_was_planned_to(client, team, smtp_server):
+    from tests.support.apps import make_app, welcome_inputs
+
+    _, query = make_app(team.workspace, smtp_server.port)
+    client.force_login(team.teammate)
+    # Stored with sandbox mode off, sent after it was turned on: it went to the catch-all.
+    query.send_at = (timezone.now() + timedelta(minutes=5)).isoformat()
+    query.save()
+    later = create_run(query, team.teammate, welcome_inputs())
+    catch_all(query.datasource)
+    QueryRun.objects.filter(pk=later.pk).update(next_attempt_at=timezone.now())
+    assert execute_run(later.pk).status == RunStatus.SENT
+    page = client.get(f"{outbox(team)}{later.pk}/").content.decode()
+    assert "Sent in sandbox mode, to catch@kiln.test" in page
+    assert [r.rcpt_tos for r in smtp_server.received] == [["catch@kiln.test"]]
+    # Stored in sandbox mode and cancelled: never "sent".
+    cancelled = create_run(query, team.teammate, welcome_inputs())
+    assert cancelled.cancel(by="teammate")
+    page = client.get(f"{outbox(team)}{cancelled.pk}/").content.decode()
+    assert "Sent in sandbox mode" not in page
+    assert "Stored in sandbox mode" in page and "it was not sent" in page
+
+
+def test_a_literal_send_at_in_a_run_query_action_is_checked_where_it_is_typed():
+    from editor.canvas_events import send_at_warnings
+
+    (warning,) = send_at_warnings({"action": "run_query", "send_at": "next tuesday"})
+    assert warning.startswith("Send at: ") and "next tuesday" in warning
+    (warning,) = send_at_warnings({"action": "run_query", "send_at": "2001-01-01T09:00"})
+    assert "past" in warning
+    ahead = (timezone.now() + timedelta(days=1)).isoformat()
+    assert send_at_warnings({"action": "run_query", "send_at": ahead}) == []
+    assert send_at_warnings({"action": "run_query", "send_at": "<< form1.data.when >>"}) == []
+    assert send_at_warnings({"action": "run_query"}) == []
