@@ -39,8 +39,9 @@ from builder.models import App
 from core.mail import SANDBOX_HEADERS, ParsedMail
 from datasources.models import Datasource
 from editor.outbox_filters import OutboxFilters, read_filters
+from queries.merge import rows_of
 from queries.models import QueryRun, RunStatus, runs_of
-from queries.resend import RESENDABLE, ResendRefused, resend
+from queries.resend import ResendRefused, check_resendable, resend
 from workspaces import audit
 from workspaces.access import get_membership
 from workspaces.audit import Action
@@ -327,12 +328,28 @@ def _detail(
         # what was planned when it was stored says only where it would have gone.
         "sandbox": details.get("sandbox") if run.status == RunStatus.SENT else None,
         "sandbox_planned": meta.get("sandbox") if run.status != RunStatus.SENT else None,
-        "can_resend": outbox.can_edit and run.status in RESENDABLE,
+        "can_resend": outbox.can_edit and _resendable(run),
+        "merge": run.progress() if run.is_merge else None,
+        "merge_rows": rows_of(run, limit=MERGE_ROWS_SHOWN) if run.is_merge else [],
         "can_cancel": run.status in (RunStatus.QUEUED, RunStatus.SCHEDULED)
         and _may_cancel(outbox, run, request.user),
         "error": error,
     }
     return render(request, "editor/outbox/detail.html", context, status=status)
+
+
+#: How many of a merge's rows its page lists (the outbox's search finds the others).
+MERGE_ROWS_SHOWN = 100
+
+
+def _resendable(run: QueryRun) -> bool:
+    """Whether Resend is offered: the same checks a resend makes (its state, a merge's
+    parent, a row that never had a message), so the page never offers a dead end."""
+    try:
+        check_resendable(run)
+    except ResendRefused:
+        return False
+    return True
 
 
 def _stored_mail(run: QueryRun) -> ParsedMail | None:

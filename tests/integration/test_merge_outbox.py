@@ -192,3 +192,22 @@ def test_a_literal_send_at_in_a_run_query_action_is_checked_where_it_is_typed():
     assert send_at_warnings({"action": "run_query", "send_at": ahead}) == []
     assert send_at_warnings({"action": "run_query", "send_at": "<< form1.data.when >>"}) == []
     assert send_at_warnings({"action": "run_query"}) == []
+
+
+def test_a_merges_page_lists_its_rows_and_a_rows_page_links_its_merge(
+    client, team, merge_app, smtp_server
+):
+    _, query = merge_app
+    parent = merge(query, team.teammate, [*people(2), {"name": "No address"}])
+    client.force_login(team.teammate)
+    page = client.get(f"{outbox(team)}{parent.pk}/")
+    text = page.content.decode()
+    assert "Mail merge of 3 rows" in text
+    assert "2 sent, 1 failed, 0 remaining" in text
+    for row in parent.children.all():
+        assert f"{outbox(team)}{row.pk}/" in text
+    # No Resend where a resend would be refused: the parent, a row never built.
+    assert "outbox_resend" not in text and "/resend" not in text
+    broken = parent.children.get(row_index=2)
+    text = client.get(f"{outbox(team)}{broken.pk}/").content.decode()
+    assert f"{outbox(team)}{parent.pk}/" in text and "/resend" not in text
