@@ -21,7 +21,6 @@ from django.db import DatabaseError
 
 from datasources.errors import FieldError, TransientError
 from datasources.plugins.smtp.message import parse_addresses
-from devmailbox.models import MailboxMessage
 
 HEADER = "X-Kiln-Sandbox-Original-Recipients"
 
@@ -139,6 +138,10 @@ def with_header(pieces: Iterator[bytes], line: bytes) -> Iterator[bytes]:
 def dev_mailbox_store(sender: str, recipients: list[str], pieces: Iterator[bytes]):
     """Keep the sandboxed message in the dev mailbox, as its SMTP server would (which
     answers a 451 when it cannot store one: retried the same way here)."""
+    # Imported here: the plugin's settings are read (by tools and benches too) before
+    # Django's apps are ready, and only a send needs the model.
+    from devmailbox.models import MailboxMessage
+
     check_dev_mailbox()
     try:
         return MailboxMessage.receive(sender, recipients, b"".join(pieces))
