@@ -69,6 +69,7 @@ LIST_COLUMNS = (
     "created_at",
     "started_at",
     "finished_at",
+    "send_at",
     "error",
     "resent_from_id",
 )

@@ -502,12 +502,29 @@ def _session_key(app: App) -> str:
 
 
 def _test_values_text(request: HttpRequest, app: App) -> str:
-    """The test values last typed in this app's editor, else the widgets' defaults."""
+    """The test values last typed in this app's editor, with the defaults of widgets
+    added since; else the widgets' defaults."""
+    defaults = default_test_values(app, request.user)
     if request.GET.get("defaults") != "1":
         stored = request.session.get(_session_key(app))
         if isinstance(stored, str):
-            return stored
-    return _dump(default_test_values(app, request.user))
+            return _with_new_widgets(stored, defaults)
+    return _dump(defaults)
+
+
+def _with_new_widgets(text: str, defaults: dict[str, dict]) -> str:
+    """``text`` (test values as typed) with a default state for each widget it does not
+    name: a widget added after they were typed (a Table for a mail merge, say) would
+    otherwise be an unknown name in Preview. Text that is not a JSON object is kept as
+    typed, to be corrected."""
+    try:
+        typed = json.loads(text)
+    except ValueError:
+        return text
+    if not isinstance(typed, dict):
+        return text
+    missing = {name: state for name, state in defaults.items() if name not in typed}
+    return _dump({**typed, **missing}) if missing else text
 
 
 def _remember_test_values(request: HttpRequest, app: App, text: str) -> None:

@@ -117,7 +117,11 @@ def _describe(value: Any) -> str:
     if isinstance(value, str):
         shown = value if len(value) <= 40 else value[:40] + "…"
         return f"the text “{shown}”"
-    return f"a {type(value).__name__}"
+    if isinstance(value, bool):
+        return f"the value {str(value).lower()}"
+    if isinstance(value, int | float):
+        return f"the number {value}"
+    return f"a value of type {type(value).__name__}"
 
 
 def merge_rows(value: Any) -> list:

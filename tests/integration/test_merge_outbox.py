@@ -211,3 +211,43 @@ def test_a_merges_page_lists_its_rows_and_a_rows_page_links_its_merge(
     broken = parent.children.get(row_index=2)
     text = client.get(f"{outbox(team)}{broken.pk}/").content.decode()
     assert f"{outbox(team)}{parent.pk}/" in text and "/resend" not in text
+
+
+def test_test_values_typed_before_a_widget_was_added_gain_its_default(client, team, merge_app):
+    import json as jsonlib
+
+    from builder.models import Widget
+
+    app, query = merge_app
+    client.force_login(team.teammate)
+    session = client.session
+    session[f"kiln.query_test_values.{app.pk}"] = jsonlib.dumps({"files1": {"files": []}})
+    session.save()
+    page = Widget.objects.get(name="table1").page
+    Widget.objects.create(page=page, name="table2", type="table")
+    response = client.get(f"/edit/{app.slug}/queries/{query.name}/")
+    values = jsonlib.loads(response.context["form"]["test_values"].value())
+    assert values["files1"] == {"files": []}  # as typed
+    assert "table1" in values and "table2" in values  # added since
+
+
+def test_test_values_that_are_no_json_object_are_kept_as_typed():
+    from editor.queries import _with_new_widgets
+
+    assert _with_new_widgets('{"a": ', {"table1": {}}) == '{"a": '
+    assert _with_new_widgets("[1]", {"table1": {}}) == "[1]"
+    assert _with_new_widgets('{"table1": {}}', {"table1": {"data": []}}) == '{"table1": {}}'
+
+
+def test_the_outbox_list_says_when_a_scheduled_run_sends(client, team, smtp_server):
+    from tests.support.apps import make_app, welcome_inputs
+
+    _, query = make_app(team.workspace, smtp_server.port)
+    due = timezone.localtime(timezone.now() + timedelta(days=2)).replace(second=0, microsecond=0)
+    query.send_at = due.isoformat()
+    query.save()
+    create_run(query, team.teammate, welcome_inputs())
+    client.force_login(team.teammate)
+    text = client.get(outbox(team)).content.decode()
+    assert "sends at" in text
+    assert due.strftime("%Y-%m-%d %H:%M") in text
