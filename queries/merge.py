@@ -421,6 +421,8 @@ def start_merge(
             status=RunStatus.SENDING,
             started_at=now,
             merge_total=total,
+            # When its rows are due (a scheduled merge): the page and the outbox say so.
+            send_at=due,
             details={"for_each": merge.target.for_each},
         )
         for child in children:

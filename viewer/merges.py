@@ -24,6 +24,7 @@ from builder.actions import RunQuery, walk
 from builder.schema import QueryDocument
 from queries.merge import preview_merge, resume_merge, retry_row, stop_merge
 from queries.models import QueryRun, RunStatus, runs_of
+from queries.schedule import describe
 from workspaces.models import ROLE_RANK, Role
 
 if TYPE_CHECKING:
@@ -147,7 +148,17 @@ def end_message(progress: dict) -> tuple[str, str]:
     return "success", f"{sent} sent"
 
 
-def state_label(progress: dict) -> str:
+def waiting_for(parent: QueryRun, progress: dict):
+    """The send time a merge still waits for (no row started yet), else None."""
+    started = progress["sent"] + progress["failed"] + progress["unknown"] + progress["sending"]
+    if progress["finished"] or started or parent.send_at is None:
+        return None
+    return parent.send_at if parent.send_at > timezone.now() else None
+
+
+def state_label(progress: dict, send_at=None) -> str:
+    if send_at is not None:
+        return f"Scheduled for {describe(send_at)}"
     if not progress["finished"]:
         return "Sending"
     if progress["failed"] or progress["unknown"]:
@@ -171,6 +182,7 @@ def panel(
     )[:FAILED_ROWS_SHOWN]
     done = progress["sent"] + progress["failed"] + progress["unknown"]
     waiting = progress["remaining"]
+    scheduled = waiting_for(parent, progress)
     context = {
         "run": parent,
         "name": parent.query.name,
@@ -186,9 +198,10 @@ def panel(
             if progress["cancelled"] and not waiting
             else ""
         ),
-        "state": state_label(progress),
+        "state": state_label(progress, scheduled),
         "live": not progress["finished"] if live is None else live,
-        "delay_ms": 500 if pause or live else 0,
+        # A merge waiting for its send time is asked about every few seconds, not at once.
+        "delay_ms": 5000 if scheduled else 500 if pause or live else 0,
     }
     for row in context["rows"]:
         if row["retryable"]:

@@ -251,3 +251,21 @@ def test_the_outbox_list_says_when_a_scheduled_run_sends(client, team, smtp_serv
     text = client.get(outbox(team)).content.decode()
     assert "sends at" in text
     assert due.strftime("%Y-%m-%d %H:%M") in text
+
+
+def test_a_scheduled_merges_panel_says_when_it_sends(team, merge_app, smtp_server):
+    from viewer.merges import state_label, waiting_for
+
+    _, query = merge_app
+    due = timezone.now() + timedelta(minutes=10)
+    query.send_at = due.isoformat()
+    query.save()
+    parent = merge(query, team.teammate, people(2))
+    assert parent.send_at == due
+    progress = parent.progress()
+    assert waiting_for(parent, progress) == due
+    assert state_label(progress, due).startswith("Scheduled for ")
+    # The sweep never takes the parent for a stuck send.
+    sweep()
+    parent.refresh_from_db()
+    assert parent.status == RunStatus.SENDING
