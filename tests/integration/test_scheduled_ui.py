@@ -89,7 +89,10 @@ def test_run_in_the_editor_says_scheduled_at_once(client, team, contact, smtp_se
     )
     assert time.monotonic() - started < 5  # not the 15 s wait for an end
     assert "qe-badge-scheduled" in response.text and "Scheduled for" in response.text
-    assert QueryRun.objects.get().status == "scheduled"
+    run = QueryRun.objects.get()
+    assert run.status == "scheduled"
+    # Where to cancel it: its outbox page.
+    assert f"/w/{team.workspace.slug}/outbox/{run.pk}/" in response.text
     assert smtp_server.received == []
 
 
