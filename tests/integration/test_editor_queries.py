@@ -305,7 +305,9 @@ def test_test_values_are_kept_for_the_app_until_reset(client, mailer):
         headers=HTMX,
     )
     page = client.get(url("query", mailer.app, "send_welcome"))
-    assert page.context["form"].initial["test_values"] == typed
+    # As typed; a widget the typed values do not name gets its default beside them.
+    kept = json.loads(page.context["form"].initial["test_values"])
+    assert {name: kept[name] for name in json.loads(typed)} == json.loads(typed)
     reset = client.get(url("query", mailer.app, "send_welcome") + "?defaults=1")
     assert "kept@example.com" not in reset.context["form"].initial["test_values"]
 
