@@ -14,6 +14,7 @@ from builder.models import Query, Widget
 from builder.publishing import publish
 from tests.e2e.conftest import SCREENSHOTS
 from tests.support.apps import make_app
+from tests.support.browser import htmx_idle
 
 pytestmark = pytest.mark.e2e
 
@@ -88,6 +89,8 @@ def test_the_events_pane_picker_fills_the_run_query_send_at(team, live_server, b
     home = app.pages.get()
     page.goto(f"{live_server.url}/edit/{app.slug}/p/{home.slug}/")
     page.locator("#cv-w-form1").click(position={"x": 10, "y": 10})
+    expect(page.locator("#pf-name-input")).to_have_value("form1")
+    htmx_idle(page)  # the pane's form saves on change only once htmx has processed it
     picker = page.get_by_label(
         "Pick the date and time to send at, in your time zone (fills Send at)"
     )
