@@ -244,22 +244,31 @@ def test_the_outbox_shows_when_a_run_retries_and_why(client, team, contact, smtp
     assert "retrying at</strong>" in page and f"{at:%Y-%m-%d %H:%M:%S}" in page
 
 
-def test_a_click_whose_run_retries_later_is_told_when_and_why(client, team, smtp_server, settings):
-    """Not a spinner for minutes: an info toast, and no poller; a page that polls is
-    told the same at once."""
-    settings.KILN_RUN_RETRY_BASE_SECONDS = 60
-    settings.KILN_RUN_RETRY_WINDOW_SECONDS = 3600
+def click_on_a_greylisting_server(client, team, smtp_server, reply: str = GREYLISTED):
+    """The demo app's form submitted by a viewer; the server answers ``reply``."""
     demo = create_demo_app(team.workspace, mailer(team.workspace, smtp_server.port), team.owner)
     publish(demo, team.owner)
-    smtp_server.reply_to_data(GREYLISTED)
+    smtp_server.reply_to_data(reply)
     client.force_login(team.viewer)
     fields = {"widget": "form1", "event": "submit", "name": "Ann", "email": "ann@example.com"}
     response = client.post("/apps/contact-us/contact/events", {**fields, "message": "Hi"})
     assert response.status_code == 200
     run = QueryRun.objects.get()
     assert run.retrying
+    return response, run
+
+
+def test_a_click_whose_run_retries_later_is_told_when_and_why(client, team, smtp_server, settings):
+    """Not a spinner for minutes: an info toast, and no poller; a page that polls is
+    told the same at once. The server's text is shown as text."""
+    settings.KILN_RUN_RETRY_BASE_SECONDS = 60
+    settings.KILN_RUN_RETRY_WINDOW_SECONDS = 3600
+    reply = "451 4.7.1 <img src=x onerror=alert(1)> greylisted"
+    response, run = click_on_a_greylisting_server(client, team, smtp_server, reply)
     note = f"Retrying at {timezone.localtime(run.next_attempt_at):%H:%M}: "
     assert note in response.text and "kiln-toast-info" in response.text
+    assert "&lt;img src=x onerror=alert(1)&gt; greylisted" in response.text
+    assert "<img src=x" not in response.text
     assert "kiln-poller" not in response.text
     assert "was sent" not in response.text
     started = time.monotonic()
@@ -269,6 +278,12 @@ def test_a_click_whose_run_retries_later_is_told_when_and_why(client, team, smtp
     )
     assert note in poll.text and "kiln-poller" not in poll.text
     assert time.monotonic() - started < 1
+
+
+def test_a_click_whose_retry_comes_within_a_poll_keeps_polling(client, team, smtp_server, settings):
+    settings.KILN_RUN_RETRY_BASE_SECONDS = 0.5
+    response, run = click_on_a_greylisting_server(client, team, smtp_server)
+    assert "kiln-poller" in response.text and "Retrying at" not in response.text
 
 
 def test_the_api_lists_retrying_at_only_while_retrying(client, team, contact, smtp_server):
