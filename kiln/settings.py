@@ -288,10 +288,15 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-outbox": {"task": "queries.sweep_outbox", "schedule": KILN_SWEEP_EVERY_SECONDS},
 }
 
-# The outbox (queries.QueryRun): retries of transient failures, and the sweep.
-KILN_RUN_MAX_ATTEMPTS = envint("KILN_RUN_MAX_ATTEMPTS", 5)
-KILN_RUN_RETRY_BASE_SECONDS = envfloat("KILN_RUN_RETRY_BASE_SECONDS", 5.0)
-KILN_RUN_RETRY_MAX_SECONDS = envfloat("KILN_RUN_RETRY_MAX_SECONDS", 300.0)
+# The outbox (queries.QueryRun): retries of transient failures, and the sweep. A mail
+# server's schedule: a greylisting server (451) wants the retry minutes later, so the
+# first one comes after about a minute, each next one twice as late (up to the cap),
+# for as long as the window lasts after the query's own timeout (docs/reliability.md).
+KILN_RUN_RETRY_BASE_SECONDS = envfloat("KILN_RUN_RETRY_BASE_SECONDS", 60.0)
+KILN_RUN_RETRY_MAX_SECONDS = envfloat("KILN_RUN_RETRY_MAX_SECONDS", 900.0)
+KILN_RUN_RETRY_WINDOW_SECONDS = envint("KILN_RUN_RETRY_WINDOW_SECONDS", 3600)
+# Enough for the window with the default schedule (about 8 attempts in an hour).
+KILN_RUN_MAX_ATTEMPTS = envint("KILN_RUN_MAX_ATTEMPTS", 10)
 # A waiting run whose task has not run this long after it was due is enqueued again.
 KILN_SWEEP_GRACE_SECONDS = envint("KILN_SWEEP_GRACE_SECONDS", 60)
 # The sweep enqueues overdue runs again only up to this many tasks in the broker's queue.

@@ -136,3 +136,40 @@ def check_send_at_limits(app_configs, **kwargs) -> list[Error]:
         getattr(settings, "KILN_SEND_AT_MAX_DAYS", None),
         getattr(settings, "KILN_SEND_AT_PAST_SLACK_SECONDS", None),
     )
+
+
+def retry_problems(base, cap, window, attempts) -> list[Error]:
+    """A retry schedule (queries/outbox.py ``backoff``) that makes no sense: no delay
+    before a retry (a server that greylists is hammered), a cap below the first delay,
+    a negative window, or no attempt at all."""
+    rules = [
+        (
+            isinstance(base, (int, float)) and base > 0,
+            f"KILN_RUN_RETRY_BASE_SECONDS must be above 0 (it is {base!r}).",
+        ),
+        (
+            isinstance(cap, (int, float)) and isinstance(base, (int, float)) and cap >= base,
+            f"KILN_RUN_RETRY_MAX_SECONDS ({cap!r}) must be at least "
+            f"KILN_RUN_RETRY_BASE_SECONDS ({base!r}).",
+        ),
+        (
+            isinstance(window, int) and window >= 0,
+            f"KILN_RUN_RETRY_WINDOW_SECONDS must be a whole number of seconds, 0 or more "
+            f"(it is {window!r}).",
+        ),
+        (
+            isinstance(attempts, int) and attempts >= 1,
+            f"KILN_RUN_MAX_ATTEMPTS must be a whole number, at least 1 (it is {attempts!r}).",
+        ),
+    ]
+    return [Error(message, id="queries.E008") for ok, message in rules if not ok]
+
+
+@register()
+def check_retry_schedule(app_configs, **kwargs) -> list[Error]:
+    return retry_problems(
+        getattr(settings, "KILN_RUN_RETRY_BASE_SECONDS", None),
+        getattr(settings, "KILN_RUN_RETRY_MAX_SECONDS", None),
+        getattr(settings, "KILN_RUN_RETRY_WINDOW_SECONDS", None),
+        getattr(settings, "KILN_RUN_MAX_ATTEMPTS", None),
+    )

@@ -234,6 +234,26 @@ class QueryRun(models.Model):
         return self.status == RunStatus.SCHEDULED and self.attempts > 0
 
     @property
+    def retrying_at(self):
+        """When its next attempt is due while it waits to retry; None otherwise."""
+        return self.next_attempt_at if self.retrying else None
+
+    def retries_after(self, seconds: float) -> bool:
+        """Waiting for a retry due more than ``seconds`` from now: a caller that waits
+        that long would hear nothing, so it is told when instead."""
+        at = self.retrying_at
+        return at is not None and at > timezone.now() + timedelta(seconds=seconds)
+
+    @property
+    def retry_note(self) -> str:
+        """What a person is told while it waits to retry: when (the server's local time,
+        to the minute) and why."""
+        at = self.retrying_at
+        if at is None:
+            return ""
+        return f"Retrying at {timezone.localtime(at):%H:%M}: {self.error}"
+
+    @property
     def _waits_for_later(self) -> bool:
         return self.retrying or self.scheduled_later
 
@@ -328,6 +348,7 @@ class QueryRun(models.Model):
         return cancelled == 1
 
     def as_api(self) -> dict:
+        retrying_at = self.retrying_at
         body = {
             "id": self.pk,
             "status": self.status,
@@ -336,6 +357,7 @@ class QueryRun(models.Model):
             "error_field": self.error_field or None,
             "attempts": self.attempts,
             "send_at": self.send_at.isoformat() if self.send_at else None,
+            "retrying_at": retrying_at.isoformat() if retrying_at else None,
             "created_at": self.created_at.isoformat(),
             "finished_at": self.finished_at.isoformat() if self.finished_at else None,
         }

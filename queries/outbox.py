@@ -10,7 +10,7 @@ import logging
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import cached_property
 
 from django.conf import settings
@@ -140,9 +140,20 @@ def _failure(run: QueryRun, exc: BaseException) -> list[dict]:
     return [*run.failures, entry]
 
 
+def retry_deadline(run: QueryRun) -> datetime:
+    """The last time a transient failure of ``run`` may be retried: the retry window
+    (``KILN_RUN_RETRY_WINDOW_SECONDS``) after the run's own timeout has run out. The
+    window is a mail server's (minutes: a greylisting server wants the retry that late),
+    apart from how long a caller waits for an answer. A scheduled run's budget starts at
+    its send time, not when it was asked for; a merge's row's timeout already counts
+    from its own turn (queries.merge)."""
+    start = run.send_at or run.created_at
+    budget = run.timeout_seconds + settings.KILN_RUN_RETRY_WINDOW_SECONDS
+    return start + timedelta(seconds=budget)
+
+
 def _failed(run: QueryRun, exc: PluginError) -> Outcome:
-    # A scheduled run's budget starts at its send time, not when it was asked for.
-    deadline = (run.send_at or run.created_at) + timedelta(seconds=run.timeout_seconds)
+    deadline = retry_deadline(run)
     delay = backoff(run.attempts)
     retry_at = timezone.now() + timedelta(seconds=delay)
     if exc.permanent or run.attempts >= run.max_attempts or retry_at > deadline:

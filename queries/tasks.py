@@ -24,7 +24,7 @@ def execute_run_task(run_id: int) -> str:
     outcome = execute_run(run_id)
     if outcome is None:
         return "skipped"
-    if outcome.retry_in is not None and not execute_run_task.request.is_eager:
+    if outcome.retry_in is not None:
         enqueue(run_id, countdown=outcome.retry_in)
     return outcome.status
 
@@ -45,8 +45,10 @@ def enqueue(run_id: int, countdown: float | None = None) -> bool:
     (a web request) waits at most about a tenth of a second plus the broker's connect
     timeout (``KILN_BROKER_CONNECT_TIMEOUT``) for each of two attempts."""
     if countdown and execute_run_task.app.conf.task_always_eager:
-        # Run now, it would find nothing due: left to the sweep, which enqueues it once
-        # due (enqueued_at stays null), as the embedded default does with retries.
+        # Run now, it would find nothing due: left to the sweep, which sends it at the
+        # first pass once due. enqueued_at is cleared, or a retry (enqueued for its
+        # first attempt) would wait for the sweep's grace period as if its task were lost.
+        QueryRun.objects.filter(pk=run_id).update(enqueued_at=None)
         return False
     QueryRun.objects.filter(pk=run_id).update(enqueued_at=timezone.now())
     try:

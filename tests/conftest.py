@@ -36,6 +36,23 @@ def _fresh_rate_limits():
     cache.clear()
 
 
+#: The retry schedule the tests run with: a few seconds apart and no window beyond the
+#: query's timeout, so that a run the tests fail gives up within a minute, not an hour.
+#: Tests of the mail server's schedule itself set their own.
+FAST_RETRIES = {
+    "KILN_RUN_RETRY_BASE_SECONDS": 5.0,
+    "KILN_RUN_RETRY_MAX_SECONDS": 300.0,
+    "KILN_RUN_RETRY_WINDOW_SECONDS": 0,
+    "KILN_RUN_MAX_ATTEMPTS": 5,
+}
+
+
+@pytest.fixture(autouse=True)
+def _fast_retries(settings):
+    for name, value in FAST_RETRIES.items():
+        setattr(settings, name, value)
+
+
 @pytest.fixture(autouse=True)
 def _fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
@@ -116,6 +133,7 @@ def celery_worker(redis_server, transactional_db, settings):
         # Retries after a fraction of a second, so that tests see them; plugins a test
         # registered (settings.KILN_EXTRA_PLUGINS) exist in the worker too.
         extra_env={
+            **{name: str(value) for name, value in FAST_RETRIES.items()},
             "KILN_RUN_RETRY_BASE_SECONDS": "0.3",
             "KILN_EXTRA_PLUGINS": ",".join(
                 f"{kind}={path}" for kind, path in settings.KILN_EXTRA_PLUGINS.items()

@@ -624,7 +624,15 @@ class PageRuntime:
             out = Output()
             self.scheduled(run, self.read_states(data, files), out)
             return out
-        waited = self.wait_for(run, settings.KILN_VIEWER_POLL_WAIT_SECONDS)
+        poll_wait = settings.KILN_VIEWER_POLL_WAIT_SECONDS
+        waited = False
+        if not run.retries_after(poll_wait):
+            waited = self.wait_for(run, poll_wait)
+        if run.retries_after(poll_wait):
+            # Minutes away (a greylisting server): said when, and no more polling.
+            out = Output()
+            self.retrying_later(run, self.read_states(data, files), out)
+            return out
         if not run.finished:
             return Output(main=self.poller(run, step_path, trigger, pause=not waited))
         out = Output()
@@ -652,7 +660,15 @@ class PageRuntime:
         nothing until then); the widgets that read the query show it scheduled. Its
         on_success and on_error chains do not run: it has not been sent."""
         assert run.send_at is not None
-        out.toasts.append(toast("info", f"Scheduled for {describe(run.send_at)}."))
+        self._later(run, f"Scheduled for {describe(run.send_at)}.", states, out)
+
+    def retrying_later(self, run: QueryRun, states: dict, out: Output) -> None:
+        """A run waiting for a retry later than a poll waits (a temporary failure, such
+        as a greylisting server's 451): said when and why, as a scheduled run is."""
+        self._later(run, run.retry_note, states, out)
+
+    def _later(self, run: QueryRun, message: str, states: dict, out: Output) -> None:
+        out.toasts.append(toast("info", message))
         self._rerender_readers(run.query.name, states, out)
 
     def _action_at(self, trigger: str, path: str, query: str) -> tuple[StepPath | None, dict]:
@@ -839,6 +855,8 @@ class ActionRunner:
         self.runtime.wait_for(run, settings.KILN_VIEWER_CLICK_WAIT_SECONDS, until_retrying=True)
         if run.finished:
             self.runtime.finish_run(run, action, step, self.out)
+        elif run.retries_after(settings.KILN_VIEWER_POLL_WAIT_SECONDS):
+            self.runtime.retrying_later(run, step.states, self.out)
         else:
             self.out.pollers.append(self.runtime.poller(run, step.path, step.trigger))
 

@@ -32,6 +32,7 @@ TIMINGS = {
     "KILN_RUN_RETRY_BASE_SECONDS": "0.2",
     "KILN_RUN_RETRY_MAX_SECONDS": "2",
     "KILN_RUN_MAX_ATTEMPTS": "3",
+    "KILN_RUN_RETRY_WINDOW_SECONDS": "0",
     # Throughput, not abuse: the run limits are off.
     "KILN_RUNS_PER_USER_PER_MINUTE": "0",
     "KILN_RUNS_PER_APP_PER_HOUR": "0",

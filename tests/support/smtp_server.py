@@ -68,6 +68,11 @@ class Handler:
     keep_when_client_leaves: bool = False
     #: When the latest message's data arrived (time.monotonic()).
     last_data_at: float = 0.0
+    #: Greylisting (RFC 6647): a (sender, recipient) pair is answered 451 at RCPT until
+    #: this many seconds after it was first seen; 0 is off. ``greylisted`` counts the 451s.
+    greylist_seconds: float = 0.0
+    greylist_seen: dict[tuple[str, str], float] = field(default_factory=dict)
+    greylisted: int = 0
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
         session.host_name = hostname
@@ -83,8 +88,19 @@ class Handler:
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if address in self.refuse:
             return self.refuse[address]
+        if self.greylist_seconds and not self._passes_greylist(envelope.mail_from, address):
+            return "451 4.7.1 Greylisted, please try again later"
         envelope.rcpt_tos.append(address)
         return "250 OK"
+
+    def _passes_greylist(self, sender: str, recipient: str) -> bool:
+        now = time.monotonic()
+        with self.lock:
+            first = self.greylist_seen.setdefault((sender, recipient), now)
+            if now - first >= self.greylist_seconds:
+                return True
+            self.greylisted += 1
+            return False
 
     async def handle_DATA(self, server, session, envelope):
         message = Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.content)
@@ -215,6 +231,11 @@ class SmtpServer:
             raise ValueError(f"unknown fault(s) {sorted(unknown)}; known: {FAULTS}")
         with self.handler.lock:
             self.handler.faults.extend(faults)
+
+    def greylist(self, seconds: float) -> None:
+        """Refuse each new sender and recipient pair with 451 for ``seconds`` after its
+        first try, then accept it, as a greylisting server does (for minutes)."""
+        self.handler.greylist_seconds = seconds
 
     def delay_data(self, seconds: float) -> None:
         """Answer each message ``seconds`` after its data arrived (a slow server)."""

@@ -13,7 +13,7 @@ import socket
 
 from django.conf import settings
 
-from datasources.errors import FieldError, PluginError
+from datasources.errors import FieldError, PluginError, TransientError
 
 # Cloud metadata endpoints, refused whatever the settings say.
 _METADATA_NAMES = {
@@ -119,11 +119,7 @@ def resolve(host: str, port: int) -> list[tuple[int, str]]:
     try:
         infos = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
-        raise PluginError(
-            f"Could not resolve the host name {host!r}: {exc.strerror or exc}.",
-            field="host",
-            code="dns",
-        ) from None
+        raise _dns_error(host, exc) from None
     addresses: list[tuple[int, str]] = []
     for family, _type, _proto, _name, sockaddr in infos:
         ip = sockaddr[0]
@@ -136,3 +132,20 @@ def resolve(host: str, port: int) -> list[tuple[int, str]]:
         if (family, str(ip)) not in addresses:
             addresses.append((family, str(ip)))
     return addresses
+
+
+def _dns_error(host: str, exc: socket.gaierror) -> PluginError:
+    """A failed lookup of ``host``: temporary (EAI_AGAIN: the resolver timed out or its
+    server answered SERVFAIL) is retried like a refused connection; any other answer
+    (EAI_NONAME: no such name) is a mistake in the host field that no retry fixes."""
+    reason = exc.strerror or str(exc)
+    if exc.errno == socket.EAI_AGAIN:
+        return TransientError(
+            f"Could not resolve the host name {host!r} for now ({reason}); "
+            "the DNS server did not answer.",
+            field="host",
+            code="dns",
+        )
+    return PluginError(
+        f"Could not resolve the host name {host!r}: {reason}.", field="host", code="dns"
+    )
