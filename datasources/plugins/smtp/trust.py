@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import socket
 import ssl
 
 from cryptography import x509
@@ -78,7 +79,7 @@ def clean_fingerprint(text: str) -> str:
             "certificate_fingerprint",
             "Pinned fingerprint: expected the SHA-256 fingerprint of the server's "
             "certificate, 64 hexadecimal digits (colons allowed), e.g. from "
-            "`openssl x509 -noout -fingerprint -sha256`.",
+            "“openssl x509 -noout -fingerprint -sha256”.",
         )
     return _colons(digits)
 
@@ -92,7 +93,7 @@ def _colons(digits: str) -> str:
     return ":".join(digits[i : i + 2] for i in range(0, len(digits), 2)).upper()
 
 
-def check_pin(sock: ssl.SSLSocket | None, pinned: str) -> None:
+def check_pin(sock: socket.socket | None, pinned: str) -> None:
     """Raises unless the server's certificate on ``sock`` is the pinned one. Checked
     right after the TLS handshake, before anything (a password) is sent over it."""
     if not pinned:
