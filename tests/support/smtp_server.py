@@ -167,7 +167,10 @@ class SmtpServer:
         offer_starttls: bool = True,
         host: str = "127.0.0.1",
         port: int | None = None,
+        smtp_options: dict | None = None,
     ):
+        """``smtp_options`` go to aiosmtpd's SMTP as they are (``auth_required``,
+        ``require_starttls``, ...): a server's policies, as real servers have them."""
         self.handler = Handler()
         self.host = host
         self.port = port or free_port()
@@ -184,6 +187,7 @@ class SmtpServer:
             kwargs["authenticator"] = self._authenticate
             # aiosmtpd does not count implicit TLS as TLS for this check.
             kwargs["auth_require_tls"] = security == Security.STARTTLS
+        kwargs.update(smtp_options or {})
         controller_kwargs = {}
         if security == Security.SSL:
             controller_kwargs["ssl_context"] = tls_context

@@ -11,6 +11,7 @@ from datasources.errors import FieldError
 from datasources.plugins.base import ConfigForm
 from datasources.plugins.smtp.guard import check_host_syntax, check_port
 from datasources.plugins.smtp.sandbox import Sandbox, check_address, check_dev_mailbox
+from datasources.plugins.smtp.trust import clean_ca_certificate, clean_fingerprint
 
 
 class Security:
@@ -22,6 +23,12 @@ class Security:
         (SSL, "SSL/TLS (usually port 465)"),
         (NONE, "None (unencrypted; usually port 25)"),
     ]
+    #: The port a datasource saved without one uses, as mail clients and Appsmith do.
+    DEFAULT_PORTS = {STARTTLS: 587, SSL: 465, NONE: 25}
+
+    @classmethod
+    def default_port(cls, security: str) -> int:
+        return cls.DEFAULT_PORTS.get(security, 587)
 
 
 class Auth:
@@ -46,6 +53,10 @@ class SmtpSettings:
     #: Sandbox mode (datasources/plugins/smtp/sandbox.py): off, devmailbox or catchall.
     sandbox: str = Sandbox.OFF
     sandbox_address: str = ""
+    #: TLS trust (datasources/plugins/smtp/trust.py): PEM certificates trusted besides
+    #: the system's, and the SHA-256 fingerprint the server's certificate must have.
+    ca_certificate: str = ""
+    certificate_fingerprint: str = ""
 
     def __repr__(self) -> str:
         # Never let the password reach a log line or a traceback through repr().
@@ -56,10 +67,11 @@ class SmtpSettings:
 
     @classmethod
     def from_stored(cls, config: dict, secret: str) -> SmtpSettings:
+        security = config.get("security", Security.STARTTLS)
         return cls(
             host=config.get("host", ""),
-            port=int(config.get("port", 587)),
-            security=config.get("security", Security.STARTTLS),
+            port=int(config.get("port") or Security.default_port(security)),
+            security=security,
             auth=config.get("auth", Auth.PASSWORD),
             username=config.get("username", ""),
             password=secret or "",
@@ -68,6 +80,8 @@ class SmtpSettings:
             # Settings saved before sandbox mode existed have neither key: off.
             sandbox=config.get("sandbox") or Sandbox.OFF,
             sandbox_address=config.get("sandbox_address") or "",
+            ca_certificate=config.get("ca_certificate") or "",
+            certificate_fingerprint=config.get("certificate_fingerprint") or "",
         )
 
 
@@ -83,7 +97,14 @@ class SmtpConfigForm(ConfigForm):
         max_length=253,
         help_text="The SMTP server's host name, e.g. smtp.example.com",
     )
-    port = forms.IntegerField(label="Port", min_value=1, max_value=65535, initial=587)
+    port = forms.IntegerField(
+        label="Port",
+        min_value=1,
+        max_value=65535,
+        required=False,
+        help_text="Leave empty for the usual port of the connection security: "
+        "587 for STARTTLS, 465 for SSL/TLS, 25 for none.",
+    )
     security = forms.ChoiceField(
         label="Connection security", choices=Security.CHOICES, initial=Security.STARTTLS
     )
@@ -125,10 +146,31 @@ class SmtpConfigForm(ConfigForm):
         widget=forms.EmailInput(attrs={"autocomplete": "off"}),
     )
 
+    # TLS trust, shown under "Advanced: TLS trust" (datasources/plugins/smtp/trust.py).
+    ca_certificate = forms.CharField(
+        label="CA certificate (PEM)",
+        required=False,
+        widget=forms.Textarea(
+            attrs={"rows": 4, "spellcheck": "false", "placeholder": "-----BEGIN CERTIFICATE-----"}
+        ),
+        help_text="For a server whose certificate comes from a private authority: that "
+        "authority's certificate, trusted for this datasource only, besides the "
+        "authorities the system trusts.",
+    )
+    certificate_fingerprint = forms.CharField(
+        label="Pinned fingerprint (SHA-256)",
+        max_length=200,
+        required=False,
+        help_text="The SHA-256 fingerprint of the server's own certificate; the connection "
+        "stops before the password is sent if the server shows another. With "
+        "verification off, the pin alone vouches for a self-signed server.",
+    )
+    TRUST_FIELDS = ("ca_certificate", "certificate_fingerprint")
+
     #: The saved password goes only to the server it was saved for: change any of these,
     #: or turn certificate verification off, and it must be typed again (else an editor
-    #: could send it to a server of theirs).
-    SECRET_BOUND_TO = ("host", "port", "security", "username")
+    #: could send it to a server of theirs, or trust a certificate of theirs).
+    SECRET_BOUND_TO = ("host", "port", "security", "username", *TRUST_FIELDS)
 
     def __init__(self, *args, stored_secret: str = "", **kwargs):
         super().__init__(*args, stored_secret=stored_secret, **kwargs)
@@ -144,16 +186,23 @@ class SmtpConfigForm(ConfigForm):
             raise forms.ValidationError(exc.message) from None
         return host
 
-    def clean_port(self) -> int:
-        port = self.cleaned_data["port"]
+    def clean_ca_certificate(self) -> str:
+        return self._field_value(clean_ca_certificate, self.cleaned_data["ca_certificate"])
+
+    def clean_certificate_fingerprint(self) -> str:
+        return self._field_value(clean_fingerprint, self.cleaned_data["certificate_fingerprint"])
+
+    @staticmethod
+    def _field_value(check, value):
         try:
-            check_port(port, self.cleaned_data.get("host", ""))
+            return check(value)
         except FieldError as exc:
             raise forms.ValidationError(exc.message) from None
-        return port
 
     def clean(self) -> dict:
         data = super().clean() or {}
+        self._clean_port(data)
+        self._clean_trust(data)
         for name in ("username", "password"):
             value = data.get(name) or ""
             if any(ch in value for ch in "\r\n\x00"):
@@ -166,13 +215,41 @@ class SmtpConfigForm(ConfigForm):
             if not data.get("password") and self.stored_secret and not self._same_server(data):
                 self.add_error(
                     "password",
-                    "Password: type it again — the host, port, security or username "
-                    "changed, or certificate verification was turned off, and the saved "
-                    "password is only sent to the server it was saved for.",
+                    "Password: type it again — the host, port, security, username or "
+                    "TLS trust (CA certificate, pinned fingerprint) changed, or "
+                    "certificate verification was turned off, and the saved password is "
+                    "only sent to the server it was saved for.",
                 )
             elif not (data.get("password") or self.stored_secret):
                 self.add_error("password", "Password is required (or choose “No authentication”).")
         return data
+
+    def _clean_port(self, data: dict) -> None:
+        """An empty port is the usual one of the connection security (so that it follows
+        the security chosen, in the form as in an app file), then checked like a typed
+        one against the ports this server allows."""
+        if "port" in self.errors:
+            return
+        if data.get("port") is None:
+            if "security" not in data:
+                return  # The security's own error says what to fix first.
+            data["port"] = Security.default_port(data["security"])
+        try:
+            check_port(data["port"], data.get("host", ""))
+        except FieldError as exc:
+            self.add_error("port", exc.message)
+
+    def _clean_trust(self, data: dict) -> None:
+        if data.get("security") != Security.NONE:
+            return
+        for name in self.TRUST_FIELDS:
+            if data.get(name):
+                label = self.fields[name].label
+                self.add_error(
+                    name,
+                    f"{label}: only used over TLS; choose STARTTLS or SSL/TLS as the "
+                    "connection security, or leave it empty.",
+                )
 
     def _clean_sandbox(self, data: dict) -> None:
         mode = data.get("sandbox") or Sandbox.OFF
@@ -214,6 +291,8 @@ class SmtpConfigForm(ConfigForm):
             "timeout": data["timeout"],
             "verify_certificate": data["verify_certificate"],
         }
+        # Only when given, as the sandbox keys below.
+        config.update({name: data[name] for name in self.TRUST_FIELDS if data.get(name)})
         # Only when on: settings without sandbox keys are the same as before it existed.
         if data["sandbox"] != Sandbox.OFF:
             config["sandbox"] = data["sandbox"]

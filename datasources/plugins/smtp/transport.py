@@ -25,8 +25,12 @@ from django.conf import settings as django_settings
 from datasources.errors import DeliveryUnknown, FieldError, PluginError, TransientError
 from datasources.plugins.smtp.config import Auth, Security, SmtpSettings
 from datasources.plugins.smtp.guard import resolve
+from datasources.plugins.smtp.trust import check_pin
 
 _LINE_DOT = re.compile(rb"\n\.")
+#: A 530 whose text says this wants TLS first (RFC 3207), not authentication (RFC 4954).
+_TLS_FIRST = re.compile(r"starttls|\btls\b|encrypt", re.IGNORECASE)
+_GREETING = "waiting for the server's greeting"
 #: Bytes of a message written to the socket at once.
 SEND_BUFFER = 256 * 1024
 
@@ -44,30 +48,46 @@ class _PinnedSMTP(smtplib.SMTP):
 
     kiln_address: str = ""
     kiln_progress: _Progress
+    #: What the client waits for once the TCP connection is made.
+    kiln_connected_stage = _GREETING
 
     def _get_socket(self, host, port, timeout):
         sock = socket.create_connection((self.kiln_address, port), timeout, self.source_address)
-        self.kiln_progress.stage = "waiting for the server's greeting"
+        self.kiln_progress.stage = self.kiln_connected_stage
         return sock
 
 
 class _PinnedSMTPSSL(smtplib.SMTP_SSL, _PinnedSMTP):
+    # SMTP_SSL connects through _PinnedSMTP._get_socket, then does the handshake.
+    kiln_connected_stage = "negotiating TLS"
+
     def _get_socket(self, host, port, timeout):
-        self.kiln_progress.stage = "negotiating TLS"
         sock = super()._get_socket(host, port, timeout)
-        self.kiln_progress.stage = "waiting for the server's greeting"
+        self.kiln_progress.stage = _GREETING
         return sock
 
 
-def tls_context(verify: bool) -> ssl.SSLContext:
+def tls_context(s: SmtpSettings) -> ssl.SSLContext:
+    """The context for one datasource's TLS: the system's authorities, plus the
+    datasource's own CA certificate (PEM) if it gives one."""
     # Loading the CA store takes tens of milliseconds: keep one context per setting
     # (and per CA location, which tests and deployments set through the environment).
-    return _tls_context(verify, os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+    return _tls_context(
+        s.verify_certificate,
+        s.ca_certificate,
+        os.environ.get("SSL_CERT_FILE"),
+        os.environ.get("SSL_CERT_DIR"),
+    )
 
 
-@lru_cache(maxsize=8)
-def _tls_context(verify: bool, _cafile: str | None, _capath: str | None) -> ssl.SSLContext:
+#: Bounded: a PEM is at most trust.MAX_CA_BYTES, so the cache holds at most 2 MB of them.
+@lru_cache(maxsize=32)
+def _tls_context(
+    verify: bool, ca_certificate: str, _cafile: str | None, _capath: str | None
+) -> ssl.SSLContext:
     context = ssl.create_default_context()
+    if ca_certificate:
+        context.load_verify_locations(cadata=ca_certificate)
     if not verify:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
@@ -81,10 +101,34 @@ def _reply(text: bytes | str) -> str:
 
 
 def _response_error(progress: _Progress, code: int, text: bytes | str) -> PluginError:
+    if code == 530:
+        return _requirement(code, text)
     message = f"The server refused while {progress.stage}: {code} {_reply(text)}"
     if 400 <= code < 500:
         return TransientError(message, code="smtp_temporary")
     return PluginError(message, code="smtp_refused")
+
+
+def _requirement(code: int, text: bytes | str) -> PluginError:
+    """A 530: the server takes no mail before authentication (RFC 4954), or before
+    STARTTLS (RFC 3207), whatever command it answers. Reported on the setting to change,
+    not on the sender or the recipients it happened to answer."""
+    reply = f"{code} {_reply(text)}"
+    if _TLS_FIRST.search(reply):
+        return PluginError(
+            f"The server takes mail only over an encrypted connection ({reply}). "
+            "Choose STARTTLS (or SSL/TLS, on the server's TLS port) as the connection "
+            "security.",
+            field="security",
+            code="tls_required",
+        )
+    return PluginError(
+        f"The server takes mail only from authenticated senders ({reply}). Choose "
+        "“Username and password” as the authentication and check the username and "
+        "password.",
+        field="auth",
+        code="auth_required",
+    )
 
 
 def _translate(exc: BaseException, s: SmtpSettings, progress: _Progress) -> PluginError:
@@ -116,8 +160,9 @@ def _translate(exc: BaseException, s: SmtpSettings, progress: _Progress) -> Plug
     if isinstance(exc, ssl.SSLCertVerificationError):
         return PluginError(
             f"The server's TLS certificate is not trusted ({exc.verify_message}). Use a "
-            "certificate from a trusted authority for this host name, or turn off "
-            "certificate verification for this datasource.",
+            "certificate from a trusted authority for this host name; for a private "
+            "authority, give its certificate in CA certificate (Advanced: TLS trust), "
+            "or pin the server's certificate and turn off certificate verification.",
             field="verify_certificate",
             code="certificate",
         )
@@ -130,10 +175,7 @@ def _translate(exc: BaseException, s: SmtpSettings, progress: _Progress) -> Plug
             code="tls",
         )
     if isinstance(exc, TimeoutError):
-        return TransientError(
-            f"Timed out after {s.timeout:g} s while {progress.stage} ({where}).",
-            code="timeout",
-        )
+        return _timed_out(s, progress, where)
     if isinstance(exc, ConnectionRefusedError):
         return TransientError(
             f"Connection refused by {where}: no SMTP server is listening there, "
@@ -149,6 +191,21 @@ def _translate(exc: BaseException, s: SmtpSettings, progress: _Progress) -> Plug
     raise exc
 
 
+def _timed_out(s: SmtpSettings, progress: _Progress, where: str) -> TransientError:
+    message = f"Timed out after {s.timeout:g} s while {progress.stage} ({where})."
+    if progress.stage == _GREETING and s.security != Security.SSL:
+        # A server on an implicit-TLS port waits for the client's TLS handshake and says
+        # nothing: both sides wait until the timeout, which alone would not say why.
+        return TransientError(
+            f"{message} A server that expects SSL/TLS (implicit TLS, usually port 465) "
+            "says nothing until the client starts TLS: if this is one, choose SSL/TLS "
+            "as the connection security.",
+            field="security",
+            code="timeout",
+        )
+    return TransientError(message, code="timeout")
+
+
 def _open(s: SmtpSettings, progress: _Progress) -> smtplib.SMTP:
     local_hostname = getattr(django_settings, "KILN_SMTP_EHLO_NAME", "kiln.localhost")
     last_error: OSError | None = None
@@ -157,7 +214,7 @@ def _open(s: SmtpSettings, progress: _Progress) -> smtplib.SMTP:
             client: _PinnedSMTP | _PinnedSMTPSSL = _PinnedSMTPSSL(
                 timeout=s.timeout,
                 local_hostname=local_hostname,
-                context=tls_context(s.verify_certificate),
+                context=tls_context(s),
             )
         else:
             client = _PinnedSMTP(timeout=s.timeout, local_hostname=local_hostname)
@@ -186,6 +243,8 @@ def _open(s: SmtpSettings, progress: _Progress) -> smtplib.SMTP:
 
 
 def _negotiate(client: smtplib.SMTP, s: SmtpSettings, progress: _Progress) -> None:
+    if s.security == Security.SSL:
+        check_pin(client.sock, s.certificate_fingerprint)
     progress.stage = "greeting the server (EHLO)"
     client.ehlo()
     if s.security == Security.STARTTLS:
@@ -197,7 +256,8 @@ def _negotiate(client: smtplib.SMTP, s: SmtpSettings, progress: _Progress) -> No
                 code="tls",
             )
         progress.stage = "negotiating TLS (STARTTLS)"
-        client.starttls(context=tls_context(s.verify_certificate))
+        client.starttls(context=tls_context(s))
+        check_pin(client.sock, s.certificate_fingerprint)
         progress.stage = "greeting the server after STARTTLS"
         client.ehlo()
     if s.auth != Auth.PASSWORD:
@@ -470,6 +530,9 @@ class Session:
 
 
 def _refused(refused: dict[str, tuple[int, str]]) -> PluginError:
+    wants = next((reply for reply in refused.values() if reply[0] == 530), None)
+    if wants is not None:
+        return _requirement(*wants)
     listed = "; ".join(f"{r}: {c} {t}" for r, (c, t) in refused.items())
     message = f"The server refused recipient(s), nothing was sent: {listed}"
     if all(400 <= c < 500 for c, _ in refused.values()):
