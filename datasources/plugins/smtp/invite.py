@@ -220,15 +220,13 @@ def attach(message: EmailMessage, invite: Invite) -> None:
 
 
 def describe(message: EmailMessage, invite: Invite) -> dict[str, Any]:
-    """What the preview shows of an invite: when (in its zone and in UTC), where, who."""
-    zone = ZoneInfo(invite.zone)
+    """What the preview shows of an invite: when (UTC times, shown in ``zone`` and in
+    UTC), where, who."""
     organizer = _addresses(message, "From")[0]
     return {
         "summary": invite.summary,
-        "start": invite.start.astimezone(zone),
-        "end": invite.end.astimezone(zone),
-        "start_utc": invite.start,
-        "end_utc": invite.end,
+        "start": invite.start,
+        "end": invite.end,
         "zone": invite.zone,
         "location": invite.location,
         "description": invite.description,
