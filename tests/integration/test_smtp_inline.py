@@ -7,12 +7,14 @@ from __future__ import annotations
 import base64
 import json
 import re
+import time
 
 import pytest
 from django.urls import reverse
 
 from datasources.errors import FieldError
 from datasources.plugins import get_plugin
+from datasources.plugins.smtp import inline
 from queries import execution
 from queries.execution import create_run
 from queries.models import ApiToken, QueryRun, RunStatus
@@ -176,6 +178,12 @@ def test_a_name_with_spaces_and_bidi_characters_gives_a_safe_cid(smtp_server):
             "inline_images",
             "not an image",
         ),
+        # HTML named photo.png: the name says image, the bytes do not.
+        (
+            {"inline_images": [picked("photo.png", b"<html><script>x</script>", "image/png")]},
+            "inline_images",
+            "not an image",
+        ),
         ({"body": "Hello", "body_type": "text"}, "inline_images", "HTML body"),
         ({"body": '<img src="cid:missing.png">'}, "body", "cid:missing.png"),
         ({"inline_images": [picked("logo\r\nX-Evil: 1.png", PNG)]}, "inline_images", "line breaks"),
@@ -222,6 +230,13 @@ def test_text_that_mentions_cid_is_not_a_reference(smtp_server):
         fields(body="<p>Write cid:logo.png in src.</p>", inline_images=[]),
     )
     assert smtp_server.handler.transactions == 1
+
+
+def test_a_body_built_to_make_the_reference_scan_backtrack_is_read_in_linear_time():
+    body = ("src=" + " " * 100_000 + "x ") * 3 + 'url(  " ' + " " * 100_000
+    started = time.perf_counter()
+    assert inline.references(body + '<img src = " cid:a.png">') == ["a.png"]
+    assert time.perf_counter() - started < 0.5
 
 
 def test_inline_images_count_in_the_attachment_limit(smtp_server, settings):

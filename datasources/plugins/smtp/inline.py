@@ -18,6 +18,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from email.message import EmailMessage
 
+import filetype
+
+from core.filetypes import SNIFF_BYTES
 from core.text import as_bool
 from datasources.errors import FieldError
 from datasources.plugins.smtp.message import Attachment, FileResolver, read_attachments
@@ -30,9 +33,10 @@ _GIVEN_CID = re.compile(r"[A-Za-z0-9._@+-]{1,128}")
 #: What a derived Content-ID keeps of a file name; every other run of characters is "-".
 _NOT_CID = re.compile(r"[^A-Za-z0-9._-]+")
 #: A ``cid:`` URL where HTML loads an image (``src=``, ``background=``, CSS ``url()``),
-#: up to the quote, space or bracket that ends it; "cid:" in the text is not one.
+#: up to the quote, space or bracket that ends it; "cid:" in the text is not one. No two
+#: repeats can match the same spaces: a run of spaces is scanned once (no backtracking).
 _CID_REFERENCE = re.compile(
-    r"""(?P<lead>(?:\b(?:src|background)\s*=\s*["']?|\burl\(\s*["']?)\s*)"""
+    r"""(?P<lead>(?:\b(?:src|background)\s*=|\burl\()\s*(?:["']\s*)?)"""
     r"""cid:(?P<cid>[^\s"'<>()]+)""",
     re.IGNORECASE,
 )
@@ -100,13 +104,15 @@ def _read(name: str, items: list, resolve_file: FileResolver | None) -> list[Att
 
 
 def _checked(image: InlineImage) -> InlineImage:
-    """Only an image is shown in place; anything else (a PDF, an SVG, which may hold
-    script and is sent as opaque bytes) is an attachment."""
-    if not image.file.content_type.startswith("image/"):
+    """Only an image is shown in place, and only bytes that are one: anything else (a
+    PDF, an SVG, which may hold script, HTML named photo.png) is an attachment."""
+    sniffed = filetype.guess(image.file.data[:SNIFF_BYTES])
+    if sniffed is None or not sniffed.mime.startswith("image/"):
+        found = sniffed.mime if sniffed is not None else "no image format its bytes show"
         raise FieldError(
             image.field,
-            f"{image.file.name!r} is {image.file.content_type}, not an image: only images "
-            "(PNG, JPEG, GIF, WebP) can be inline; attach other files as attachments.",
+            f"{image.file.name!r} is not an image ({found}): only images (PNG, JPEG, GIF, "
+            "WebP) can be inline; attach other files as attachments.",
         )
     return image
 
