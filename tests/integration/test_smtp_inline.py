@@ -8,13 +8,17 @@ import base64
 import json
 import re
 import time
+from email.message import EmailMessage
 
 import pytest
 from django.urls import reverse
 
+from core.mail import ParsedMail
 from datasources.errors import FieldError
 from datasources.plugins import get_plugin
 from datasources.plugins.smtp import inline
+from datasources.plugins.smtp.compose import build_email
+from devmailbox.models import MailboxMessage
 from queries import execution
 from queries.execution import create_run
 from queries.models import ApiToken, QueryRun, RunStatus
@@ -291,3 +295,24 @@ def test_the_preview_shows_the_image_and_its_cid_to_copy(client, team, contact, 
     img_src = re.search(r"img-src ([^;]*)", response["Content-Security-Policy"]).group(1)
     assert "data:" in img_src.split()
     assert smtp_server.handler.transactions == 0
+
+
+def test_the_dev_mailbox_frame_shows_inline_images(client, settings, django_user_model):
+    settings.KILN_DEVMAILBOX = True
+    email = build_email(fields())
+    stored = MailboxMessage.receive("app@kiln.test", ["ann@example.com"], email.as_bytes())
+    client.force_login(django_user_model.objects.create_user("staff", is_staff=True))
+    response = client.get(reverse("devmailbox:html", args=[stored.pk]))
+    assert response.status_code == 200
+    assert 'src="data:image/png;base64,' + base64.b64encode(PNG).decode() + '"' in response.text
+    assert "img-src data:;" in response["Content-Security-Policy"]
+
+
+def test_a_received_svg_is_never_put_in_place():
+    message = EmailMessage()
+    message.set_content('<img src="cid:art"><img src="cid:logo">', subtype="html")
+    message.add_related(SVG, "image", "svg+xml", cid="<art>")
+    message.add_related(PNG, "image", "png", cid="<logo>")
+    html = ParsedMail(message.as_bytes()).html_with_images
+    assert '<img src="cid:art">' in html
+    assert '<img src="data:image/png;base64,' in html

@@ -10,10 +10,8 @@ a run stores them as files beside the message, as it does attachments
 
 from __future__ import annotations
 
-import base64
 import re
 import secrets
-import urllib.parse
 from collections.abc import Iterable
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -21,6 +19,7 @@ from email.message import EmailMessage
 import filetype
 
 from core.filetypes import SNIFF_BYTES
+from core.mail import FRAME_IMAGE_BYTES, cid_references, with_data_urls
 from core.text import as_bool
 from datasources.errors import FieldError
 from datasources.plugins.smtp.message import Attachment, FileResolver, read_attachments
@@ -32,16 +31,8 @@ LABEL = "Inline images"
 _GIVEN_CID = re.compile(r"[A-Za-z0-9._@+-]{1,128}")
 #: What a derived Content-ID keeps of a file name; every other run of characters is "-".
 _NOT_CID = re.compile(r"[^A-Za-z0-9._-]+")
-#: A ``cid:`` URL where HTML loads an image (``src=``, ``background=``, CSS ``url()``),
-#: up to the quote, space or bracket that ends it; "cid:" in the text is not one. No two
-#: repeats can match the same spaces: a run of spaces is scanned once (no backtracking).
-_CID_REFERENCE = re.compile(
-    r"""(?P<lead>(?:\b(?:src|background)\s*=|\burl\()\s*(?:["']\s*)?)"""
-    r"""cid:(?P<cid>[^\s"'<>()]+)""",
-    re.IGNORECASE,
-)
 #: A preview shows an image in the HTML frame up to this size; a larger one is listed.
-PREVIEW_BYTES = 2 * 1024 * 1024
+PREVIEW_BYTES = FRAME_IMAGE_BYTES
 
 
 @dataclass(frozen=True)
@@ -145,10 +136,8 @@ def _derived_cid(name: str, taken: set[str]) -> str:
     return cid
 
 
-def references(html: str) -> list[str]:
-    """The Content-IDs an HTML body refers to by ``cid:``, each once, in order."""
-    found = (urllib.parse.unquote(m["cid"]) for m in _CID_REFERENCE.finditer(html))
-    return list(dict.fromkeys(found))
+#: The Content-IDs an HTML body refers to by ``cid:``, each once, in order.
+references = cid_references
 
 
 def check_references(html: str, images: Iterable[InlineImage], body_field: str) -> None:
@@ -195,19 +184,7 @@ def attach(message: EmailMessage, images: list[InlineImage], *, placeholders: bo
     return marks
 
 
-def with_data_urls(html: str, images: Iterable[InlineImage]) -> str:
-    """``html`` with each ``cid:`` of an image up to ``PREVIEW_BYTES`` replaced by a
-    data: URL of its bytes: for the preview's frame only (which allows data: images),
-    never for the message sent."""
-    urls = {
-        image.cid: f"data:{image.file.content_type};base64,"
-        + base64.b64encode(image.file.data).decode("ascii")
-        for image in images
-        if image.file.size <= PREVIEW_BYTES
-    }
-
-    def replace(match: re.Match) -> str:
-        url = urls.get(urllib.parse.unquote(match["cid"]))
-        return match["lead"] + url if url else match.group(0)
-
-    return _CID_REFERENCE.sub(replace, html)
+def preview_html(html: str, images: Iterable[InlineImage]) -> str:
+    """``html`` with the images in place as data: URLs: for the preview's frame only
+    (which allows data: images), never for the message sent."""
+    return with_data_urls(html, {i.cid: (i.file.content_type, i.file.data) for i in images})

@@ -215,7 +215,7 @@ class SmtpPlugin(Plugin):
             "envelope_to": list(email.recipients),
             "text": text.get_content() if text is not None else "",
             "html": (
-                inline.with_data_urls(html.get_content(), email.inline_images)
+                inline.preview_html(html.get_content(), email.inline_images)
                 if html is not None
                 else None
             ),
