@@ -34,6 +34,13 @@ ORDER = [
     "Subject",
     "Body",
     "Attachment(s)",
+    "Inline images",
+    "Invite start",
+    "Invite end",
+    "Invite time zone",
+    "Invite title",
+    "Invite location",
+    "Invite description",
 ]
 
 

@@ -252,3 +252,21 @@ def test_the_preview_shows_when_where_and_who(client, team, contact, smtp_server
     assert "ann@example.com (required), dana@example.com (optional)" in text
     assert "archive@kiln.test (" not in text
     assert smtp_server.handler.transactions == 0
+
+
+def test_a_text_body_with_attachments_gains_an_alternative_for_the_invite(smtp_server):
+    smtp.execute(
+        smtp_server.settings(),
+        "send_email",
+        fields(attachments=[{"name": "agenda.txt", "data": "data:,1. Budget"}]),
+    )
+    message = smtp_server.received[0].message
+    assert [(p.get_content_type(), p.get_filename()) for p in message.walk()] == [
+        ("multipart/mixed", None),
+        ("multipart/alternative", None),
+        ("text/plain", None),
+        ("text/calendar", None),
+        ("text/plain", "agenda.txt"),
+        ("application/ics", "invite.ics"),
+    ]
+    assert message.get_body(("plain",)).get_content() == "See you there.\n"
