@@ -269,4 +269,4 @@ def test_a_text_body_with_attachments_gains_an_alternative_for_the_invite(smtp_s
         ("text/plain", "agenda.txt"),
         ("application/ics", "invite.ics"),
     ]
-    assert message.get_body(("plain",)).get_content() == "See you there.\n"
+    assert message.get_body(("plain",)).get_content().strip() == "See you there."
