@@ -8,9 +8,12 @@ with ``SANDBOX_HEADERS`` on its response."""
 
 from __future__ import annotations
 
+import base64
 import email
 import email.policy
-from collections.abc import Iterator
+import re
+import urllib.parse
+from collections.abc import Iterator, Mapping
 from email.message import EmailMessage, Message, MIMEPart
 from functools import cached_property
 from typing import TypedDict
@@ -25,6 +28,41 @@ SANDBOX_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
+
+
+#: A ``cid:`` URL where HTML loads an image (``src=``, ``background=``, CSS ``url()``),
+#: up to the quote, space or bracket that ends it; "cid:" in the text is not one. No two
+#: repeats can match the same spaces: a run of spaces is scanned once (no backtracking).
+CID_REFERENCE = re.compile(
+    r"""(?P<lead>(?:\b(?:src|background)\s*=|\burl\()\s*(?:["']\s*)?)"""
+    r"""cid:(?P<cid>[^\s"'<>()]+)""",
+    re.IGNORECASE,
+)
+#: A frame shows an inline image as a data: URL up to this size; a larger one stays a
+#: broken cid: reference, so that a page never carries megabytes of base64.
+FRAME_IMAGE_BYTES = 2 * 1024 * 1024
+
+
+def cid_references(html: str) -> list[str]:
+    """The Content-IDs an HTML body refers to by ``cid:``, each once, in order."""
+    found = (urllib.parse.unquote(m["cid"]) for m in CID_REFERENCE.finditer(html))
+    return list(dict.fromkeys(found))
+
+
+def with_data_urls(html: str, images: Mapping[str, tuple[str, bytes]]) -> str:
+    """``html`` with each ``cid:`` reference to one of ``images`` (Content-ID -> type and
+    bytes) up to ``FRAME_IMAGE_BYTES`` replaced by a data: URL of it: for a sandboxed
+    frame whose CSP allows data: images, never for mail that is sent."""
+
+    def replace(match: re.Match) -> str:
+        image = images.get(urllib.parse.unquote(match["cid"]))
+        if image is None or len(image[1]) > FRAME_IMAGE_BYTES:
+            return match.group(0)
+        content_type, data = image
+        encoded = base64.b64encode(data).decode("ascii")
+        return f"{match['lead']}data:{content_type};base64,{encoded}"
+
+    return CID_REFERENCE.sub(replace, html)
 
 
 class AttachmentInfo(TypedDict):
@@ -83,6 +121,24 @@ class ParsedMail:
     @property
     def html_body(self) -> str | None:
         return _text_of(self._html_part) if self._html_part is not None else None
+
+    @property
+    def html_with_images(self) -> str | None:
+        """The HTML body with its inline images (parts with a Content-ID) as data: URLs,
+        for the sandboxed frame that shows it."""
+        body = self.html_body
+        return with_data_urls(body, self._inline_images) if body is not None else None
+
+    @cached_property
+    def _inline_images(self) -> dict[str, tuple[str, bytes]]:
+        # Images only, and never SVG: what a frame may show in an <img>.
+        images: dict[str, tuple[str, bytes]] = {}
+        for part in self._attachment_parts:
+            cid = str(part.get("Content-ID") or "").strip().strip("<>")
+            content_type = part.get_content_type()
+            if cid and content_type.startswith("image/") and content_type != "image/svg+xml":
+                images.setdefault(cid, (content_type, _bytes_of(part)))
+        return images
 
     @cached_property
     def _attachment_parts(self) -> list[MIMEPart]:

@@ -107,7 +107,7 @@ def detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 def html(request: HttpRequest, pk: int) -> HttpResponse:
     """The HTML part, for the detail page's sandboxed iframe only."""
     message = get_object_or_404(MailboxMessage, pk=pk)
-    body = message.html_body
+    body = message.mail.html_with_images  # inline (cid:) images as data: URLs
     if body is None:
         raise Http404("This message has no HTML part")
     # The header's charset wins over any <meta charset> in the body, which we re-encoded.

@@ -1,5 +1,7 @@
 /* The query editor: what htmx cannot do on its own.
  *
+ * - a Copy button (data-copy) puts its text on the clipboard: the preview's cid: of
+ *   each inline image, to paste into the HTML body;
  * - typing saves after a pause (kiln-typed), except in the name field, which saves on
  *   change: a trigger filter in the markup would need eval, which the CSP refuses;
  * - the save status (Saving… / Saved / Not saved: why), an expired session told as such,
@@ -145,5 +147,26 @@
   // Leaving through the plain Save (a full post) is not leaving unsaved changes.
   document.addEventListener("submit", (event) => {
     if (event.target === form() && !event.defaultPrevented) savedEdits = edits;
+  });
+
+  // The preview's Copy buttons: the clipboard needs a secure context (https or
+  // localhost); elsewhere the text is selected for Ctrl+C.
+  document.addEventListener("click", (event) => {
+    const button = event.target.closest && event.target.closest("button[data-copy]");
+    if (!button) return;
+    const text = button.dataset.copy;
+    const done = () => {
+      button.classList.add("is-copied");
+      button.textContent = "Copied";
+    };
+    const select = () => {
+      const code = button.parentElement && button.parentElement.querySelector("code");
+      if (code) window.getSelection().selectAllChildren(code);
+    };
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(text).then(done, select);
+    } else {
+      select();
+    }
   });
 })();

@@ -34,6 +34,13 @@ ORDER = [
     "Subject",
     "Body",
     "Attachment(s)",
+    "Inline images",
+    "Invite start",
+    "Invite end",
+    "Invite time zone",
+    "Invite title",
+    "Invite location",
+    "Invite description",
 ]
 
 
@@ -220,6 +227,7 @@ def test_save_stores_the_fields_raw(client, mailer):
     assert "Saved" in response.text
     query.refresh_from_db()
     assert query.fields == {
+        **dict.fromkeys(TEXT_FIELDS, ""),  # every text field on the form, empty or not
         **WELCOME_FIELDS,
         "from_name": "Kiln",
         "set_reply_to": True,

@@ -15,9 +15,10 @@ from datasources.plugins.base import (
     Prepared,
     jsonable,
 )
-from datasources.plugins.smtp import sandbox, transport
+from datasources.plugins.smtp import inline, invite, sandbox, transport
+from datasources.plugins.smtp.compose import ComposedEmail, build_email
 from datasources.plugins.smtp.config import SmtpConfigForm, SmtpSettings
-from datasources.plugins.smtp.message import LABELS, Attachment, build_email, parse_addresses
+from datasources.plugins.smtp.message import LABELS, Attachment, parse_addresses
 from datasources.plugins.smtp.stored import Envelope, message_pieces, stored_form
 from workspaces.models import WorkspaceFile
 
@@ -94,6 +95,40 @@ SEND_EMAIL = ActionSpec(
             help="Files from a file picker (<< files1.files >>) or workspace files.",
             placeholder="<< files1.files >>",
         ),
+        FieldSpec(
+            inline.FIELD,
+            inline.LABEL,
+            kind="files",
+            help="Images shown inside an HTML body: each is referenced by its file name, "
+            'logo.png as <img src="cid:logo.png">; Preview lists each reference to copy.',
+            placeholder="<< logo_picker.files >>",
+        ),
+        FieldSpec(
+            "invite_start",
+            invite.LABELS["invite_start"],
+            help="Sends a calendar invitation when set: ISO 8601, 2027-01-15T09:00 in the "
+            "time zone below, or with an offset (+01:00, Z). To and CC are invited.",
+            placeholder="<< form1.data.meeting_at >>",
+        ),
+        FieldSpec(
+            "invite_end",
+            invite.LABELS["invite_end"],
+            help="Empty: one hour after the start.",
+            placeholder="2027-01-15T10:00",
+        ),
+        FieldSpec(
+            "invite_timezone",
+            invite.LABELS["invite_timezone"],
+            help="For times without an offset: an IANA name; empty is the server's time zone.",
+            placeholder="Europe/Berlin",
+        ),
+        FieldSpec(
+            "invite_summary",
+            invite.LABELS["invite_summary"],
+            help="Empty: the subject.",
+        ),
+        FieldSpec("invite_location", invite.LABELS["invite_location"]),
+        FieldSpec("invite_description", invite.LABELS["invite_description"], kind="textarea"),
     ),
     preview_label="Preview email",
     run_help="sends the email for real, with the test values.",
@@ -140,7 +175,9 @@ class SmtpPlugin(Plugin):
     def prepare(self, action: str, fields: dict, context: Any = None) -> Prepared:
         email = build_email(fields, resolve_file=_file_resolver(context), placeholders=True)
         stored = {name: fields[name] for name in SEND_EMAIL_FIELDS if name in fields}
+        # Files are stored as the run's files, never in its fields.
         stored.pop("attachments", None)
+        stored.pop(inline.FIELD, None)
         message, envelope = stored_form(email)
         meta = envelope.as_json()
         config = getattr(context, "config", None) or {}
@@ -152,7 +189,7 @@ class SmtpPlugin(Plugin):
             meta["sandbox"] = planned.as_json()
         return Prepared(
             fields=jsonable(stored),
-            files=email.attachments,
+            files=email.files,
             payload=message,
             payload_meta=meta,
         )
@@ -162,7 +199,8 @@ class SmtpPlugin(Plugin):
 
     def preview(self, action: str, fields: dict, context: Any = None) -> dict:
         """The email ``execute`` would send, built and checked the same way, not sent:
-        its headers, the BCC and envelope recipients, both bodies and the attachments."""
+        its headers, the BCC and envelope recipients, both bodies, the attachments, the
+        inline images (shown in the HTML body) and the invite."""
         email = build_email(fields, resolve_file=_file_resolver(context))
         message = email.message
         headers = [
@@ -176,10 +214,15 @@ class SmtpPlugin(Plugin):
             "bcc": [a.addr_spec for a in parse_addresses("bcc", fields.get("bcc"))],
             "envelope_to": list(email.recipients),
             "text": text.get_content() if text is not None else "",
-            "html": html.get_content() if html is not None else None,
+            "html": (
+                inline.preview_html(html.get_content(), email.inline_images)
+                if html is not None
+                else None
+            ),
             "attachments": [
                 {"name": a.name, "type": a.content_type, "size": a.size} for a in email.attachments
             ],
+            **_preview_extras(email),
         }
 
     def execute(
@@ -195,7 +238,7 @@ class SmtpPlugin(Plugin):
                 fields = {**fields, "attachments": [_in_memory(f) for f in files]}
             email = build_email(fields, resolve_file=_file_resolver(context), placeholders=True)
             payload, envelope = stored_form(email)
-            files = email.attachments
+            files = email.files
         pieces = message_pieces(bytes(payload), envelope, files)
         planned = sandbox.plan_for_send(
             settings.sandbox, settings.sandbox_address, meta, envelope.recipients
@@ -235,6 +278,26 @@ def _send_to_sandbox(
         reply = _send(settings, envelope.sender, to, pieces, envelope.smtputf8)
         details.update(recipients=to, server_reply=reply)
     return ActionResult(data=dict(SENT), details=details)
+
+
+def _preview_extras(email: ComposedEmail) -> dict[str, Any]:
+    """The inline images, each with the ``cid:`` reference to paste, and the invite."""
+    html = email.message.get_body(preferencelist=("html",))
+    used = set(inline.references(html.get_content())) if html is not None else set()
+    return {
+        "inline_images": [
+            {
+                "name": image.file.name,
+                "cid": image.cid,
+                "type": image.file.content_type,
+                "size": image.file.size,
+                "used": image.cid in used,
+                "shown": image.file.size <= inline.PREVIEW_BYTES,
+            }
+            for image in email.inline_images
+        ],
+        "invite": invite.describe(email.message, email.invite) if email.invite else None,
+    }
 
 
 def _in_memory(file: Any) -> Attachment:
