@@ -29,6 +29,7 @@ from core.filenames import safe_filename as core_safe_filename
 from core.filetypes import sniffed_type
 from core.text import as_bool
 from datasources.errors import FieldError
+from datasources.plugins.smtp.headers import AddressHeader, TextHeader
 from workspaces.files import FileContent
 
 LABELS = {
@@ -54,6 +55,8 @@ _FORBIDDEN_TEXT = "line breaks, NUL or other line-ending characters"
 _ENCODED_WORD = re.compile(r"=\?([^?\s]*)\?([qQbB])\?([^?\s]*)\?=")
 _DATA_URL = re.compile(r"^data:(?P<type>[^;,]*)(?P<params>(;[^;,]*)*),(?P<payload>.*)$", re.S)
 MAX_SUBJECT = 998
+#: A display name is written as one encoded word, which must fit a line of 998 characters.
+MAX_DISPLAY_NAME_BYTES = 600
 
 
 Attachment = FileContent
@@ -236,7 +239,7 @@ def _checked_address(name: str, parsed: Address, original: str) -> Address:
         )
     except EmailNotValidError as exc:
         raise FieldError(name, f"{_label(name)} has an invalid address {spec!r}: {exc}") from None
-    display = parsed.display_name
+    display = display_name(parsed.display_name, name)
     if "@" in display and display.strip().strip('"').lower() != valid.normalized.lower():
         # "a@b.com" <evil@x.com> reads as a@b.com but goes to evil@x.com.
         raise FieldError(
@@ -246,6 +249,20 @@ def _checked_address(name: str, parsed: Address, original: str) -> Address:
         )
     domain = valid.ascii_domain or valid.domain
     return Address(display_name=display, username=valid.local_part, domain=domain)
+
+
+def display_name(text: str, name: str = "from_name") -> str:
+    """A display name with its spaces and tabs run together (a reader's parser does the
+    same to an encoded name: docs/smtp.md, Encoding of headers), refused when too long
+    to be written as the one encoded word a name is written as."""
+    text = re.sub("[ \t]+", " ", text).strip(" \t")
+    if len(text.encode("utf-8")) > MAX_DISPLAY_NAME_BYTES:
+        raise FieldError(
+            name,
+            f"{_label(name)} has a display name of {len(text.encode('utf-8')):,} bytes, "
+            f"over the limit of {MAX_DISPLAY_NAME_BYTES}: {text[:40]!r}...",
+        )
+    return text
 
 
 def _needs_smtputf8(addresses: list[Address]) -> bool:
@@ -393,7 +410,7 @@ def build_email(
         check_recipient_count(fields, ("reply_to",))
     senders = parse_addresses("from", fields.get("from"), required=True, single=True)
     sender = senders[0]
-    from_name = _header_safe("from_name", _text("from_name", fields.get("from_name")))
+    from_name = display_name(_header_safe("from_name", _text("from_name", fields.get("from_name"))))
     if from_name:
         sender = Address(display_name=from_name, username=sender.username, domain=sender.domain)
     reply_to = []
@@ -422,13 +439,13 @@ def build_email(
     attachments = read_attachments(fields.get("attachments"), resolve_file)
 
     message = EmailMessage()
-    message["From"] = sender
-    message["To"] = to
+    message["From"] = AddressHeader("From", [sender])
+    message["To"] = AddressHeader("To", to)
     if cc:
-        message["Cc"] = cc
+        message["Cc"] = AddressHeader("Cc", cc)
     if reply_to:
-        message["Reply-To"] = reply_to
-    message["Subject"] = subject
+        message["Reply-To"] = AddressHeader("Reply-To", reply_to)
+    message["Subject"] = TextHeader("Subject", subject)
     message["Date"] = format_datetime(timezone.now())
     message["Message-ID"] = make_msgid(domain=sender.domain.encode("idna").decode("ascii"))
     if body_type == "html":
