@@ -18,10 +18,22 @@ decoded value.
 from __future__ import annotations
 
 import base64
+import binascii
+import quopri
 import re
 from collections.abc import Iterable, Sequence
 from email.headerregistry import Address
 
+from datasources.errors import FieldError
+
+#: Everything that ends a line somewhere: CR, LF and NUL, the vertical tab and form feed,
+#: NEL and the Unicode line and paragraph separators (str.splitlines() breaks on all of
+#: them, and so may a mail client or a library that re-folds the header).
+_FORBIDDEN = re.compile("[\r\n\x00\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
+_FORBIDDEN_TEXT = "line breaks, NUL or other line-ending characters"
+#: RFC 2047 encoded words: the email package decodes them when it parses a header, so
+#: what they decode to is checked too.
+_ENCODED_WORD = re.compile(r"=\?([^?\s]*)\?([qQbB])\?([^?\s]*)\?=")
 #: Lines are folded to this length where the text allows (RFC 5322 section 2.1.1).
 LINE = 78
 #: The longest a line may ever be (RFC 5322 section 2.1.1).
@@ -85,6 +97,39 @@ def _fold_tokens(name: str, tokens: Sequence[str], linesep: str, *, spaced: bool
     return linesep.join(lines) + linesep
 
 
+def _decoded_words(value: str) -> str:
+    """``value`` with each RFC 2047 encoded word replaced by what it decodes to."""
+
+    def decode(match: re.Match) -> str:
+        charset, encoding, text = match.groups()
+        try:
+            if encoding in "bB":
+                raw = base64.b64decode(text + "=" * (-len(text) % 4))
+            else:
+                raw = quopri.decodestring(text.encode("ascii", "replace"), header=True)
+        except (binascii.Error, ValueError):
+            return ""
+        try:
+            return raw.decode(charset.split("*", 1)[0] or "ascii", "replace")
+        except LookupError:
+            return raw.decode("latin-1")
+
+    return _ENCODED_WORD.sub(decode, value)
+
+
+def header_safe(field: str, label: str, value: str) -> str:
+    """``value`` if written as one header line it stays one line; else a FieldError on
+    ``field``, whose label the message names."""
+    if _FORBIDDEN.search(value):
+        raise FieldError(field, f"{label} must not contain {_FORBIDDEN_TEXT}: {value!r}")
+    if "=?" in value and _FORBIDDEN.search(_decoded_words(value)):
+        raise FieldError(
+            field,
+            f"{label} has an encoded word (=?...?=) that decodes to a line break: {value!r}",
+        )
+    return value
+
+
 class _KilnHeader(str):
     """A header value Kiln encoded itself: as text, the decoded value."""
 
@@ -108,7 +153,8 @@ class TextHeader(_KilnHeader):
         if not text:
             return f"{self.name}:{policy.linesep}"
         tokens = _plain_tokens(text)
-        if _is_plain(text) and all(len(token) < LINE - 1 for token in tokens):
+        # A word too long to fold runs past 78 characters, as RFC 5322 allows, up to 998.
+        if _is_plain(text) and len(self.name) + 2 + max(map(len, tokens)) <= HARD_LINE:
             return _fold_tokens(self.name, tokens, policy.linesep, spaced=True)
         words = _encoded_words(text, LINE - len(self.name) - 2)
         return _fold_tokens(self.name, words, policy.linesep, spaced=False)
@@ -147,8 +193,3 @@ class AddressHeader(_KilnHeader):
             else:
                 tokens.append(f"{address.addr_spec}{comma}")
         return _fold_tokens(self.name, tokens, policy.linesep, spaced=False)
-
-
-def longest_line(folded: str) -> int:
-    """The longest line of a folded header, to check it against ``HARD_LINE``."""
-    return max(len(line) for line in folded.splitlines())

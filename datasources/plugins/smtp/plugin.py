@@ -17,6 +17,7 @@ from datasources.plugins.base import (
 )
 from datasources.plugins.smtp import sandbox, transport
 from datasources.plugins.smtp.config import SmtpConfigForm, SmtpSettings
+from datasources.plugins.smtp.custom_headers import read_custom_headers
 from datasources.plugins.smtp.message import LABELS, Attachment, build_email, parse_addresses
 from datasources.plugins.smtp.stored import Envelope, message_pieces, stored_form
 from workspaces.models import WorkspaceFile
@@ -86,6 +87,24 @@ SEND_EMAIL = ActionSpec(
             aliases={"text/html": "html"},
             default="text",
             beside="body",
+        ),
+        FieldSpec(
+            "html_body",
+            LABELS["html_body"],
+            kind="textarea",
+            help="Sent beside Body as its HTML version (Body type Text); bound values are "
+            "escaped, add |safe for HTML you trust. Empty: Body alone decides.",
+            placeholder="<p>Hello << form1.data.name >>,</p>",
+            html=True,
+        ),
+        FieldSpec(
+            "headers",
+            LABELS["headers"],
+            kind="textarea",
+            help='JSON: {"Name": "value"} or a list of {"name": ..., "value": ...}. '
+            "From, To, Subject, Content-* and other headers Kiln writes are refused.",
+            placeholder='{"List-Unsubscribe": "<https://example.com/unsubscribe?id=<< '
+            'form1.data.id >>>"}',
         ),
         FieldSpec(
             "attachments",
@@ -168,6 +187,7 @@ class SmtpPlugin(Plugin):
         headers = [
             (name, str(message[name])) for name in PREVIEW_HEADERS if message[name] is not None
         ]
+        headers += [(h.name, h.value) for h in read_custom_headers(fields.get("headers"))]
         text = message.get_body(preferencelist=("plain",))
         html = message.get_body(preferencelist=("html",))
         return {
