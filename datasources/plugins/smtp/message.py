@@ -315,7 +315,9 @@ def read_attachments(value, resolve_file: FileResolver | None) -> list[Attachmen
     if total > limit:
         raise FieldError(
             "attachments",
-            f"Attachments total {total:,} bytes, over the limit of {limit:,} bytes.",
+            f"Attachments total {total:,} bytes, over the limit of {limit:,} bytes "
+            "(KILN_SMTP_MAX_ATTACHMENT_BYTES). Through the run API, send files as "
+            "multipart/form-data rather than data URLs in JSON (docs/api.md).",
         )
     return attachments
 
