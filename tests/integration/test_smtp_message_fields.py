@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from types import SimpleNamespace
 
 import pytest
 from django.test import override_settings
@@ -14,6 +15,7 @@ from django.test import override_settings
 from datasources.errors import FieldError
 from datasources.plugins import get_plugin
 from queries.models import ApiToken
+from tests.integration.test_editor_queries import HTMX, form_data, section, url
 from tests.support.apps import make_app, welcome_inputs
 
 smtp = get_plugin("smtp")
@@ -226,3 +228,51 @@ def test_attachments_over_the_limit_name_the_field_and_multipart(api, smtp_serve
     assert response.status_code == 400
     assert response.json()["field"] == "attachments"
     assert "multipart/form-data" in response.json()["error"]
+
+
+# ------------------------------------------------------------ the query editor
+
+
+@pytest.fixture
+def editor(team, smtp_server, client):
+    app, query = make_app(team.workspace, smtp_server.port)
+    client.force_login(team.teammate)
+    return SimpleNamespace(app=app, query=query, server=smtp_server)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_literal_forbidden_header_is_a_form_error_and_nothing_is_saved(client, editor):
+    before = dict(editor.query.fields)
+    response = client.post(
+        url("query_save", editor.app, "send_welcome"),
+        form_data(editor.query, headers='{"X-Kiln-Sandbox-Original-Recipients": "a@b.test"}'),
+        headers=HTMX,
+    )
+    assert response.status_code == 422
+    assert "X-Kiln-Sandbox-Original-Recipients cannot be set here" in response.text
+    editor.query.refresh_from_db()
+    assert editor.query.fields == before
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_editor_preview_lists_custom_headers_and_both_bodies(client, editor):
+    response = client.post(
+        url("query_preview", editor.app, "send_welcome"),
+        form_data(
+            editor.query,
+            welcome_inputs(),
+            body_type="text",
+            body="Hi << form1.data.name >>, in text",
+            html_body="<p>Hi << form1.data.name >>, in HTML</p>",
+            headers='{"List-Unsubscribe": "<mailto:leave@example.com>", "X-Priority": "1"}',
+        ),
+        headers=HTMX,
+    )
+    assert response.status_code == 200
+    headers = section(response.text, "qe-headers")
+    assert "<dt>List-Unsubscribe</dt><dd>&lt;mailto:leave@example.com&gt;</dd>" in headers
+    assert "<dt>X-Priority</dt><dd>1</dd>" in headers
+    assert "Hi Ann, in text" in response.text
+    assert "Hi Ann, in HTML" in response.text
+    assert '<details class="qe-text-details" open>' in response.text
+    assert editor.server.received == []

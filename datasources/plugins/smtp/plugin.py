@@ -105,6 +105,7 @@ SEND_EMAIL = ActionSpec(
             "From, To, Subject, Content-* and other headers Kiln writes are refused.",
             placeholder='{"List-Unsubscribe": "<https://example.com/unsubscribe?id=<< '
             'form1.data.id >>>"}',
+            check=read_custom_headers,
         ),
         FieldSpec(
             "attachments",
@@ -197,6 +198,8 @@ class SmtpPlugin(Plugin):
             "envelope_to": list(email.recipients),
             "text": text.get_content() if text is not None else "",
             "html": html.get_content() if html is not None else None,
+            # Typed beside an HTML body (not derived from it): shown open.
+            "text_given": bool(str(fields.get("html_body") or "").strip()),
             "attachments": [
                 {"name": a.name, "type": a.content_type, "size": a.size} for a in email.attachments
             ],
