@@ -13,6 +13,9 @@ between encoded words is not part of the text). A display name is one encoded wo
 however long, because of the parser's added space. The header objects stand in
 ``EmailMessage`` like its own ones: a ``name``, a ``fold(policy=)`` and, as text, the
 decoded value.
+
+``header_safe`` is the check every such value passes first: written as one header line,
+it must stay one line, however a reader decodes it.
 """
 
 from __future__ import annotations
