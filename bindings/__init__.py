@@ -16,11 +16,12 @@ scope). docs/bindings.md is the user's guide.
 from bindings.checks import Attributes, check_names, is_incomplete, referenced_names
 from bindings.errors import BindingError
 from bindings.evaluation import evaluate, evaluate_fields, has_bindings, is_literal
-from bindings.limits import MAX_OUTPUT, MAX_RANGE, MAX_VALUE, MAX_WORK, TIME_LIMIT
+from bindings.limits import MAX_OUTPUT, MAX_PASSED, MAX_RANGE, MAX_VALUE, MAX_WORK, TIME_LIMIT
 
 __all__ = [
     "Attributes",
     "MAX_OUTPUT",
+    "MAX_PASSED",
     "MAX_RANGE",
     "MAX_VALUE",
     "MAX_WORK",

@@ -19,7 +19,7 @@ from jinja2.runtime import Undefined
 from markupsafe import Markup, escape
 
 from bindings.errors import BindingError, Refused
-from bindings.limits import MAX_NESTING, MAX_OUTPUT, MAX_VALUE, TIME_LIMIT
+from bindings.limits import MAX_NESTING, MAX_OUTPUT, MAX_PASSED, MAX_VALUE, TIME_LIMIT
 from bindings.sandbox import ENV, RUN, Budget, charge, check_text_size
 from bindings.templates import Binding, Compiled, TemplateProblem, compile_binding, split_template
 
@@ -116,12 +116,13 @@ def _evaluate_str(field: str, template: str, context: Mapping, html: bool, run: 
     if len(bindings) == 1 and all(isinstance(part, Binding) or not part.strip() for part in parts):
         expression = bindings[0].expression
         value = _run_expression(field, expression, context, run)
+        passed = not html and _only_reads(expression)
         # A list or dict goes on to be stored and sent: bound it too, more loosely than text.
-        _refuse_big(field, expression, value, MAX_VALUE)
+        _refuse_big(field, expression, value, MAX_PASSED if passed else MAX_VALUE)
         if html and isinstance(value, str) and not isinstance(value, Markup):
             value = str(escape(value))
         if isinstance(value, str):
-            _check_output(field, expression, len(value))
+            _check_output(field, expression, len(value), MAX_PASSED if passed else MAX_OUTPUT)
         _check_time(field, expression, run)
         return value
 
@@ -156,11 +157,19 @@ def _refuse_big(field: str, expression: str, value: Any, limit: int) -> None:
         raise BindingError(field, expression, str(exc)) from None
 
 
-def _check_output(field: str, expression: str, size: int) -> None:
-    if size > MAX_OUTPUT:
-        raise BindingError(
-            field, expression, f"output too long: more than {MAX_OUTPUT:,} characters"
-        )
+def _check_output(field: str, expression: str, size: int, limit: int = MAX_OUTPUT) -> None:
+    if size > limit:
+        raise BindingError(field, expression, f"output too long: more than {limit:,} characters")
+
+
+def _only_reads(expression: str) -> bool:
+    """Whether the expression is only a path into the context (``files1.files``,
+    ``form1.data['file']``): its value is data the caller gave, passed on unchanged, which
+    the caller's own limits bound (a request's size, the attachment limit). An
+    expression that calls, filters or operates builds its value, and stays under the
+    sandbox's caps. An HTML field escapes, so builds, and is never only a read."""
+    tree = compile_binding(expression).tree
+    return tree is not None and _path_text(tree) is not None
 
 
 def _check_time(field: str, expression: str, run: Budget) -> None:

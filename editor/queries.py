@@ -39,7 +39,7 @@ from builder.models import App, Query, Widget
 from builder.names import validate_identifier
 from builder.tree import Tree
 from core.text import as_bool
-from datasources.errors import PluginError
+from datasources.errors import FieldError, PluginError
 from datasources.models import Datasource
 from datasources.plugins.base import ActionSpec, FieldSpec
 from queries.context import binding_context, check_inputs
@@ -246,6 +246,20 @@ class QueryForm(_NameMixin, forms.Form):
 
     def clean_send_at(self) -> str:
         return clean_send_at(self.cleaned_data["send_at"])
+
+    def clean(self) -> dict:
+        """Each field's own check (FieldSpec.check) on a literal value: a bound one is
+        checked when a run evaluates it."""
+        data = super().clean()
+        for spec in shown_fields(self.spec):
+            value = data.get(spec.name)
+            if spec.check is None or not isinstance(value, str) or has_bindings(value):
+                continue
+            try:
+                spec.check(value)
+            except FieldError as exc:
+                self.add_error(spec.name, exc.message)
+        return data
 
     def save(self) -> bool:
         """Store the cleaned form; True if the page must be drawn anew (the query was

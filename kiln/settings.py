@@ -327,6 +327,12 @@ KILN_SMTP_ALLOW_LOOPBACK = envbool("KILN_SMTP_ALLOW_LOOPBACK", True)
 KILN_SMTP_PORTS = envlist("KILN_SMTP_PORTS", "25,465,587,1025,2525")
 KILN_SMTP_MAX_RECIPIENTS = envint("KILN_SMTP_MAX_RECIPIENTS", 500)
 KILN_SMTP_MAX_ATTACHMENT_BYTES = envint("KILN_SMTP_MAX_ATTACHMENT_BYTES", 25 * 1024 * 1024)
+# The largest JSON body the run API reads (Django's DATA_UPLOAD_MAX_MEMORY_SIZE, 2.5 MB,
+# still bounds every other request): the attachment limit as base64 data URLs, plus 4 MB
+# for the other inputs. Larger files go as multipart/form-data.
+KILN_API_MAX_BODY_BYTES = envint(
+    "KILN_API_MAX_BODY_BYTES", KILN_SMTP_MAX_ATTACHMENT_BYTES * 4 // 3 + 4 * 1024 * 1024
+)
 KILN_SMTP_DEFAULT_TIMEOUT = envint("KILN_SMTP_DEFAULT_TIMEOUT", 30)
 # Seconds an SMTP connection is kept open after a send, for the next send through the
 # same server and user in the same process (RSET between messages); 0: one per send.

@@ -91,6 +91,36 @@ def _run_body(run: QueryRun, request: HttpRequest) -> dict:
     return {**run.as_api(), "url": request.build_absolute_uri(reverse("api:run", args=[run.pk]))}
 
 
+class BodyTooLarge(Exception):
+    """A JSON body over ``KILN_API_MAX_BODY_BYTES``: answered 413, naming the limit."""
+
+    def __init__(self, size: int, limit: int):
+        super().__init__(
+            f"The request body is {size:,} bytes or more, over the limit of {limit:,} bytes "
+            "for JSON (KILN_API_MAX_BODY_BYTES). Send large files as multipart/form-data: "
+            "the inputs as a JSON field named inputs, each file under its widget's name "
+            "(docs/api.md)."
+        )
+        self.message = str(self)
+
+
+def _json_body(request: HttpRequest) -> bytes:
+    """The JSON body, read here up to ``KILN_API_MAX_BODY_BYTES``. ``request.body`` would
+    apply Django's DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MB) and answer a file sent as a data
+    URL with an HTML 400; this view alone reads more, and says how much."""
+    limit = settings.KILN_API_MAX_BODY_BYTES
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        declared = 0
+    if declared > limit:
+        raise BodyTooLarge(declared, limit)
+    data = request.read(limit + 1)
+    if len(data) > limit:
+        raise BodyTooLarge(len(data), limit)
+    return data
+
+
 def _inputs(request: HttpRequest) -> dict:
     """Inputs from a JSON body, or from a multipart form: ``inputs`` (JSON text) and
     files under the name of their widget (``files1``), which become ``files1.files``."""
@@ -98,7 +128,7 @@ def _inputs(request: HttpRequest) -> dict:
         text = request.POST.get("inputs") or "{}"
         where = "inputs"
     else:
-        text = request.body.decode("utf-8", "replace") or "{}"
+        text = _json_body(request).decode("utf-8", "replace") or "{}"
         where = "body"
     try:
         payload = json.loads(text)
@@ -144,6 +174,8 @@ def create_run_view(request: HttpRequest, app: str, query: str) -> JsonResponse:
         return _error(404, "No such query in the published app; publish it first.")
     try:
         run = create_run(found, request.user, _inputs(request), published=frozen, request=request)
+    except BodyTooLarge as exc:
+        return _error(413, exc.message, "body")
     except RunLimitError as exc:
         response = _error(429, exc.message)
         response["Retry-After"] = "60"

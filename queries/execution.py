@@ -44,9 +44,11 @@ def evaluate_action_fields(plugin: Plugin, action: str, fields: dict, context: d
         late = plugin.late_fields(action)
     except PluginError as exc:
         raise RunRequestError(exc.field or "fields", exc.message) from None
+    # Fields that are always HTML (FieldSpec.html=True) are known before any is evaluated.
+    always_html = plugin.html_fields(action, {})
     try:
         evaluated = {
-            name: evaluate(name, template, context)
+            name: evaluate(name, template, context, html=name in always_html)
             for name, template in fields.items()
             if name not in late
         }

@@ -10,7 +10,7 @@ methods and reads the declarations, so it holds no knowledge of any one plugin.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, ClassVar
@@ -44,7 +44,8 @@ class FieldSpec:
     always (True), never (False) or depending on another field (``HtmlWhen``).
     A ``choice`` may sit ``beside`` another field (in its label row); ``aliases`` map
     stored spellings onto a choice. Fields with ``shown=False`` are kept as stored but not
-    edited in the editor (app files and the API set them).
+    edited in the editor (app files and the API set them). ``check`` validates a literal
+    value when the editor saves it.
     """
 
     name: str
@@ -60,6 +61,9 @@ class FieldSpec:
     aliases: Mapping[str, str] = field(default_factory=dict)
     beside: str | None = None
     shown: bool = True
+    #: Checks a literal value (one without bindings) as the editor saves it, raising
+    #: ``FieldError``: a mistake shown at the field, not first at a run.
+    check: Callable[[Any], Any] | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in FIELD_KINDS:

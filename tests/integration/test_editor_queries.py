@@ -235,6 +235,9 @@ def test_save_stores_the_fields_raw(client, mailer):
         "bcc": "archive@kiln.test",
         "subject": "Hi << form1.data.name|upper >>",
         "body_type": "text",
+        # Fields the form shows empty are stored empty.
+        "html_body": "",
+        "headers": "",
     }
     assert query.run_on_page_load is True
     assert query.confirm_before_run is False

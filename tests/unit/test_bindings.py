@@ -9,6 +9,8 @@ from markupsafe import Markup
 
 from bindings import (
     MAX_OUTPUT,
+    MAX_PASSED,
+    MAX_VALUE,
     BindingError,
     check_names,
     evaluate,
@@ -451,7 +453,28 @@ def test_it_refuses_long_output(ctx):
 
 def test_it_refuses_long_output_of_a_single_binding(ctx):
     long_text = "x" * (MAX_OUTPUT + 1)
-    assert refusal("<< text >>", {"text": long_text}).message.startswith("output too long")
+    for built in ("<< text ~ '' >>", "<< text|upper >>", "<< text[:] >>", "<< (text) ~ 'y' >>"):
+        message = refusal(built, {"text": long_text}).message
+        assert message.startswith(("output too long", "result too large")), built
+
+
+def test_a_value_only_read_from_the_context_passes_up_to_max_passed():
+    # Data the caller gave (a file picker's data URLs) is passed on, not built.
+    long_text = "x" * (MAX_OUTPUT + 1)
+    files = [{"name": "a.pdf", "data": "data:application/pdf;base64," + "A" * (MAX_VALUE + 1)}]
+    context = {"text": long_text, "files1": {"files": files}}
+    assert evaluate("body", "<< text >>", context) == long_text
+    assert evaluate("attachments", "<< files1.files >>", context) is files
+    assert evaluate("attachments", "<< files1['files'][0].data >>", context) == files[0]["data"]
+    too_long = {"text": "x" * (MAX_PASSED + 1)}
+    assert refusal("<< text >>", too_long).message.startswith("output too long")
+
+
+def test_an_html_field_escapes_so_a_read_value_is_capped_as_built():
+    long_text = "x" * (MAX_OUTPUT + 1)
+    with pytest.raises(BindingError) as caught:
+        evaluate("body", "<< text >>", {"text": long_text}, html=True)
+    assert caught.value.message.startswith("output too long")
 
 
 def test_it_refuses_deep_nesting(ctx):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import quopri
 import re
 import secrets
 import urllib.parse
@@ -29,6 +28,8 @@ from core.filenames import safe_filename as core_safe_filename
 from core.filetypes import sniffed_type
 from core.text import as_bool
 from datasources.errors import FieldError
+from datasources.plugins.smtp.custom_headers import read_custom_headers
+from datasources.plugins.smtp.headers import AddressHeader, TextHeader, header_safe
 from workspaces.files import FileContent
 
 LABELS = {
@@ -42,18 +43,14 @@ LABELS = {
     "subject": "Subject",
     "body": "Body",
     "body_type": "Body type",
+    "html_body": "HTML body",
+    "headers": "Custom headers",
     "attachments": "Attachment(s)",
 }
-#: Everything that ends a line somewhere: CR, LF and NUL, the vertical tab and form feed,
-#: NEL and the Unicode line and paragraph separators (str.splitlines() breaks on all of
-#: them, and so may a mail client or a library that re-folds the header).
-_FORBIDDEN = re.compile("[\r\n\x00\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
-_FORBIDDEN_TEXT = "line breaks, NUL or other line-ending characters"
-#: RFC 2047 encoded words: the email package decodes them when it parses a header, so
-#: what they decode to is checked too.
-_ENCODED_WORD = re.compile(r"=\?([^?\s]*)\?([qQbB])\?([^?\s]*)\?=")
 _DATA_URL = re.compile(r"^data:(?P<type>[^;,]*)(?P<params>(;[^;,]*)*),(?P<payload>.*)$", re.S)
 MAX_SUBJECT = 998
+#: A display name is written as one encoded word, which must fit a line of 998 characters.
+MAX_DISPLAY_NAME_BYTES = 600
 
 
 Attachment = FileContent
@@ -94,36 +91,9 @@ def _text(name: str, value) -> str:
     return str(value)
 
 
-def _decoded_words(value: str) -> str:
-    """``value`` with each RFC 2047 encoded word replaced by what it decodes to."""
-
-    def decode(match: re.Match) -> str:
-        charset, encoding, text = match.groups()
-        try:
-            if encoding in "bB":
-                raw = base64.b64decode(text + "=" * (-len(text) % 4))
-            else:
-                raw = quopri.decodestring(text.encode("ascii", "replace"), header=True)
-        except (binascii.Error, ValueError):
-            return ""
-        try:
-            return raw.decode(charset.split("*", 1)[0] or "ascii", "replace")
-        except LookupError:
-            return raw.decode("latin-1")
-
-    return _ENCODED_WORD.sub(decode, value)
-
-
 def _header_safe(name: str, value: str) -> str:
     """``value`` if written as one header line it stays one line; else a FieldError."""
-    if _FORBIDDEN.search(value):
-        raise FieldError(name, f"{_label(name)} must not contain {_FORBIDDEN_TEXT}: {value!r}")
-    if "=?" in value and _FORBIDDEN.search(_decoded_words(value)):
-        raise FieldError(
-            name,
-            f"{_label(name)} has an encoded word (=?...?=) that decodes to a line break: {value!r}",
-        )
-    return value
+    return header_safe(name, _label(name), value)
 
 
 def _address_items(name: str, value) -> list:
@@ -236,7 +206,7 @@ def _checked_address(name: str, parsed: Address, original: str) -> Address:
         )
     except EmailNotValidError as exc:
         raise FieldError(name, f"{_label(name)} has an invalid address {spec!r}: {exc}") from None
-    display = parsed.display_name
+    display = display_name(parsed.display_name, name)
     if "@" in display and display.strip().strip('"').lower() != valid.normalized.lower():
         # "a@b.com" <evil@x.com> reads as a@b.com but goes to evil@x.com.
         raise FieldError(
@@ -246,6 +216,20 @@ def _checked_address(name: str, parsed: Address, original: str) -> Address:
         )
     domain = valid.ascii_domain or valid.domain
     return Address(display_name=display, username=valid.local_part, domain=domain)
+
+
+def display_name(text: str, name: str = "from_name") -> str:
+    """A display name with its spaces and tabs run together (a reader's parser does the
+    same to an encoded name: docs/smtp.md, Encoding of headers), refused when too long
+    to be written as the one encoded word a name is written as."""
+    text = re.sub("[ \t]+", " ", text).strip(" \t")
+    if len(text.encode("utf-8")) > MAX_DISPLAY_NAME_BYTES:
+        raise FieldError(
+            name,
+            f"{_label(name)} has a display name of {len(text.encode('utf-8')):,} bytes, "
+            f"over the limit of {MAX_DISPLAY_NAME_BYTES}: {text[:40]!r}...",
+        )
+    return text
 
 
 def _needs_smtputf8(addresses: list[Address]) -> bool:
@@ -331,7 +315,9 @@ def read_attachments(value, resolve_file: FileResolver | None) -> list[Attachmen
     if total > limit:
         raise FieldError(
             "attachments",
-            f"Attachments total {total:,} bytes, over the limit of {limit:,} bytes.",
+            f"Attachments total {total:,} bytes, over the limit of {limit:,} bytes "
+            "(KILN_SMTP_MAX_ATTACHMENT_BYTES). Through the run API, send files as "
+            "multipart/form-data rather than data URLs in JSON (docs/api.md).",
         )
     return attachments
 
@@ -379,6 +365,49 @@ def _read_attachment(item, index: int, resolve_file: FileResolver | None) -> Att
     )
 
 
+@dataclass(frozen=True)
+class Bodies:
+    """The text body and, when there is one, the HTML body of a message."""
+
+    text: str
+    html: str | None
+
+    def set_on(self, message: EmailMessage) -> None:
+        message.set_content(self.text, cte="quoted-printable")
+        if self.html is not None:
+            message.add_alternative(self.html, subtype="html", cte="quoted-printable")
+
+
+def _body_type(fields: dict) -> str:
+    body_type = (_text("body_type", fields.get("body_type")) or "text").lower()
+    if body_type in ("text/html", "html"):
+        return "html"
+    if body_type in ("text/plain", "text", "plain"):
+        return "text"
+    raise FieldError("body_type", f"Body type must be text or html, not {body_type!r}.")
+
+
+def read_bodies(fields: dict) -> Bodies:
+    """The bodies from Body, Body type and HTML body (docs/smtp.md, HTML body): an HTML
+    body goes beside the text of Body; without one, an HTML Body's text part is derived
+    from it. An HTML body with Body type HTML would leave no text part to write, so it is
+    refused rather than one of the two silently dropped."""
+    body = _text("body", fields.get("body"))
+    body_type = _body_type(fields)
+    html_body = _text("html_body", fields.get("html_body"))
+    if html_body.strip():
+        if body_type == "html":
+            raise FieldError(
+                "html_body",
+                "HTML body is set while Body type is HTML: set Body type to Text to send "
+                "Body as the text part beside the HTML body, or leave HTML body empty.",
+            )
+        return Bodies(text=body if body.strip() else text_of_html(html_body), html=html_body)
+    if body_type == "html":
+        return Bodies(text=text_of_html(body), html=body)
+    return Bodies(text=body, html=None)
+
+
 def build_email(
     fields: dict, resolve_file: FileResolver | None = None, *, placeholders: bool = False
 ) -> Email:
@@ -393,7 +422,7 @@ def build_email(
         check_recipient_count(fields, ("reply_to",))
     senders = parse_addresses("from", fields.get("from"), required=True, single=True)
     sender = senders[0]
-    from_name = _header_safe("from_name", _text("from_name", fields.get("from_name")))
+    from_name = display_name(_header_safe("from_name", _text("from_name", fields.get("from_name"))))
     if from_name:
         sender = Address(display_name=from_name, username=sender.username, domain=sender.domain)
     reply_to = []
@@ -411,31 +440,23 @@ def build_email(
     subject = _header_safe("subject", _text("subject", fields.get("subject")))
     if len(subject) > MAX_SUBJECT:
         raise FieldError("subject", f"Subject is {len(subject):,} characters, over {MAX_SUBJECT}.")
-    body = _text("body", fields.get("body"))
-    body_type = (_text("body_type", fields.get("body_type")) or "text").lower()
-    if body_type in ("text/html", "html"):
-        body_type = "html"
-    elif body_type in ("text/plain", "text", "plain"):
-        body_type = "text"
-    else:
-        raise FieldError("body_type", f"Body type must be text or html, not {body_type!r}.")
+    bodies = read_bodies(fields)
+    custom_headers = read_custom_headers(fields.get("headers"))
     attachments = read_attachments(fields.get("attachments"), resolve_file)
 
     message = EmailMessage()
-    message["From"] = sender
-    message["To"] = to
+    message["From"] = AddressHeader("From", [sender])
+    message["To"] = AddressHeader("To", to)
     if cc:
-        message["Cc"] = cc
+        message["Cc"] = AddressHeader("Cc", cc)
     if reply_to:
-        message["Reply-To"] = reply_to
-    message["Subject"] = subject
+        message["Reply-To"] = AddressHeader("Reply-To", reply_to)
+    message["Subject"] = TextHeader("Subject", subject)
     message["Date"] = format_datetime(timezone.now())
     message["Message-ID"] = make_msgid(domain=sender.domain.encode("idna").decode("ascii"))
-    if body_type == "html":
-        message.set_content(text_of_html(body), cte="quoted-printable")
-        message.add_alternative(body, subtype="html", cte="quoted-printable")
-    else:
-        message.set_content(body, cte="quoted-printable")
+    for header in custom_headers:
+        message[header.name] = TextHeader(header.name, header.value)
+    bodies.set_on(message)
     token = secrets.token_hex(16)
     marks = []
     for index, attachment in enumerate(attachments):

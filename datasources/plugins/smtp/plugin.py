@@ -18,6 +18,7 @@ from datasources.plugins.base import (
 from datasources.plugins.smtp import inline, invite, sandbox, transport
 from datasources.plugins.smtp.compose import ComposedEmail, build_email
 from datasources.plugins.smtp.config import SmtpConfigForm, SmtpSettings
+from datasources.plugins.smtp.custom_headers import read_custom_headers
 from datasources.plugins.smtp.message import LABELS, Attachment, parse_addresses
 from datasources.plugins.smtp.stored import Envelope, message_pieces, stored_form
 from workspaces.models import WorkspaceFile
@@ -87,6 +88,25 @@ SEND_EMAIL = ActionSpec(
             aliases={"text/html": "html"},
             default="text",
             beside="body",
+        ),
+        FieldSpec(
+            "html_body",
+            LABELS["html_body"],
+            kind="textarea",
+            help="Sent beside Body as its HTML version (Body type Text); bound values are "
+            "escaped, add |safe for HTML you trust. Empty: Body alone decides.",
+            placeholder="<p>Hello << form1.data.name >>,</p>",
+            html=True,
+        ),
+        FieldSpec(
+            "headers",
+            LABELS["headers"],
+            kind="textarea",
+            help='JSON: {"Name": "value"} or a list of {"name": ..., "value": ...}. '
+            "From, To, Subject, Content-* and other headers Kiln writes are refused.",
+            placeholder='{"List-Unsubscribe": "<https://example.com/unsubscribe?id=<< '
+            'form1.data.id >>>"}',
+            check=read_custom_headers,
         ),
         FieldSpec(
             "attachments",
@@ -206,6 +226,7 @@ class SmtpPlugin(Plugin):
         headers = [
             (name, str(message[name])) for name in PREVIEW_HEADERS if message[name] is not None
         ]
+        headers += [(h.name, h.value) for h in read_custom_headers(fields.get("headers"))]
         text = message.get_body(preferencelist=("plain",))
         html = message.get_body(preferencelist=("html",))
         return {
@@ -219,6 +240,8 @@ class SmtpPlugin(Plugin):
                 if html is not None
                 else None
             ),
+            # Typed beside an HTML body (not derived from it): shown open.
+            "text_given": bool(str(fields.get("html_body") or "").strip()),
             "attachments": [
                 {"name": a.name, "type": a.content_type, "size": a.size} for a in email.attachments
             ],
