@@ -16,7 +16,7 @@ from datasources.plugins.base import (
     jsonable,
 )
 from datasources.plugins.smtp import sandbox, transport
-from datasources.plugins.smtp.config import SmtpConfigForm, SmtpSettings
+from datasources.plugins.smtp.config import Auth, SmtpConfigForm, SmtpSettings
 from datasources.plugins.smtp.message import LABELS, Attachment, build_email, parse_addresses
 from datasources.plugins.smtp.stored import Envelope, message_pieces, stored_form
 from workspaces.models import WorkspaceFile
@@ -113,7 +113,7 @@ class SmtpPlugin(Plugin):
     config_template = "datasources/smtp/config.html"
     preview_template = "datasources/smtp/preview.html"
     actions = {"send_email": SEND_EMAIL}
-    secret_fields = ("password",)
+    secret_fields = ("password", "client_secret", "refresh_token")
 
     def load_config(self, config: dict, secret: str) -> SmtpSettings:
         return SmtpSettings.from_stored(config, secret)
@@ -125,7 +125,7 @@ class SmtpPlugin(Plugin):
         except PluginError as exc:
             return ConnectionCheck(False, exc.message)
         how = {"starttls": " over STARTTLS", "ssl": " over SSL/TLS"}.get(settings.security, "")
-        auth = " and authenticated" if settings.auth == "password" else ""
+        auth = " and authenticated" if settings.auth in Auth.SIGNED_IN else ""
         return ConnectionCheck(
             True, f"Connected to {settings.host}:{settings.port}{how}{auth} successfully."
         )
