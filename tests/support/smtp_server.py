@@ -151,8 +151,10 @@ class SmtpServer:
         offer_starttls: bool = True,
         host: str = "127.0.0.1",
         port: int | None = None,
+        handler: Handler | None = None,
     ):
-        self.handler = Handler()
+        # A Handler subclass may add AUTH mechanisms (``auth_<NAME>`` methods).
+        self.handler = handler or Handler()
         self.host = host
         self.port = port or free_port()
         self.security = security

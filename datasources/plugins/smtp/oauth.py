@@ -28,7 +28,7 @@ SCOPES = {
     OAuth2Provider.GOOGLE: "https://mail.google.com/",
     OAuth2Provider.MICROSOFT: "https://outlook.office.com/SMTP.Send offline_access",
 }
-LABELS = dict(OAuth2Provider.CHOICES)
+LABELS = OAuth2Provider.NAMES
 #: A cached access token is dropped this long before the provider says it expires, so
 #: that a token is never sent in its last seconds (and clock skew does not bite).
 EXPIRY_MARGIN_SECONDS = 120

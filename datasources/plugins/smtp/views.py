@@ -109,8 +109,10 @@ def oauth2_callback(request: HttpRequest) -> HttpResponse:
     back = redirect("datasources:edit", entry["workspace"], datasource.pk)
     label = oauth.LABELS.get(entry["provider"], entry["provider"])
     if request.GET.get("error"):
-        said = " ".join(
-            f"{request.GET['error']}: {request.GET.get('error_description', '')}".split()
+        said = ": ".join(
+            " ".join(request.GET[name].split())
+            for name in ("error", "error_description")
+            if request.GET.get(name, "").strip()
         )
         messages.error(request, f"{label} did not authorize Kiln ({said[:_SAID_LIMIT]}).")
         return back
