@@ -9,9 +9,10 @@ import logging
 import pytest
 
 from datasources.errors import PluginError, TransientError
+from datasources.models import Datasource
 from datasources.plugins import get_plugin
 from datasources.plugins.smtp import oauth
-from datasources.plugins.smtp.config import Auth, Security
+from datasources.plugins.smtp.config import Auth, OAuth2Secret, Security
 from tests.support.oauth2 import GOOGLE, MICROSOFT, TokenEndpoint, XOAuth2Handler
 from tests.support.smtp_server import free_port
 
@@ -197,3 +198,30 @@ def test_secrets_and_tokens_stay_out_of_repr_and_logs(start_server, endpoint, ca
     said = [repr(settings), caplog.text, caught.value.message, str(caught.value)]
     for secret in (CLIENT_SECRET, REFRESH_TOKEN, *endpoint.issued):
         assert not any(secret in text for text in said), secret
+
+
+def test_a_rotated_refresh_token_is_stored_on_the_datasource(start_server, endpoint, team):
+    server, _ = start_server(MICROSOFT)
+    endpoint.rotate = True
+    config = {
+        "host": "localhost",
+        "port": server.port,
+        "security": Security.STARTTLS,
+        "auth": Auth.OAUTH2,
+        "username": MAILBOX,
+        "oauth_provider": MICROSOFT,
+        "oauth_tenant": "organizations",
+        "client_id": "client-id",
+        "timeout": 5,
+    }
+    secret = OAuth2Secret(CLIENT_SECRET, REFRESH_TOKEN).dump()
+    datasource = Datasource.objects.create(
+        workspace=team.workspace, name="M365", kind="smtp", config=config, secret=secret
+    )
+    send(datasource.settings())
+    datasource.refresh_from_db()
+    assert datasource.settings().refresh_token == "rotated-1"
+    assert datasource.settings().client_secret == CLIENT_SECRET
+    send(datasource.settings())  # the access token cached for the new refresh token
+    assert len(endpoint.calls) == 1
+    assert len(server.received) == 2

@@ -31,6 +31,8 @@ class TokenEndpoint:
         #: The next answers, instead of a token: (status, JSON body).
         self.answers: list[tuple[int, dict]] = []
         self.refresh_token = "1//refresh-from-the-code"
+        #: Answer each refresh with a new refresh token too (as Microsoft does).
+        self.rotate = False
         self._codes: dict[str, str] = {}
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
@@ -77,6 +79,8 @@ class TokenEndpoint:
             answer = {"access_token": token, "expires_in": self.expires_in, "token_type": "Bearer"}
             if form.get("grant_type") == "authorization_code":
                 answer["refresh_token"] = self.refresh_token
+            elif self.rotate:
+                answer["refresh_token"] = f"rotated-{len(self.issued)}"
             return 200, answer
 
     def _handler_class(self):

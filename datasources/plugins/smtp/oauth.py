@@ -12,12 +12,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import urlencode
 
 import httpx
 from django.conf import settings as django_settings
 from django.core.cache import cache
+from django.dispatch import Signal
 
 from datasources.errors import PluginError, TransientError
 from datasources.plugins.smtp.config import OAuth2Provider, SmtpSettings
@@ -34,6 +35,11 @@ LABELS = OAuth2Provider.NAMES
 EXPIRY_MARGIN_SECONDS = 120
 #: An error description from a provider is cut to this length in messages.
 _DESCRIPTION_LIMIT = 300
+
+#: Sent with ``settings`` and ``refresh_token`` when the provider answered a refresh with
+#: a new refresh token (Microsoft does, every time): the old one expires in its own time
+#: (90 days), so whoever stored it stores the new one (SmtpPlugin does).
+refresh_token_rotated = Signal()
 
 
 def token_url(provider: str, tenant: str) -> str:
@@ -79,8 +85,14 @@ def access_token(s: SmtpSettings) -> str:
     if not isinstance(token, str) or not token:
         raise _unusable(s.oauth_provider, "no access token")
     lifetime = _seconds(answer.get("expires_in")) - EXPIRY_MARGIN_SECONDS
+    rotated = answer.get("refresh_token")
+    keys = [key]
+    if isinstance(rotated, str) and rotated and rotated != s.refresh_token:
+        refresh_token_rotated.send(SmtpSettings, settings=s, refresh_token=rotated)
+        # The settings read with the new refresh token find the same access token.
+        keys.append(_cache_key(replace(s, refresh_token=rotated)))
     if lifetime > 0:
-        cache.set(key, token, timeout=lifetime)
+        cache.set_many(dict.fromkeys(keys, token), timeout=lifetime)
     return token
 
 
