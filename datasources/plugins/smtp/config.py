@@ -131,6 +131,12 @@ class SmtpSettings:
         )
 
 
+def oauth2_redirect_uri() -> str:
+    """Where a provider sends the browser back after "Connect" (register it with the
+    app): the callback's address under KILN_PUBLIC_URL."""
+    return django_settings.KILN_PUBLIC_URL + reverse("oauth2_callback")
+
+
 #: The settings an OAuth2 datasource keeps in its encrypted secret.
 OAUTH2_SECRETS = ("client_secret", "refresh_token")
 #: A Microsoft tenant as it goes into the token URL's path: a name, an id or a domain.
@@ -244,11 +250,10 @@ class SmtpConfigForm(ConfigForm):
         self.stored_oauth2 = OAuth2Secret.parse(stored_secret) if stored_oauth2 else OAuth2Secret()
         if self.stored_password:
             self.fields["password"].help_text = "Leave blank to keep the saved password."
-        for name in ("client_secret", "refresh_token"):
+        for name in OAUTH2_SECRETS:
             if getattr(self.stored_oauth2, name):
-                self.fields[
-                    name
-                ].help_text = f"Leave blank to keep the saved {name.replace('_', ' ')}."
+                label = str(self.fields[name].label).lower()
+                self.fields[name].help_text = f"Leave blank to keep the saved {label}."
 
     def clean_host(self) -> str:
         host = self.cleaned_data["host"].strip()
@@ -350,15 +355,12 @@ class SmtpConfigForm(ConfigForm):
         ``public``, whether browsers reach this deployment at KILN_PUBLIC_URL (else a
         refresh token is pasted); ``redirect_uri``, to register with the app."""
         saved = self.stored_config
-        ready = saved.get("auth") == Auth.OAUTH2 and saved.get("client_id")
-        public = django_settings.KILN_PUBLIC_URL
-        return {
-            "provider": OAuth2Provider.NAMES.get(saved.get("oauth_provider", ""), "")
-            if ready
-            else "",
-            "public": bool(public),
-            "redirect_uri": public + reverse("oauth2_callback") if public else "",
-        }
+        provider = ""
+        if saved.get("auth") == Auth.OAUTH2 and saved.get("client_id"):
+            provider = OAuth2Provider.NAMES.get(saved.get("oauth_provider", ""), "")
+        public = bool(django_settings.KILN_PUBLIC_URL)
+        redirect_uri = oauth2_redirect_uri() if public else ""
+        return {"provider": provider, "public": public, "redirect_uri": redirect_uri}
 
     def _same_server(self, data: dict, also: tuple[str, ...] = ()) -> bool:
         # Verification off lets anyone on the path pose as the server: like a new host,

@@ -18,13 +18,17 @@ from django.contrib.auth.decorators import login_required
 from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect
-from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from datasources.errors import PluginError
 from datasources.models import Datasource
 from datasources.plugins.smtp import oauth
-from datasources.plugins.smtp.config import Auth, OAuth2Secret, SmtpSettings
+from datasources.plugins.smtp.config import (
+    Auth,
+    OAuth2Secret,
+    SmtpSettings,
+    oauth2_redirect_uri,
+)
 from workspaces import audit
 from workspaces.access import get_membership
 from workspaces.audit import Action
@@ -38,11 +42,6 @@ PENDING = "kiln_smtp_oauth2"
 PENDING_LIMIT = 5
 #: A provider's error description is cut to this length in the page's message.
 _SAID_LIMIT = 300
-
-
-def redirect_uri() -> str:
-    """The callback's address as the provider sees it (register it with the app)."""
-    return settings.KILN_PUBLIC_URL + reverse("oauth2_callback")
 
 
 def _smtp_datasource(request: HttpRequest, workspace: str, pk: int) -> Datasource:
@@ -76,7 +75,7 @@ def oauth2_start(request: HttpRequest, workspace: str, pk: int) -> HttpResponse:
         )
         return redirect("datasources:edit", workspace, datasource.pk)
     started = oauth.authorization(
-        s.oauth_provider, s.oauth_tenant, s.client_id, s.username, redirect_uri()
+        s.oauth_provider, s.oauth_tenant, s.client_id, s.username, oauth2_redirect_uri()
     )
     pending = dict(request.session.get(PENDING) or {})
     while len(pending) >= PENDING_LIMIT:
@@ -131,7 +130,7 @@ def oauth2_callback(request: HttpRequest) -> HttpResponse:
         )
         return back
     try:
-        refresh_token = oauth.exchange_code(s, code, entry["verifier"], redirect_uri())
+        refresh_token = oauth.exchange_code(s, code, entry["verifier"], oauth2_redirect_uri())
     except PluginError as exc:
         messages.error(request, f"Connect: {exc.message}")
         return back
