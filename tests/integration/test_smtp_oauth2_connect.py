@@ -4,12 +4,15 @@ Microsoft" (authorization code with PKCE) against a local token endpoint."""
 
 from __future__ import annotations
 
+import json
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from django.db import connection
 from django.urls import reverse
 
+from builder.document import AppFileError, import_app
+from builder.models import datasource_document
 from datasources.models import Datasource
 from tests.support.oauth2 import TokenEndpoint
 from workspaces.audit import AuditEvent
@@ -129,6 +132,7 @@ def test_a_saved_password_is_not_an_oauth2_secret_and_back(client, team):
     [
         ({"client_id": ""}, "client_id"),
         ({"username": ""}, "username"),
+        ({"username": "josé@exämple.com"}, "username"),
         ({"oauth_provider": "microsoft", "oauth_tenant": "../evil?x="}, "oauth_tenant"),
         ({"refresh_token": "a\r\nb"}, "refresh_token"),
     ],
@@ -246,3 +250,37 @@ def test_a_viewer_cannot_connect(client, saved, team, endpoint):
 def test_connect_needs_a_post(client, saved, endpoint):
     response = client.get(url("oauth2_start", saved.workspace, saved.pk))
     assert response.status_code == 405
+
+
+def app_file(**secrets) -> dict:
+    config = {
+        "host": "smtp.gmail.com",
+        "port": 587,
+        "auth": "oauth2",
+        "username": "mailbox@example.com",
+        "oauth_provider": "google",
+        "client_id": "client-id.apps.example",
+    }
+    source = {"name": "Gmail", "kind": "smtp", "config": config, **secrets}
+    return {
+        "kiln": "app",
+        "version": 1,
+        "app": {"name": "Mailer"},
+        "pages": [{"name": "Home"}],
+        "datasources": [source],
+    }
+
+
+def test_app_files_take_the_oauth2_secrets_from_the_environment_only(team):
+    sources = {"client_secret": {"env": "CS"}, "refresh_token": {"env": "RT"}}
+    environ = {"CS": CLIENT_SECRET, "RT": REFRESH_TOKEN}
+    import_app(app_file(**sources), team.workspace, environ=environ)
+    imported = Datasource.objects.get(workspace=team.workspace)
+    assert imported.settings().refresh_token == REFRESH_TOKEN
+    exported = json.dumps(datasource_document(imported).model_dump())
+    assert CLIENT_SECRET not in exported and REFRESH_TOKEN not in exported
+    written = app_file()
+    written["datasources"][0]["config"]["refresh_token"] = REFRESH_TOKEN
+    with pytest.raises(AppFileError) as caught:
+        import_app(written, team.other_workspace, environ={})
+    assert "refresh_token" in str(caught.value)

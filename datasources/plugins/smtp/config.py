@@ -333,8 +333,15 @@ class SmtpConfigForm(ConfigForm):
         else:
             data["oauth_tenant"] = ""
         data["client_id"] = (data.get("client_id") or "").strip()
-        if not data.get("username"):
+        username = data.get("username") or ""
+        if not username:
             self.add_error("username", "Username is required with OAuth2: the mailbox address.")
+        elif not username.isascii():
+            # XOAUTH2 carries it as ASCII (smtplib encodes the string so).
+            self.add_error(
+                "username",
+                "Username must be written in ASCII with OAuth2 (an international domain as xn--…).",
+            )
         if not data["client_id"]:
             self.add_error("client_id", "Client ID is required with OAuth2.")
         same = self._same_server(data, also=self.OAUTH2_BOUND_TO)
