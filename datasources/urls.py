@@ -1,6 +1,7 @@
 from django.urls import path
 
 from datasources import views
+from datasources.plugins.smtp import views as smtp_views
 
 app_name = "datasources"
 urlpatterns = [
@@ -10,4 +11,5 @@ urlpatterns = [
     path("<int:pk>/delete/", views.datasource_delete, name="delete"),
     path("test/", views.datasource_test, name="test"),
     path("<int:pk>/test/", views.datasource_test, name="test_saved"),
+    path("<int:pk>/oauth2/start/", smtp_views.oauth2_start, name="oauth2_start"),
 ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
 from cryptography.fernet import Fernet
@@ -337,6 +338,35 @@ KILN_SMTP_DEFAULT_TIMEOUT = envint("KILN_SMTP_DEFAULT_TIMEOUT", 30)
 # Seconds an SMTP connection is kept open after a send, for the next send through the
 # same server and user in the same process (RSET between messages); 0: one per send.
 KILN_SMTP_REUSE_SECONDS = envint("KILN_SMTP_REUSE_SECONDS", 30)
+
+# OAuth2 for SMTP (docs/smtp.md "OAuth2 (Gmail and Microsoft 365)"): the providers'
+# endpoints ({tenant} is the datasource's Microsoft tenant), and how long a token
+# request may take. KILN_PUBLIC_URL (https://kiln.example.com) is where browsers reach
+# this deployment: with it, a datasource page offers "Connect with Google / Microsoft",
+# whose redirect URI is KILN_PUBLIC_URL + /oauth2/callback/.
+KILN_PUBLIC_URL = env("KILN_PUBLIC_URL").rstrip("/")
+KILN_OAUTH2_GOOGLE_TOKEN_URL = env(
+    "KILN_OAUTH2_GOOGLE_TOKEN_URL", "https://oauth2.googleapis.com/token"
+)
+KILN_OAUTH2_GOOGLE_AUTHORIZE_URL = env(
+    "KILN_OAUTH2_GOOGLE_AUTHORIZE_URL", "https://accounts.google.com/o/oauth2/v2/auth"
+)
+KILN_OAUTH2_MICROSOFT_TOKEN_URL = env(
+    "KILN_OAUTH2_MICROSOFT_TOKEN_URL",
+    "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token",
+)
+KILN_OAUTH2_MICROSOFT_AUTHORIZE_URL = env(
+    "KILN_OAUTH2_MICROSOFT_AUTHORIZE_URL",
+    "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/authorize",
+)
+KILN_OAUTH2_TIMEOUT = envfloat("KILN_OAUTH2_TIMEOUT", 10.0)
+if KILN_PUBLIC_URL:
+    # "Connect" posts a form answered by a redirect to the provider's sign-in page:
+    # browsers hold that redirect to the policy's form-action.
+    CONTENT_SECURITY_POLICY["DIRECTIVES"]["form-action"] += [
+        "{0.scheme}://{0.netloc}".format(urlsplit(url))
+        for url in (KILN_OAUTH2_GOOGLE_AUTHORIZE_URL, KILN_OAUTH2_MICROSOFT_AUTHORIZE_URL)
+    ]
 
 # Datasource plugins outside datasources/plugins/ ("kind=dotted.path.Class", comma
 # separated): the tests' own plugin, passed on to the Celery worker they start.

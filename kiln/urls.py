@@ -9,6 +9,7 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("w/<slug:workspace>/datasources/", include("datasources.urls")),
+    path("oauth2/", include("datasources.oauth2_urls")),
     path("w/<slug:workspace>/audit/", include("workspaces.audit_urls")),
     path("", include("workspaces.urls")),
     path("devmailbox/", include("devmailbox.urls")),

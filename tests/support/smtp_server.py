@@ -168,10 +168,12 @@ class SmtpServer:
         host: str = "127.0.0.1",
         port: int | None = None,
         smtp_options: dict | None = None,
+        handler: Handler | None = None,
     ):
         """``smtp_options`` go to aiosmtpd's SMTP as they are (``auth_required``,
-        ``require_starttls``, ...): a server's policies, as real servers have them."""
-        self.handler = Handler()
+        ``require_starttls``, ...): a server's policies, as real servers have them. A
+        ``handler`` (a Handler subclass) may add AUTH mechanisms (``auth_<NAME>`` methods)."""
+        self.handler = handler or Handler()
         self.host = host
         self.port = port or free_port()
         self.security = security

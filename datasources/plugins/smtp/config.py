@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass
 
 from django import forms
 from django.conf import settings as django_settings
+from django.urls import reverse
 
 from datasources.errors import FieldError
 from datasources.plugins.base import ConfigForm
@@ -33,11 +36,54 @@ class Security:
 
 class Auth:
     PASSWORD = "password"
+    OAUTH2 = "oauth2"
     NONE = "none"
     CHOICES = [
         (PASSWORD, "Username and password"),
+        (OAUTH2, "OAuth2 (Gmail, Microsoft 365)"),
         (NONE, "No authentication"),
     ]
+    #: The choices that sign in as ``username``.
+    SIGNED_IN = (PASSWORD, OAUTH2)
+
+
+class OAuth2Provider:
+    GOOGLE = "google"
+    MICROSOFT = "microsoft"
+    CHOICES = [(GOOGLE, "Google (Gmail, Google Workspace)"), (MICROSOFT, "Microsoft 365")]
+    #: As the "Connect with …" button says it.
+    NAMES = {GOOGLE: "Google", MICROSOFT: "Microsoft"}
+    #: Work and school accounts of any tenant: what Microsoft 365 mailboxes are. A
+    #: tenant id or domain narrows it; "common" also lets personal accounts in.
+    DEFAULT_TENANT = "organizations"
+
+
+@dataclass(frozen=True)
+class OAuth2Secret:
+    """What an OAuth2 datasource keeps encrypted, as one JSON object in the
+    datasource's single secret (a password datasource keeps the password itself)."""
+
+    client_secret: str = ""
+    refresh_token: str = ""
+
+    def __repr__(self) -> str:
+        return "OAuth2Secret(…)"
+
+    @classmethod
+    def parse(cls, secret: str) -> OAuth2Secret:
+        """The stored secret; empty when it is not one of these (a saved password)."""
+        try:
+            value = json.loads(secret or "")
+        except ValueError:
+            return cls()
+        if not isinstance(value, dict):
+            return cls()
+        return cls(str(value.get("client_secret") or ""), str(value.get("refresh_token") or ""))
+
+    def dump(self) -> str:
+        return json.dumps(
+            {"client_secret": self.client_secret, "refresh_token": self.refresh_token}
+        )
 
 
 @dataclass(frozen=True)
@@ -57,6 +103,13 @@ class SmtpSettings:
     #: the system's, and the SHA-256 fingerprint the server's certificate must have.
     ca_certificate: str = ""
     certificate_fingerprint: str = ""
+    #: OAuth2 (``auth == Auth.OAUTH2``): ``username`` is the mailbox; the client secret
+    #: and the refresh token come from the encrypted secret.
+    oauth_provider: str = ""
+    oauth_tenant: str = ""
+    client_id: str = ""
+    client_secret: str = ""
+    refresh_token: str = ""
 
     def __repr__(self) -> str:
         # Never let the password reach a log line or a traceback through repr().
@@ -68,13 +121,15 @@ class SmtpSettings:
     @classmethod
     def from_stored(cls, config: dict, secret: str) -> SmtpSettings:
         security = config.get("security", Security.STARTTLS)
+        auth = config.get("auth", Auth.PASSWORD)
+        oauth = OAuth2Secret.parse(secret) if auth == Auth.OAUTH2 else OAuth2Secret()
         return cls(
             host=config.get("host", ""),
             port=int(config.get("port") or Security.default_port(security)),
             security=security,
-            auth=config.get("auth", Auth.PASSWORD),
+            auth=auth,
             username=config.get("username", ""),
-            password=secret or "",
+            password="" if auth == Auth.OAUTH2 else secret or "",
             timeout=float(config.get("timeout", django_settings.KILN_SMTP_DEFAULT_TIMEOUT)),
             verify_certificate=bool(config.get("verify_certificate", True)),
             # Settings saved before sandbox mode existed have neither key: off.
@@ -82,7 +137,24 @@ class SmtpSettings:
             sandbox_address=config.get("sandbox_address") or "",
             ca_certificate=config.get("ca_certificate") or "",
             certificate_fingerprint=config.get("certificate_fingerprint") or "",
+            oauth_provider=config.get("oauth_provider") or "",
+            oauth_tenant=config.get("oauth_tenant") or "",
+            client_id=config.get("client_id") or "",
+            client_secret=oauth.client_secret,
+            refresh_token=oauth.refresh_token,
         )
+
+
+def oauth2_redirect_uri() -> str:
+    """Where a provider sends the browser back after "Connect" (register it with the
+    app): the callback's address under KILN_PUBLIC_URL."""
+    return django_settings.KILN_PUBLIC_URL + reverse("oauth2_callback")
+
+
+#: The settings an OAuth2 datasource keeps in its encrypted secret.
+OAUTH2_SECRETS = ("client_secret", "refresh_token")
+#: A Microsoft tenant as it goes into the token URL's path: a name, an id or a domain.
+_TENANT = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]{0,99}")
 
 
 class SmtpConfigForm(ConfigForm):
@@ -167,16 +239,63 @@ class SmtpConfigForm(ConfigForm):
     )
     TRUST_FIELDS = ("ca_certificate", "certificate_fingerprint")
 
+    # OAuth2 (Auth.OAUTH2): the mailbox is ``username``; datasources/plugins/smtp/oauth.py
+    # turns the refresh token into access tokens.
+    oauth_provider = forms.ChoiceField(
+        label="Provider",
+        choices=OAuth2Provider.CHOICES,
+        initial=OAuth2Provider.GOOGLE,
+        required=False,
+        widget=forms.RadioSelect,
+    )
+    oauth_tenant = forms.CharField(
+        label="Microsoft tenant",
+        max_length=100,
+        required=False,
+        initial=OAuth2Provider.DEFAULT_TENANT,
+        help_text="“organizations” for any work or school account; your tenant's id or "
+        "domain to allow only it; “common” to allow personal Outlook.com accounts too.",
+    )
+    client_id = forms.CharField(label="Client ID", max_length=255, required=False)
+    client_secret = forms.CharField(
+        label="Client secret",
+        max_length=512,
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+        help_text="From the app registered with the provider (blank for a Microsoft "
+        "public client).",
+    )
+    refresh_token = forms.CharField(
+        label="Refresh token",
+        max_length=4096,
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+        help_text="Set by “Connect”, or pasted from your own authorization.",
+    )
+
     #: The saved password goes only to the server it was saved for: change any of these,
     #: or turn certificate verification off, and it must be typed again (else an editor
     #: could send it to a server of theirs, or trust a certificate of theirs).
     SECRET_BOUND_TO = ("host", "port", "security", "username", *TRUST_FIELDS)
+    #: The OAuth2 secrets are bound to the server too (the access token they yield opens
+    #: the whole mailbox), and to the app and account they were issued for.
+    OAUTH2_BOUND_TO = ("oauth_provider", "oauth_tenant", "client_id")
 
     def __init__(self, *args, stored_secret: str = "", **kwargs):
         super().__init__(*args, stored_secret=stored_secret, **kwargs)
         self.stored_config = dict(self.initial or {})
-        if stored_secret:
+        stored_oauth2 = self.stored_config.get("auth") == Auth.OAUTH2
+        #: The saved password: none when the saved secret is an OAuth2 one.
+        self.stored_password = "" if stored_oauth2 else stored_secret
+        self.stored_oauth2 = OAuth2Secret.parse(stored_secret) if stored_oauth2 else OAuth2Secret()
+        if self.stored_password:
             self.fields["password"].help_text = "Leave blank to keep the saved password."
+        for name in OAUTH2_SECRETS:
+            if getattr(self.stored_oauth2, name):
+                label = str(self.fields[name].label).lower()
+                self.fields[name].help_text = f"Leave blank to keep the saved {label}."
 
     def clean_host(self) -> str:
         host = self.cleaned_data["host"].strip()
@@ -203,16 +322,17 @@ class SmtpConfigForm(ConfigForm):
         data = super().clean() or {}
         self._clean_port(data)
         self._clean_trust(data)
-        for name in ("username", "password"):
+        for name in ("username", "password", *self.OAUTH2_BOUND_TO, *OAUTH2_SECRETS):
             value = data.get(name) or ""
             if any(ch in value for ch in "\r\n\x00"):
                 label = self.fields[name].label
                 self.add_error(name, f"{label} must not contain line breaks or NUL characters.")
         self._clean_sandbox(data)
+        self._clean_oauth2(data)
         if data.get("auth") == Auth.PASSWORD:
             if not data.get("username"):
                 self.add_error("username", "Username is required (or choose “No authentication”).")
-            if not data.get("password") and self.stored_secret and not self._same_server(data):
+            if not data.get("password") and self.stored_password and not self._same_server(data):
                 self.add_error(
                     "password",
                     "Password: type it again — the host, port, security, username or "
@@ -220,7 +340,7 @@ class SmtpConfigForm(ConfigForm):
                     "certificate verification was turned off, and the saved password is "
                     "only sent to the server it was saved for.",
                 )
-            elif not (data.get("password") or self.stored_secret):
+            elif not (data.get("password") or self.stored_password):
                 self.add_error("password", "Password is required (or choose “No authentication”).")
         return data
 
@@ -268,7 +388,66 @@ class SmtpConfigForm(ConfigForm):
         except FieldError as exc:
             self.add_error(exc.field or "sandbox_address", exc.message)
 
-    def _same_server(self, data: dict) -> bool:
+    def _clean_oauth2(self, data: dict) -> None:
+        """Provider, tenant, mailbox and client id are required with OAuth2; the client
+        secret and the refresh token may be left blank to keep the saved ones, on the
+        same server, provider, tenant, client id and mailbox only. The refresh token
+        may be missing altogether: "Connect" sets it once the settings are saved."""
+        if data.get("auth") != Auth.OAUTH2:
+            return
+        provider = data.get("oauth_provider") or ""
+        if provider not in dict(OAuth2Provider.CHOICES):
+            self.add_error("oauth_provider", "Provider is required with OAuth2.")
+        if provider == OAuth2Provider.MICROSOFT:
+            tenant = (data.get("oauth_tenant") or "").strip() or OAuth2Provider.DEFAULT_TENANT
+            if not _TENANT.fullmatch(tenant):
+                self.add_error(
+                    "oauth_tenant",
+                    "Microsoft tenant must be “organizations”, “common”, a tenant id or a "
+                    "domain (letters, digits, dots and hyphens).",
+                )
+            data["oauth_tenant"] = tenant
+        else:
+            data["oauth_tenant"] = ""
+        data["client_id"] = (data.get("client_id") or "").strip()
+        username = data.get("username") or ""
+        if not username:
+            self.add_error("username", "Username is required with OAuth2: the mailbox address.")
+        elif not username.isascii():
+            # XOAUTH2 carries it as ASCII (smtplib encodes the string so).
+            self.add_error(
+                "username",
+                "Username must be written in ASCII with OAuth2 (an international domain as xn--…).",
+            )
+        if not data["client_id"]:
+            self.add_error("client_id", "Client ID is required with OAuth2.")
+        same = self._same_server(data, also=self.OAUTH2_BOUND_TO)
+        for name in OAUTH2_SECRETS:
+            if not data.get(name) and getattr(self.stored_oauth2, name) and not same:
+                label = self.fields[name].label
+                self.add_error(
+                    name,
+                    f"{label}: type it again (or connect again) — the server, its TLS "
+                    "trust, provider, tenant, client ID or username changed, or certificate "
+                    "verification "
+                    "was turned off, and the saved one only goes where it was saved for.",
+                )
+
+    @property
+    def oauth2_connect(self) -> dict:
+        """What the page offers to get a refresh token: ``provider``, the saved
+        provider's name when the saved settings are OAuth2 with a client ID ("" before);
+        ``public``, whether browsers reach this deployment at KILN_PUBLIC_URL (else a
+        refresh token is pasted); ``redirect_uri``, to register with the app."""
+        saved = self.stored_config
+        provider = ""
+        if saved.get("auth") == Auth.OAUTH2 and saved.get("client_id"):
+            provider = OAuth2Provider.NAMES.get(saved.get("oauth_provider", ""), "")
+        public = bool(django_settings.KILN_PUBLIC_URL)
+        redirect_uri = oauth2_redirect_uri() if public else ""
+        return {"provider": provider, "public": public, "redirect_uri": redirect_uri}
+
+    def _same_server(self, data: dict, also: tuple[str, ...] = ()) -> bool:
         # Verification off lets anyone on the path pose as the server: like a new host,
         # the saved password is not lent to it. Turning verification on needs nothing.
         verified = self.stored_config.get("verify_certificate", True)
@@ -276,7 +455,7 @@ class SmtpConfigForm(ConfigForm):
             return False
         return all(
             str(data.get(name) or "") == str(self.stored_config.get(name) or "")
-            for name in self.SECRET_BOUND_TO
+            for name in (*self.SECRET_BOUND_TO, *also)
         )
 
     def stored(self) -> tuple[dict, str]:
@@ -287,7 +466,7 @@ class SmtpConfigForm(ConfigForm):
             "port": data["port"],
             "security": data["security"],
             "auth": data["auth"],
-            "username": data["username"] if data["auth"] == Auth.PASSWORD else "",
+            "username": data["username"] if data["auth"] in Auth.SIGNED_IN else "",
             "timeout": data["timeout"],
             "verify_certificate": data["verify_certificate"],
         }
@@ -300,7 +479,18 @@ class SmtpConfigForm(ConfigForm):
             config["sandbox_address"] = data["sandbox_address"]
         if data["auth"] == Auth.NONE:
             return config, ""
-        return config, data["password"] or self.stored_secret
+        if data["auth"] == Auth.OAUTH2:
+            return self._stored_oauth2(config)
+        return config, data["password"] or self.stored_password
+
+    def _stored_oauth2(self, config: dict) -> tuple[dict, str]:
+        data = self.cleaned_data
+        config.update({name: data[name] for name in self.OAUTH2_BOUND_TO if data[name]})
+        secret = OAuth2Secret(
+            client_secret=data["client_secret"] or self.stored_oauth2.client_secret,
+            refresh_token=data["refresh_token"] or self.stored_oauth2.refresh_token,
+        )
+        return config, secret.dump()
 
     def settings(self) -> SmtpSettings:
         config, secret = self.stored()

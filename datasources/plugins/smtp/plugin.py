@@ -3,8 +3,11 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings as django_settings
+from django.db import transaction
+from django.dispatch import receiver
 
 from datasources.errors import PluginError
+from datasources.models import Datasource
 from datasources.plugins.base import (
     ActionResult,
     ActionSpec,
@@ -15,9 +18,9 @@ from datasources.plugins.base import (
     Prepared,
     jsonable,
 )
-from datasources.plugins.smtp import inline, invite, sandbox, transport
+from datasources.plugins.smtp import inline, invite, oauth, sandbox, transport
 from datasources.plugins.smtp.compose import ComposedEmail, build_email
-from datasources.plugins.smtp.config import SmtpConfigForm, SmtpSettings
+from datasources.plugins.smtp.config import Auth, OAuth2Secret, SmtpConfigForm, SmtpSettings
 from datasources.plugins.smtp.custom_headers import read_custom_headers
 from datasources.plugins.smtp.message import LABELS, Attachment, parse_addresses
 from datasources.plugins.smtp.stored import Envelope, message_pieces, stored_form
@@ -168,7 +171,7 @@ class SmtpPlugin(Plugin):
     config_template = "datasources/smtp/config.html"
     preview_template = "datasources/smtp/preview.html"
     actions = {"send_email": SEND_EMAIL}
-    secret_fields = ("password",)
+    secret_fields = ("password", "client_secret", "refresh_token")
 
     def load_config(self, config: dict, secret: str) -> SmtpSettings:
         return SmtpSettings.from_stored(config, secret)
@@ -180,7 +183,7 @@ class SmtpPlugin(Plugin):
         except PluginError as exc:
             return ConnectionCheck(False, exc.message)
         how = {"starttls": " over STARTTLS", "ssl": " over SSL/TLS"}.get(settings.security, "")
-        auth = " and authenticated" if settings.auth == "password" else ""
+        auth = " and authenticated" if settings.auth in Auth.SIGNED_IN else ""
         return ConnectionCheck(
             True, f"Connected to {settings.host}:{settings.port}{how}{auth} successfully."
         )
@@ -341,3 +344,22 @@ def _file_resolver(context: Any):
             return Attachment(stored.name, stored.content_type, f.read())
 
     return resolve
+
+
+@receiver(oauth.refresh_token_rotated)
+def keep_rotated_refresh_token(sender, settings: SmtpSettings, refresh_token: str, **kwargs):
+    """Store a refresh token the provider replaced on the datasources that held the old
+    one (only where it is still the old one: another process may have stored its own
+    replacement first, which is as good)."""
+    candidates = Datasource.objects.filter(
+        kind=SmtpPlugin.kind,
+        config__auth=Auth.OAUTH2,
+        config__client_id=settings.client_id,
+        config__username=settings.username,
+    )
+    with transaction.atomic():
+        for datasource in candidates.select_for_update():
+            stored = OAuth2Secret.parse(datasource.secret)
+            if stored.refresh_token == settings.refresh_token:
+                datasource.secret = OAuth2Secret(stored.client_secret, refresh_token).dump()
+                datasource.save(update_fields=["secret", "updated_at"])

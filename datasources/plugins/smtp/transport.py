@@ -23,6 +23,7 @@ from ipaddress import ip_address
 from django.conf import settings as django_settings
 
 from datasources.errors import DeliveryUnknown, FieldError, PluginError, TransientError
+from datasources.plugins.smtp import oauth
 from datasources.plugins.smtp.config import Auth, Security, SmtpSettings
 from datasources.plugins.smtp.guard import resolve
 from datasources.plugins.smtp.trust import check_pin
@@ -140,9 +141,10 @@ def _translate(exc: BaseException, s: SmtpSettings, progress: _Progress) -> Plug
         )
     if isinstance(exc, smtplib.SMTPAuthenticationError):
         message = f"Authentication refused by the server: {exc.smtp_code} {_reply(exc.smtp_error)}"
+        secret = "refresh_token" if s.auth == Auth.OAUTH2 else "password"
         if 400 <= exc.smtp_code < 500:
-            return TransientError(message, field="password", code="auth")
-        return PluginError(message, field="password", code="auth")
+            return TransientError(message, field=secret, code="auth")
+        return PluginError(message, field=secret, code="auth")
     if isinstance(exc, smtplib.SMTPServerDisconnected) and isinstance(
         exc.__context__, TimeoutError
     ):
@@ -260,14 +262,16 @@ def _negotiate(client: smtplib.SMTP, s: SmtpSettings, progress: _Progress) -> No
         check_pin(client.sock, s.certificate_fingerprint)
         progress.stage = "greeting the server after STARTTLS"
         client.ehlo()
-    if s.auth != Auth.PASSWORD:
+    if s.auth not in Auth.SIGNED_IN:
         return
     encrypted = s.security in (Security.STARTTLS, Security.SSL)
     peer = client.sock.getpeername()[0] if client.sock is not None else ""
     if not encrypted and not (peer and ip_address(peer).is_loopback):
+        what = "OAuth2 access token" if s.auth == Auth.OAUTH2 else "password"
         raise PluginError(
-            "Password authentication over an unencrypted connection is refused: the "
-            "password would cross the network in clear. Choose STARTTLS or SSL/TLS.",
+            f"{what.capitalize()} authentication over an unencrypted connection is "
+            f"refused: the {what} would cross the network in clear. Choose STARTTLS or "
+            "SSL/TLS.",
             field="security",
             code="tls",
         )
@@ -289,6 +293,9 @@ _MECHANISMS = ("PLAIN", "LOGIN", "CRAM-MD5")
 
 def _authenticate(client: smtplib.SMTP, s: SmtpSettings) -> None:
     offered = client.esmtp_features.get("auth", "").upper().split()
+    if s.auth == Auth.OAUTH2:
+        _authenticate_oauth2(client, s, offered)
+        return
     mechanism = next((m for m in _MECHANISMS if m in offered), None)
     if mechanism is None:
         raise PluginError(
@@ -302,6 +309,60 @@ def _authenticate(client: smtplib.SMTP, s: SmtpSettings) -> None:
     code, text = client.auth(mechanism, handler, initial_response_ok=True)
     if code not in (235, 503):
         raise smtplib.SMTPAuthenticationError(code, text)
+
+
+def _authenticate_oauth2(client: smtplib.SMTP, s: SmtpSettings, offered: list[str]) -> None:
+    """XOAUTH2 with the cached access token. A token the server refuses may have been
+    revoked or expired early: it is dropped and a new one tried, once, on the same
+    connection (RFC 4954 allows AUTH again after a failure); a second refusal means the
+    grant itself is no good, and a person must connect again."""
+    if "XOAUTH2" not in offered:
+        raise PluginError(
+            f"The server does not offer OAuth2 (AUTH XOAUTH2; it offers "
+            f"{', '.join(offered) or 'none'}). Gmail is smtp.gmail.com, Microsoft 365 "
+            "smtp.office365.com, both on port 587 with STARTTLS.",
+            field="auth",
+            code="auth",
+        )
+    refused = _try_xoauth2(client, s, oauth.access_token(s))
+    if refused is None:
+        return
+    oauth.forget(s)
+    refused = _try_xoauth2(client, s, oauth.access_token(s))
+    if refused is None:
+        return
+    oauth.forget(s)
+    raise PluginError(
+        f"The server refused the OAuth2 access token, and a fresh one after it: {refused}. "
+        "Connect the account again (or paste a new refresh token), and check that SMTP "
+        "sign-in is allowed for this mailbox.",
+        field="refresh_token",
+        code="auth",
+    )
+
+
+def _try_xoauth2(client: smtplib.SMTP, s: SmtpSettings, token: str) -> str | None:
+    """None when the server accepts ``token``; its refusal when it refuses the token
+    (535, or Google's 334 with an error in base64 JSON, answered with an empty line).
+    Other replies (454, a temporary failure) are raised."""
+    challenges: list[bytes] = []
+
+    def respond(challenge: bytes | None = None) -> str:
+        if challenge is None:
+            return oauth.xoauth2(s.username, token)
+        challenges.append(challenge)
+        return ""
+
+    try:
+        client.auth("XOAUTH2", respond, initial_response_ok=True)
+    except smtplib.SMTPAuthenticationError as exc:
+        if exc.smtp_code != 535 and not (challenges and exc.smtp_code >= 500):
+            raise
+        said = f"{exc.smtp_code} {_reply(exc.smtp_error)}"
+        if challenges:
+            said += f" (after {_reply(challenges[0][:300])})"
+        return said
+    return None
 
 
 @contextmanager

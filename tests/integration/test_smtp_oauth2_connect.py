@@ -1,0 +1,286 @@
+"""An SMTP datasource with OAuth2 in the datasource pages: its secrets stored encrypted
+and never shown, bound to where they were saved for, and "Connect with Google /
+Microsoft" (authorization code with PKCE) against a local token endpoint."""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from django.db import connection
+from django.urls import reverse
+
+from builder.document import AppFileError, import_app
+from builder.models import datasource_document
+from datasources.models import Datasource
+from tests.support.oauth2 import TokenEndpoint
+from workspaces.audit import AuditEvent
+
+CLIENT_SECRET = "GOCSPX-client-secret-value"
+REFRESH_TOKEN = "1//0pasted-refresh-token"
+PUBLIC_URL = "https://kiln.example.test"
+AUTHORIZE_URL = "https://accounts.example.test/o/oauth2/v2/auth"
+
+
+def form_data(**overrides):
+    data = {
+        "name": "Gmail",
+        "kind": "smtp",
+        "host": "smtp.gmail.com",
+        "port": "587",
+        "security": "starttls",
+        "auth": "oauth2",
+        "username": "mailbox@example.com",
+        "oauth_provider": "google",
+        "oauth_tenant": "organizations",
+        "client_id": "client-id.apps.example",
+        "client_secret": CLIENT_SECRET,
+        "refresh_token": REFRESH_TOKEN,
+        "timeout": "10",
+        "verify_certificate": "on",
+    }
+    data.update(overrides)
+    return data
+
+
+def url(name, workspace, *args):
+    return reverse(f"datasources:{name}", args=[workspace.slug, *args])
+
+
+@pytest.fixture
+def saved(client, team):
+    client.force_login(team.teammate)
+    response = client.post(url("create", team.workspace, "smtp"), form_data())
+    assert response.status_code == 302, response.content.decode()
+    return Datasource.objects.get(workspace=team.workspace)
+
+
+@pytest.fixture
+def endpoint(settings):
+    started = TokenEndpoint().start()
+    settings.KILN_PUBLIC_URL = PUBLIC_URL
+    settings.KILN_OAUTH2_GOOGLE_AUTHORIZE_URL = AUTHORIZE_URL
+    settings.KILN_OAUTH2_GOOGLE_TOKEN_URL = f"{started.url}/token"
+    yield started
+    started.stop()
+
+
+def test_the_secrets_are_stored_encrypted_and_never_shown(client, saved):
+    settings = saved.settings()
+    assert (settings.client_secret, settings.refresh_token) == (CLIENT_SECRET, REFRESH_TOKEN)
+    assert "client_secret" not in saved.config and "refresh_token" not in saved.config
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT secret FROM datasources_datasource WHERE id = %s", [saved.pk])
+        raw = cursor.fetchone()[0]
+    assert CLIENT_SECRET not in raw and REFRESH_TOKEN not in raw
+    page = client.get(url("edit", saved.workspace, saved.pk)).content.decode()
+    assert CLIENT_SECRET not in page and REFRESH_TOKEN not in page
+    assert "Leave blank to keep the saved refresh token." in page
+    assert CLIENT_SECRET not in repr(settings) and REFRESH_TOKEN not in repr(settings)
+
+
+def test_blank_secrets_keep_the_saved_ones(client, saved):
+    data = form_data(client_secret="", refresh_token="", timeout="20")
+    response = client.post(url("edit", saved.workspace, saved.pk), data)
+    assert response.status_code == 302
+    saved.refresh_from_db()
+    assert saved.config["timeout"] == 20
+    assert saved.settings().refresh_token == REFRESH_TOKEN
+    assert saved.settings().client_secret == CLIENT_SECRET
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"client_id": "another-client"},
+        {"username": "other@example.com"},
+        {"host": "smtp.example.net"},
+        {"oauth_provider": "microsoft"},
+        {"verify_certificate": ""},
+    ],
+)
+def test_saved_secrets_are_not_lent_to_other_settings(client, saved, change):
+    data = form_data(client_secret="", refresh_token="", **change)
+    response = client.post(url("edit", saved.workspace, saved.pk), data)
+    assert response.status_code == 422
+    errors = response.context["config_form"].errors
+    assert "Client secret: type it again" in errors["client_secret"][0]
+    assert "Refresh token: type it again" in errors["refresh_token"][0]
+    saved.refresh_from_db()
+    assert saved.settings().refresh_token == REFRESH_TOKEN
+
+
+def test_a_saved_password_is_not_an_oauth2_secret_and_back(client, team):
+    client.force_login(team.teammate)
+    password = form_data(auth="password", password="Sup3r-Secret-Pw!", host="127.0.0.1")
+    client.post(url("create", team.workspace, "smtp"), password)
+    saved = Datasource.objects.get(workspace=team.workspace)
+    to_oauth2 = form_data(host="127.0.0.1", client_secret="", refresh_token="")
+    response = client.post(url("edit", team.workspace, saved.pk), to_oauth2)
+    assert response.status_code == 302
+    saved.refresh_from_db()
+    assert saved.settings().client_secret == "" and saved.settings().password == ""
+    back = form_data(auth="password", host="127.0.0.1", password="")
+    response = client.post(url("edit", team.workspace, saved.pk), back)
+    assert response.status_code == 422
+    assert "Password is required" in response.context["config_form"].errors["password"][0]
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"client_id": ""}, "client_id"),
+        ({"username": ""}, "username"),
+        ({"username": "josé@exämple.com"}, "username"),
+        ({"oauth_provider": "microsoft", "oauth_tenant": "../evil?x="}, "oauth_tenant"),
+        ({"refresh_token": "a\r\nb"}, "refresh_token"),
+    ],
+)
+def test_bad_oauth2_settings_are_errors_naming_the_field(client, team, change, field):
+    client.force_login(team.teammate)
+    response = client.post(url("create", team.workspace, "smtp"), form_data(**change))
+    assert response.status_code == 422
+    assert field in response.context["config_form"].errors
+    assert not Datasource.objects.exists()
+
+
+def test_without_a_public_url_the_page_says_to_paste_a_refresh_token(client, saved, settings):
+    settings.KILN_PUBLIC_URL = ""
+    page = client.get(url("edit", saved.workspace, saved.pk)).content.decode()
+    assert "Paste a refresh token" in page
+    assert "OAuth2 (Gmail and Microsoft 365)" in page
+    assert "Connect with Google" not in page
+    response = client.post(url("oauth2_start", saved.workspace, saved.pk))
+    assert response.status_code == 404
+
+
+def start(client, saved) -> dict[str, str]:
+    response = client.post(url("oauth2_start", saved.workspace, saved.pk))
+    assert response.status_code == 302
+    location = response["Location"]
+    assert location.startswith(AUTHORIZE_URL + "?")
+    return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
+
+
+def test_connect_redirects_to_the_provider_with_a_pkce_challenge(client, saved, endpoint):
+    page = client.get(url("edit", saved.workspace, saved.pk)).content.decode()
+    assert "Connect with Google" in page
+    assert f"{PUBLIC_URL}/oauth2/callback/" in page
+    query = start(client, saved)
+    assert query["code_challenge_method"] == "S256"
+    assert len(query["code_challenge"]) == 43
+    assert query["redirect_uri"] == f"{PUBLIC_URL}/oauth2/callback/"
+    assert query["client_id"] == "client-id.apps.example"
+    assert query["scope"] == "https://mail.google.com/"
+    assert (query["access_type"], query["prompt"]) == ("offline", "consent")
+    assert query["login_hint"] == "mailbox@example.com"
+    assert query["state"]
+
+
+def test_a_callback_with_the_wrong_state_is_a_400_and_saves_nothing(client, saved, endpoint):
+    query = start(client, saved)
+    endpoint.expect_code("the-code", query["code_challenge"])
+    response = client.get(reverse("oauth2_callback"), {"state": "forged", "code": "the-code"})
+    assert response.status_code == 400
+    assert b"state" in response.content
+    assert endpoint.calls == []
+    saved.refresh_from_db()
+    assert saved.settings().refresh_token == REFRESH_TOKEN
+
+
+def test_a_callback_with_the_right_state_saves_the_refresh_token_encrypted(client, saved, endpoint):
+    query = start(client, saved)
+    endpoint.expect_code("the-code", query["code_challenge"])
+    answer = {"state": query["state"], "code": "the-code"}
+    response = client.get(reverse("oauth2_callback"), answer, follow=True)
+    assert response.redirect_chain[-1][0] == url("edit", saved.workspace, saved.pk)
+    assert "Connected mailbox@example.com with Google" in response.content.decode()
+    _, form = endpoint.calls[0]
+    assert form["grant_type"] == "authorization_code"
+    assert form["redirect_uri"] == f"{PUBLIC_URL}/oauth2/callback/"
+    assert form["client_secret"] == CLIENT_SECRET
+    saved.refresh_from_db()
+    assert saved.settings().refresh_token == endpoint.refresh_token
+    assert saved.settings().client_secret == CLIENT_SECRET
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT secret FROM datasources_datasource WHERE id = %s", [saved.pk])
+        assert endpoint.refresh_token not in cursor.fetchone()[0]
+    assert endpoint.refresh_token not in response.content.decode()
+    event = AuditEvent.objects.get(detail__oauth2="connected")
+    assert event.target_label == saved.name
+    # A state is used once.
+    again = client.get(reverse("oauth2_callback"), answer)
+    assert again.status_code == 400
+
+
+def test_a_refused_code_keeps_the_saved_token_and_says_why(client, saved, endpoint):
+    query = start(client, saved)
+    answer = {"state": query["state"], "code": "not-the-code"}
+    response = client.get(reverse("oauth2_callback"), answer, follow=True)
+    assert "Google refused the authorization (invalid_grant: Bad code.)" in (
+        response.content.decode()
+    )
+    saved.refresh_from_db()
+    assert saved.settings().refresh_token == REFRESH_TOKEN
+
+
+def test_a_denied_consent_says_so(client, saved, endpoint):
+    query = start(client, saved)
+    answer = {"state": query["state"], "error": "access_denied"}
+    response = client.get(reverse("oauth2_callback"), answer, follow=True)
+    assert "Google did not authorize Kiln (access_denied)." in response.content.decode()
+    assert endpoint.calls == []
+
+
+def test_another_workspaces_datasource_is_a_404(client, saved, team, endpoint):
+    client.force_login(team.outsider)
+    response = client.post(url("oauth2_start", team.workspace, saved.pk))
+    assert response.status_code == 404
+    response = client.post(url("oauth2_start", team.other_workspace, saved.pk))
+    assert response.status_code == 404
+
+
+def test_a_viewer_cannot_connect(client, saved, team, endpoint):
+    client.force_login(team.viewer)
+    response = client.post(url("oauth2_start", team.workspace, saved.pk))
+    assert response.status_code == 403
+
+
+def test_connect_needs_a_post(client, saved, endpoint):
+    response = client.get(url("oauth2_start", saved.workspace, saved.pk))
+    assert response.status_code == 405
+
+
+def app_file(**secrets) -> dict:
+    config = {
+        "host": "smtp.gmail.com",
+        "port": 587,
+        "auth": "oauth2",
+        "username": "mailbox@example.com",
+        "oauth_provider": "google",
+        "client_id": "client-id.apps.example",
+    }
+    source = {"name": "Gmail", "kind": "smtp", "config": config, **secrets}
+    return {
+        "kiln": "app",
+        "version": 1,
+        "app": {"name": "Mailer"},
+        "pages": [{"name": "Home"}],
+        "datasources": [source],
+    }
+
+
+def test_app_files_take_the_oauth2_secrets_from_the_environment_only(team):
+    sources = {"client_secret": {"env": "CS"}, "refresh_token": {"env": "RT"}}
+    environ = {"CS": CLIENT_SECRET, "RT": REFRESH_TOKEN}
+    import_app(app_file(**sources), team.workspace, environ=environ)
+    imported = Datasource.objects.get(workspace=team.workspace)
+    assert imported.settings().refresh_token == REFRESH_TOKEN
+    exported = json.dumps(datasource_document(imported).model_dump())
+    assert CLIENT_SECRET not in exported and REFRESH_TOKEN not in exported
+    written = app_file()
+    written["datasources"][0]["config"]["refresh_token"] = REFRESH_TOKEN
+    with pytest.raises(AppFileError) as caught:
+        import_app(written, team.other_workspace, environ={})
+    assert "refresh_token" in str(caught.value)
