@@ -197,6 +197,20 @@ def test_no_invite_without_a_start(smtp_server):
         ({"invite_start": ["2027-01-15T09:00"]}, "invite_start", "must be text"),
         ({"invite_timezone": "Mars/Olympus"}, "invite_timezone", "not a time zone"),
         ({"invite_timezone": "../../etc/passwd"}, "invite_timezone", "not a time zone"),
+        # Names ZoneInfo would read as a path: a directory, a name too long for a file.
+        ({"invite_timezone": "Europe"}, "invite_timezone", "not a time zone"),
+        ({"invite_timezone": "Europe/" + "x" * 300}, "invite_timezone", "not a time zone"),
+        ({"invite_timezone": "europe/berlin"}, "invite_timezone", "not a time zone"),
+        # Years where the default length or the conversion to UTC would overflow.
+        ({"invite_start": "9999-12-31T23:30"}, "invite_start", "between 1900 and 2200"),
+        ({"invite_start": "0001-01-01T00:30"}, "invite_start", "between 1900 and 2200"),
+        ({"invite_start": "9999-12-31T23:30+00:00"}, "invite_start", "between 1900 and 2200"),
+        ({"invite_end": "9999-12-31T23:59"}, "invite_end", "between 1900 and 2200"),
+        (
+            {"invite_start": "0001-01-01T00:30", "invite_timezone": "Asia/Tokyo"},
+            "invite_start",
+            "between 1900 and 2200",
+        ),
         ({"invite_end": "2027-01-15T08:59"}, "invite_end", "must be after its start"),
         ({"invite_end": "2027-01-15T09:00"}, "invite_end", "must be after its start"),
         ({"invite_summary": "Hi\r\nMETHOD:CANCEL"}, "invite_summary", "one line"),
