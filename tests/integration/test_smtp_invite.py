@@ -8,13 +8,12 @@ import json
 from datetime import UTC, datetime
 
 import pytest
-from django.urls import reverse
 from icalendar import Calendar
 
 from datasources.errors import FieldError
 from datasources.plugins import get_plugin
 from queries.models import ApiToken, QueryRun
-from tests.support.apps import make_app, welcome_inputs
+from tests.support.apps import make_app, post_preview, welcome_inputs
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -245,19 +244,8 @@ def test_the_run_api_answers_400_naming_the_time_zone(client, team, contact, smt
 def test_the_preview_shows_when_where_and_who(client, team, contact, smtp_server):
     app, query = contact
     client.force_login(team.teammate)
-    data = {
-        "name": query.name,
-        "datasource": str(query.datasource_id),
-        "timeout_seconds": str(query.timeout_seconds),
-        "body_type": "html",
-        "test_values": json.dumps(welcome_inputs(cc_input={"value": "dana@example.com"})),
-        **{k: v for k, v in query.fields.items() if isinstance(v, str)},
-    }
-    response = client.post(
-        reverse("editor:query_preview", args=[app.slug, query.name]),
-        data,
-        headers={"HX-Request": "true"},
-    )
+    test_values = welcome_inputs(cc_input={"value": "dana@example.com"})
+    response = post_preview(client, app, query, test_values)
     assert response.status_code == 200, response.text
     text = response.text
     assert "Calendar invite" in text

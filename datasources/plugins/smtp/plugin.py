@@ -232,23 +232,24 @@ class SmtpPlugin(Plugin):
         headers += [(h.name, h.value) for h in read_custom_headers(fields.get("headers"))]
         text = message.get_body(preferencelist=("plain",))
         html = message.get_body(preferencelist=("html",))
+        framed = (
+            inline.preview_html(html.get_content(), email.inline_images)
+            if html is not None
+            else None
+        )
         return {
             "headers": headers,
             # Already checked by build_email; parsed again because BCC is in no header.
             "bcc": [a.addr_spec for a in parse_addresses("bcc", fields.get("bcc"))],
             "envelope_to": list(email.recipients),
             "text": text.get_content() if text is not None else "",
-            "html": (
-                inline.preview_html(html.get_content(), email.inline_images)
-                if html is not None
-                else None
-            ),
+            "html": framed.html if framed is not None else None,
             # Typed beside an HTML body (not derived from it): shown open.
             "text_given": bool(str(fields.get("html_body") or "").strip()),
             "attachments": [
                 {"name": a.name, "type": a.content_type, "size": a.size} for a in email.attachments
             ],
-            **_preview_extras(email),
+            **_preview_extras(email, framed.shown if framed is not None else frozenset()),
         }
 
     def execute(
@@ -306,8 +307,9 @@ def _send_to_sandbox(
     return ActionResult(data=dict(SENT), details=details)
 
 
-def _preview_extras(email: ComposedEmail) -> dict[str, Any]:
-    """The inline images, each with the ``cid:`` reference to paste, and the invite."""
+def _preview_extras(email: ComposedEmail, shown: frozenset[str]) -> dict[str, Any]:
+    """The inline images, each with the ``cid:`` reference to paste and whether the
+    frame shows it (``shown``: within its size limits), and the invite."""
     html = email.message.get_body(preferencelist=("html",))
     used = set(inline.references(html.get_content())) if html is not None else set()
     return {
@@ -318,7 +320,7 @@ def _preview_extras(email: ComposedEmail) -> dict[str, Any]:
                 "type": image.file.content_type,
                 "size": image.file.size,
                 "used": image.cid in used,
-                "shown": image.file.size <= inline.PREVIEW_BYTES,
+                "shown": image.cid in shown,
             }
             for image in email.inline_images
         ],
