@@ -19,7 +19,7 @@ from datasources.plugins import get_plugin
 from datasources.plugins.smtp import inline
 from datasources.plugins.smtp.compose import build_email
 from devmailbox.models import MailboxMessage
-from queries import execution
+from queries import execution, outbox
 from queries.execution import create_run
 from queries.models import ApiToken, QueryRun, RunStatus
 from queries.resend import resend
@@ -133,6 +133,37 @@ def test_a_resent_run_sends_its_inline_images_again(team, contact, smtp_server, 
     _, images = related_parts(received.message)
     assert images["logo.png"].get_content() == PNG
     assert received.message["Message-ID"] == run.payload_meta["message_id"]
+
+
+def test_a_run_stored_without_its_message_is_built_again_with_its_images_in_place(
+    team, contact, smtp_server, monkeypatch
+):
+    monkeypatch.setattr(execution, "enqueue_new", lambda run_id, due=None: True)  # held
+    _, query = contact
+    query.fields = {
+        **query.fields,
+        "body": '<img src="cid:logo.png"><img src="cid:chart@kiln">',
+        "attachments": [
+            {**picked("chart.png", GIF, "image/gif"), "inline": True, "cid": "chart@kiln"},
+            picked("terms.pdf", PDF, "application/pdf"),
+        ],
+    }
+    query.save()
+    run = create_run(
+        query, team.teammate, welcome_inputs(files1={"files": [picked("logo.png", PNG)]})
+    )
+    assert run.payload_meta["inline_cids"] == ["chart@kiln", "logo.png"]
+    QueryRun.objects.filter(pk=run.pk).update(payload=None)
+    outbox.execute_run(run.pk)
+    assert QueryRun.objects.get(pk=run.pk).status == RunStatus.SENT
+    (received,) = smtp_server.received
+    _, images = related_parts(received.message)
+    assert {cid: part.get_content() for cid, part in images.items()} == {
+        "chart@kiln": GIF,
+        "logo.png": PNG,
+    }
+    attachments = list(received.message.iter_attachments())
+    assert [a.get_filename() for a in attachments] == ["terms.pdf"]
 
 
 def test_an_attachment_marked_inline_keeps_its_cid_and_names_dedupe(smtp_server):

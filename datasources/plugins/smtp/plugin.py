@@ -160,6 +160,10 @@ SEND_EMAIL = ActionSpec(
 SEND_EMAIL_FIELDS = tuple(SEND_EMAIL.fields)
 
 
+#: The key of a run's payload_meta holding the Content-IDs of its inline images, which
+#: are its first files.
+INLINE_CIDS = "inline_cids"
+
 #: The headers a preview shows, in this order (those the message has).
 PREVIEW_HEADERS = ("From", "To", "Cc", "Reply-To", "Subject", "Date", "Message-ID")
 
@@ -202,7 +206,8 @@ class SmtpPlugin(Plugin):
         stored.pop("attachments", None)
         stored.pop(inline.FIELD, None)
         message, envelope = stored_form(email)
-        meta = envelope.as_json()
+        # The run's files are the images, then the attachments: a rebuild splits them.
+        meta = {**envelope.as_json(), INLINE_CIDS: [image.cid for image in email.inline_images]}
         config = getattr(context, "config", None) or {}
         planned = sandbox.plan(
             config.get("sandbox") or "", config.get("sandbox_address") or "", envelope.recipients
@@ -213,6 +218,8 @@ class SmtpPlugin(Plugin):
         return Prepared(
             fields=jsonable(stored),
             files=email.files,
+            file_fields=[image.field for image in email.inline_images]
+            + ["attachments"] * len(email.attachments),
             payload=message,
             payload_meta=meta,
         )
@@ -262,7 +269,7 @@ class SmtpPlugin(Plugin):
         if envelope is None or payload is None:
             # A run stored without its message (or called directly): built here.
             if files:
-                fields = {**fields, "attachments": [_in_memory(f) for f in files]}
+                fields = {**fields, **_files_as_fields(files, meta)}
             email = build_email(fields, resolve_file=_file_resolver(context), placeholders=True)
             payload, envelope = stored_form(email)
             files = email.files
@@ -326,6 +333,19 @@ def _preview_extras(email: ComposedEmail, shown: frozenset[str]) -> dict[str, An
         ],
         "invite": invite.describe(email.message, email.invite) if email.invite else None,
     }
+
+
+def _files_as_fields(files: list, meta: dict) -> dict[str, list]:
+    """A stored run's files as the fields they came from, to build its message again:
+    the first ones are its inline images (one per Content-ID ``prepare`` recorded), each
+    an attachment marked inline with its own Content-ID, the rest its attachments."""
+    cids = list(meta.get(INLINE_CIDS) or [])
+    images = [
+        {"name": file.name, "data": bytes(file.data), "inline": True, "cid": cid}
+        for file, cid in zip(files, cids, strict=False)
+    ]
+    attachments = [_in_memory(file) for file in files[len(cids) :]]
+    return {"attachments": images + attachments, inline.FIELD: []}
 
 
 def _in_memory(file: Any) -> Attachment:
