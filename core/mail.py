@@ -16,7 +16,7 @@ import urllib.parse
 from collections.abc import Iterator, Mapping
 from email.message import EmailMessage, Message, MIMEPart
 from functools import cached_property
-from typing import TypedDict
+from typing import NamedTuple, TypedDict
 
 #: The headers of a response holding a mail's HTML body: no script, no origin
 #: (sandbox), no network (remote images and fonts would tell the sender the mail was
@@ -41,6 +41,13 @@ CID_REFERENCE = re.compile(
 #: A frame shows an inline image as a data: URL up to this size; a larger one stays a
 #: broken cid: reference, so that a page never carries megabytes of base64.
 FRAME_IMAGE_BYTES = 2 * 1024 * 1024
+#: And all its images together up to this many bytes (each reference counts: an image
+#: referenced twice is written twice); the images beyond it stay cid: references.
+FRAME_TOTAL_BYTES = 4 * 1024 * 1024
+#: The only types a frame writes into a data: URL, matched exactly: the type comes from
+#: the mail (a received part's Content-Type may hold a quote that would end the
+#: attribute it is written in), so it is never copied from there as it is.
+FRAME_IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
 
 
 def cid_references(html: str) -> list[str]:
@@ -49,20 +56,39 @@ def cid_references(html: str) -> list[str]:
     return list(dict.fromkeys(found))
 
 
-def with_data_urls(html: str, images: Mapping[str, tuple[str, bytes]]) -> str:
+class FramedHtml(NamedTuple):
+    """An HTML body ready for a frame, and the Content-IDs of the images shown in it."""
+
+    html: str
+    shown: frozenset[str]
+
+
+def with_data_urls(html: str, images: Mapping[str, tuple[str, bytes]]) -> FramedHtml:
     """``html`` with each ``cid:`` reference to one of ``images`` (Content-ID -> type and
-    bytes) up to ``FRAME_IMAGE_BYTES`` replaced by a data: URL of it: for a sandboxed
-    frame whose CSP allows data: images, never for mail that is sent."""
+    bytes) replaced by a data: URL of it, for a sandboxed frame whose CSP allows data:
+    images, never for mail that is sent. Only PNG, JPEG, GIF and WebP images, each up to
+    ``FRAME_IMAGE_BYTES`` and all together up to ``FRAME_TOTAL_BYTES``; the others stay
+    ``cid:`` references (a broken image), which the caller lists as not shown."""
+    shown: set[str] = set()
+    budget = FRAME_TOTAL_BYTES
 
     def replace(match: re.Match) -> str:
-        image = images.get(urllib.parse.unquote(match["cid"]))
-        if image is None or len(image[1]) > FRAME_IMAGE_BYTES:
+        nonlocal budget
+        cid = urllib.parse.unquote(match["cid"])
+        image = images.get(cid)
+        if image is None:
             return match.group(0)
         content_type, data = image
+        content_type = content_type.lower()
+        if content_type not in FRAME_IMAGE_TYPES or len(data) > min(FRAME_IMAGE_BYTES, budget):
+            return match.group(0)
+        budget -= len(data)
+        shown.add(cid)
         encoded = base64.b64encode(data).decode("ascii")
         return f"{match['lead']}data:{content_type};base64,{encoded}"
 
-    return CID_REFERENCE.sub(replace, html)
+    framed = CID_REFERENCE.sub(replace, html)
+    return FramedHtml(framed, frozenset(shown))
 
 
 class AttachmentInfo(TypedDict):
@@ -127,16 +153,16 @@ class ParsedMail:
         """The HTML body with its inline images (parts with a Content-ID) as data: URLs,
         for the sandboxed frame that shows it."""
         body = self.html_body
-        return with_data_urls(body, self._inline_images) if body is not None else None
+        return with_data_urls(body, self._inline_images).html if body is not None else None
 
     @cached_property
     def _inline_images(self) -> dict[str, tuple[str, bytes]]:
-        # Images only, and never SVG: what a frame may show in an <img>.
+        # Only the image types a frame may show in an <img> (never SVG).
         images: dict[str, tuple[str, bytes]] = {}
         for part in self._attachment_parts:
             cid = str(part.get("Content-ID") or "").strip().strip("<>")
             content_type = part.get_content_type()
-            if cid and content_type.startswith("image/") and content_type != "image/svg+xml":
+            if cid and content_type in FRAME_IMAGE_TYPES:
                 images.setdefault(cid, (content_type, _bytes_of(part)))
         return images
 

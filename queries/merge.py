@@ -272,22 +272,45 @@ class _SharedFiles:
     def __init__(self) -> None:
         self.files: list | None = None
         self.digest: tuple = ()
+        self.fields: list[str] = []
 
-    def check(self, files: list) -> None:
+    def check(self, files: list, fields: list[str]) -> None:
+        """Refuse ``files`` (from ``fields``, the field of each, as ``Prepared.
+        file_fields``) unless they are the first row's; the error names the field whose
+        files differ (Inline images, say, when only the images do)."""
         if self.files is None:
             # Kept (so their ids stay theirs) and hashed once.
-            self.files, self.digest = files, _digest(files)
+            self.files, self.digest, self.fields = files, _digest(files), fields
             return
         same_objects = len(files) == len(self.files) and all(
             a.data is b.data and (a.name, a.content_type) == (b.name, b.content_type)
             for a, b in zip(files, self.files, strict=True)
         )
         if not same_objects and _digest(files) != self.digest:
+            field = self._differing_field(_digest(files), fields)
             raise RunRequestError(
-                "attachments",
-                "attachments: every row of a merge sends the same files; this row's differ "
+                field,
+                f"{field}: every row of a merge sends the same files; this row's differ "
                 "from the first row's.",
             )
+
+    def _differing_field(self, digest: tuple, fields: list[str]) -> str:
+        """The first field whose files differ from the first row's ones."""
+        mine, first = _by_field(digest, fields), _by_field(self.digest, self.fields)
+        for name in dict.fromkeys([*first, *mine]):
+            if mine.get(name) != first.get(name):
+                return name
+        return "attachments"
+
+
+def _by_field(digest: tuple, fields: list[str]) -> dict[str, list]:
+    """Each file's digest under the field it came from (files with no field named are
+    attachments)."""
+    grouped: dict[str, list] = {}
+    for index, item in enumerate(digest):
+        name = fields[index] if index < len(fields) else "attachments"
+        grouped.setdefault(name, []).append(item)
+    return grouped
 
 
 def _spacing(count: int, start: datetime) -> list[datetime]:
@@ -306,7 +329,7 @@ def _child(merge: _Merge, base: dict, index: int, row: Any, shared: _SharedFiles
     values = {**base, "row_index": index}
     try:
         prepared = _build(merge, index, row)
-        shared.check(prepared.files)
+        shared.check(prepared.files, prepared.file_fields)
     except RunRequestError as exc:
         # The row itself is kept for display: a failed row has no fields to show.
         return QueryRun(
@@ -369,7 +392,7 @@ def _preview_row(merge: _Merge, index: int, row: Any, shared: _SharedFiles) -> R
         prepared = prepare(
             merge.plugin, merge.target.action, evaluated, merge.query, merge.datasource
         )
-        shared.check(prepared.files)
+        shared.check(prepared.files, prepared.file_fields)
     except RunRequestError as exc:
         found.error, found.error_field = exc.message, exc.field or ""
         return found

@@ -125,12 +125,17 @@ class Prepared:
     A plugin may also build what it will send once, here (``payload``, with what it
     needs beside it in ``payload_meta``, JSON): it is stored with the run and handed to
     ``execute`` as ``context.payload`` and ``context.payload_meta``, so that the worker
-    neither builds nor checks it again."""
+    neither builds nor checks it again.
+
+    ``file_fields`` names the field each of ``files`` came from, in order (empty: all
+    ``attachments``), so that an error about the files (a merge's rows must send the same
+    ones) names the field that differs."""
 
     fields: dict
     files: list[FileContent] = field(default_factory=list)
     payload: bytes | None = None
     payload_meta: dict = field(default_factory=dict)
+    file_fields: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

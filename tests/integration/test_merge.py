@@ -738,6 +738,32 @@ def test_a_row_whose_attachment_differs_fails_alone(team, merge_app, smtp_server
     assert RunAttachment.objects.count() == 1
 
 
+def test_a_row_whose_inline_image_differs_fails_naming_inline_images(team, merge_app, smtp_server):
+    _, query = merge_app
+    query.fields = {
+        **query.fields,
+        "body": '<p>Dear << row.name >></p><img src="cid:logo.png">',
+        "body_type": "html",
+        "inline_images": "<< row.logo >>",
+        "attachments": "<< files1.files >>",
+    }
+    query.save()
+    png = b"\x89PNG\r\n\x1a\n" + bytes(range(64))
+    logos = [png, png, b"GIF89a" + bytes(range(64))]
+    rows = [
+        {**person, "logo": [FileContent("logo.png", "image/png", logo)]}
+        for person, logo in zip(people(3), logos, strict=True)
+    ]
+    pdf = FileContent("terms.pdf", "application/pdf", b"%PDF-1.4 terms")
+    parent = create_run(
+        query, team.teammate, {"table1": {"data": rows}, "files1": {"files": [pdf]}}
+    )
+    assert parent.progress()["sent"] == 2
+    bad = parent.children.get(status=RunStatus.FAILED)
+    assert (bad.row_index, bad.error_field) == (2, "inline_images")
+    assert "inline_images: every row of a merge sends the same files" in bad.error
+
+
 def test_with_the_broker_down_a_merge_is_stored_and_the_sweep_sends_it(
     team, merge_app, smtp_server, settings, monkeypatch
 ):

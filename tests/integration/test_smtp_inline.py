@@ -13,17 +13,17 @@ from email.message import EmailMessage
 import pytest
 from django.urls import reverse
 
-from core.mail import ParsedMail
+from core.mail import FRAME_TOTAL_BYTES, ParsedMail, with_data_urls
 from datasources.errors import FieldError
 from datasources.plugins import get_plugin
 from datasources.plugins.smtp import inline
 from datasources.plugins.smtp.compose import build_email
 from devmailbox.models import MailboxMessage
-from queries import execution
+from queries import execution, outbox
 from queries.execution import create_run
 from queries.models import ApiToken, QueryRun, RunStatus
 from queries.resend import resend
-from tests.support.apps import make_app, welcome_inputs
+from tests.support.apps import make_app, post_preview, welcome_inputs
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -133,6 +133,37 @@ def test_a_resent_run_sends_its_inline_images_again(team, contact, smtp_server, 
     _, images = related_parts(received.message)
     assert images["logo.png"].get_content() == PNG
     assert received.message["Message-ID"] == run.payload_meta["message_id"]
+
+
+def test_a_run_stored_without_its_message_is_built_again_with_its_images_in_place(
+    team, contact, smtp_server, monkeypatch
+):
+    monkeypatch.setattr(execution, "enqueue_new", lambda run_id, due=None: True)  # held
+    _, query = contact
+    query.fields = {
+        **query.fields,
+        "body": '<img src="cid:logo.png"><img src="cid:chart@kiln">',
+        "attachments": [
+            {**picked("chart.png", GIF, "image/gif"), "inline": True, "cid": "chart@kiln"},
+            picked("terms.pdf", PDF, "application/pdf"),
+        ],
+    }
+    query.save()
+    run = create_run(
+        query, team.teammate, welcome_inputs(files1={"files": [picked("logo.png", PNG)]})
+    )
+    assert run.payload_meta["inline_cids"] == ["chart@kiln", "logo.png"]
+    QueryRun.objects.filter(pk=run.pk).update(payload=None)
+    outbox.execute_run(run.pk)
+    assert QueryRun.objects.get(pk=run.pk).status == RunStatus.SENT
+    (received,) = smtp_server.received
+    _, images = related_parts(received.message)
+    assert {cid: part.get_content() for cid, part in images.items()} == {
+        "chart@kiln": GIF,
+        "logo.png": PNG,
+    }
+    attachments = list(received.message.iter_attachments())
+    assert [a.get_filename() for a in attachments] == ["terms.pdf"]
 
 
 def test_an_attachment_marked_inline_keeps_its_cid_and_names_dedupe(smtp_server):
@@ -270,20 +301,7 @@ def test_the_preview_shows_the_image_and_its_cid_to_copy(client, team, contact, 
     app, query = contact
     client.force_login(team.teammate)
     test_values = welcome_inputs(files1={"files": [picked("logo.png", PNG)]})
-    data = {
-        "name": query.name,
-        "datasource": str(query.datasource_id),
-        "timeout_seconds": str(query.timeout_seconds),
-        "body_type": "html",
-        "test_values": json.dumps(test_values),
-        **{k: v for k, v in query.fields.items() if isinstance(v, str)},
-        "attachments": "",
-    }
-    response = client.post(
-        reverse("editor:query_preview", args=[app.slug, query.name]),
-        data,
-        headers={"HX-Request": "true"},
-    )
+    response = post_preview(client, app, query, test_values, attachments="")
     assert response.status_code == 200, response.text
     text = response.text
     assert '<code class="qe-cid">cid:logo.png</code>' in text
@@ -306,6 +324,62 @@ def test_the_dev_mailbox_frame_shows_inline_images(client, settings, django_user
     assert response.status_code == 200
     assert 'src="data:image/png;base64,' + base64.b64encode(PNG).decode() + '"' in response.text
     assert "img-src data:;" in response["Content-Security-Policy"]
+
+
+def crafted_mail(content_type: str) -> bytes:
+    """A received message whose image part declares ``content_type`` as it is."""
+    return (
+        b"Content-Type: multipart/related; boundary=b\r\n\r\n--b\r\n"
+        b'Content-Type: text/html\r\n\r\n<img src="cid:a">\r\n--b\r\n'
+        b"Content-Type: " + content_type.encode() + b"\r\nContent-ID: <a>\r\n"
+        b"Content-Transfer-Encoding: base64\r\n\r\n" + base64.b64encode(PNG) + b"\r\n--b--\r\n"
+    )
+
+
+@pytest.mark.parametrize(
+    "content_type", ['image/png"onerror="alert(1)', 'image/"x onerror=alert(1) "', "image/bmp"]
+)
+def test_a_received_image_type_never_leaves_the_src_attribute(
+    client, settings, django_user_model, content_type
+):
+    raw = crafted_mail(content_type)
+    assert ParsedMail(raw).html_with_images == '<img src="cid:a">'
+    settings.KILN_DEVMAILBOX = True
+    stored = MailboxMessage.receive("app@kiln.test", ["ann@example.com"], raw)
+    client.force_login(django_user_model.objects.create_user("staff", is_staff=True))
+    response = client.get(reverse("devmailbox:html", args=[stored.pk]))
+    assert "onerror" not in response.text
+    assert "data:image" not in response.text
+
+
+def test_a_frame_holds_its_images_up_to_a_total_budget():
+    megabyte = b"\0" * (1024 * 1024)
+    images = {f"i{n}": ("image/png", megabyte) for n in range(12)}
+    html = "".join(f'<img src="cid:i{n}">' for n in range(12)) + '<img src="cid:i0">'
+    framed = with_data_urls(html, images)
+    # Four images make the 4 MB; the rest, and a second reference to i0, stay cid:.
+    assert framed.shown == {"i0", "i1", "i2", "i3"}
+    assert framed.html.count("data:image/png;base64,") == FRAME_TOTAL_BYTES // len(megabyte)
+    assert framed.html.endswith('<img src="cid:i0">')
+    assert len(framed.html) < FRAME_TOTAL_BYTES * 4 // 3 + 1000
+    assert '<img src="cid:i11">' in framed.html
+
+
+def test_the_preview_says_which_images_the_budget_left_out(
+    client, team, contact, smtp_server, monkeypatch
+):
+    monkeypatch.setattr("core.mail.FRAME_TOTAL_BYTES", len(PNG) + 1)
+    app, query = contact
+    client.force_login(team.teammate)
+    test_values = welcome_inputs(
+        files1={"files": [picked("logo.png", PNG), picked("logo.png", PNG)]}
+    )
+    body = '<img src="cid:logo.png"><img src="cid:logo-2.png">'
+    response = post_preview(client, app, query, test_values, body=body, attachments="")
+    assert response.status_code == 200, response.text
+    assert response.text.count("data:image/png;base64,") == 1
+    (note,) = re.findall(r"cid:(logo[^<]*)</code>[^\n]*not shown in this preview", response.text)
+    assert note == "logo-2.png"
 
 
 def test_a_received_svg_is_never_put_in_place():

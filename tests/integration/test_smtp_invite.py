@@ -8,13 +8,12 @@ import json
 from datetime import UTC, datetime
 
 import pytest
-from django.urls import reverse
 from icalendar import Calendar
 
 from datasources.errors import FieldError
 from datasources.plugins import get_plugin
 from queries.models import ApiToken, QueryRun
-from tests.support.apps import make_app, welcome_inputs
+from tests.support.apps import make_app, post_preview, welcome_inputs
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -197,6 +196,20 @@ def test_no_invite_without_a_start(smtp_server):
         ({"invite_start": ["2027-01-15T09:00"]}, "invite_start", "must be text"),
         ({"invite_timezone": "Mars/Olympus"}, "invite_timezone", "not a time zone"),
         ({"invite_timezone": "../../etc/passwd"}, "invite_timezone", "not a time zone"),
+        # Names ZoneInfo would read as a path: a directory, a name too long for a file.
+        ({"invite_timezone": "Europe"}, "invite_timezone", "not a time zone"),
+        ({"invite_timezone": "Europe/" + "x" * 300}, "invite_timezone", "not a time zone"),
+        ({"invite_timezone": "europe/berlin"}, "invite_timezone", "not a time zone"),
+        # Years where the default length or the conversion to UTC would overflow.
+        ({"invite_start": "9999-12-31T23:30"}, "invite_start", "between 1900 and 2200"),
+        ({"invite_start": "0001-01-01T00:30"}, "invite_start", "between 1900 and 2200"),
+        ({"invite_start": "9999-12-31T23:30+00:00"}, "invite_start", "between 1900 and 2200"),
+        ({"invite_end": "9999-12-31T23:59"}, "invite_end", "between 1900 and 2200"),
+        (
+            {"invite_start": "0001-01-01T00:30", "invite_timezone": "Asia/Tokyo"},
+            "invite_start",
+            "between 1900 and 2200",
+        ),
         ({"invite_end": "2027-01-15T08:59"}, "invite_end", "must be after its start"),
         ({"invite_end": "2027-01-15T09:00"}, "invite_end", "must be after its start"),
         ({"invite_summary": "Hi\r\nMETHOD:CANCEL"}, "invite_summary", "one line"),
@@ -231,19 +244,8 @@ def test_the_run_api_answers_400_naming_the_time_zone(client, team, contact, smt
 def test_the_preview_shows_when_where_and_who(client, team, contact, smtp_server):
     app, query = contact
     client.force_login(team.teammate)
-    data = {
-        "name": query.name,
-        "datasource": str(query.datasource_id),
-        "timeout_seconds": str(query.timeout_seconds),
-        "body_type": "html",
-        "test_values": json.dumps(welcome_inputs(cc_input={"value": "dana@example.com"})),
-        **{k: v for k, v in query.fields.items() if isinstance(v, str)},
-    }
-    response = client.post(
-        reverse("editor:query_preview", args=[app.slug, query.name]),
-        data,
-        headers={"HX-Request": "true"},
-    )
+    test_values = welcome_inputs(cc_input={"value": "dana@example.com"})
+    response = post_preview(client, app, query, test_values)
     assert response.status_code == 200, response.text
     text = response.text
     assert "Calendar invite" in text

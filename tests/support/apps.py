@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
+from django.urls import reverse
+
 from builder.models import App, Page, Query, Widget
 from datasources.models import Datasource
 
@@ -58,3 +62,22 @@ def welcome_inputs(email: str = "ann@example.com", **extra) -> dict:
     }
     inputs.update(extra)
     return inputs
+
+
+def post_preview(client, app: App, query: Query, test_values: dict, **fields: str):
+    """The editor's Preview of ``query`` as the query form posts it (htmx): its text
+    fields, Body type HTML, ``test_values`` as the inputs, and ``fields`` over them."""
+    data = {
+        "name": query.name,
+        "datasource": str(query.datasource_id),
+        "timeout_seconds": str(query.timeout_seconds),
+        "body_type": "html",
+        "test_values": json.dumps(test_values),
+        **{k: v for k, v in query.fields.items() if isinstance(v, str)},
+        **fields,
+    }
+    return client.post(
+        reverse("editor:query_preview", args=[app.slug, query.name]),
+        data,
+        headers={"HX-Request": "true"},
+    )

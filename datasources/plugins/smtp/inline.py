@@ -19,7 +19,7 @@ from email.message import EmailMessage
 import filetype
 
 from core.filetypes import SNIFF_BYTES
-from core.mail import FRAME_IMAGE_BYTES, cid_references, with_data_urls
+from core.mail import FramedHtml, cid_references, with_data_urls
 from core.text import as_bool
 from datasources.errors import FieldError
 from datasources.plugins.smtp.message import Attachment, FileResolver, read_attachments
@@ -31,8 +31,6 @@ LABEL = "Inline images"
 _GIVEN_CID = re.compile(r"[A-Za-z0-9._@+-]{1,128}")
 #: What a derived Content-ID keeps of a file name; every other run of characters is "-".
 _NOT_CID = re.compile(r"[^A-Za-z0-9._-]+")
-#: A preview shows an image in the HTML frame up to this size; a larger one is listed.
-PREVIEW_BYTES = FRAME_IMAGE_BYTES
 
 
 @dataclass(frozen=True)
@@ -184,7 +182,8 @@ def attach(message: EmailMessage, images: list[InlineImage], *, placeholders: bo
     return marks
 
 
-def preview_html(html: str, images: Iterable[InlineImage]) -> str:
-    """``html`` with the images in place as data: URLs: for the preview's frame only
-    (which allows data: images), never for the message sent."""
+def preview_html(html: str, images: Iterable[InlineImage]) -> FramedHtml:
+    """``html`` with the images in place as data: URLs (those within the frame's size
+    limits), and which were shown: for the preview's frame only (which allows data:
+    images), never for the message sent."""
     return with_data_urls(html, {i.cid: (i.file.content_type, i.file.data) for i in images})

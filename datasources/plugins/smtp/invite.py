@@ -14,13 +14,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.headerregistry import Address
 from email.message import EmailMessage, MIMEPart
+from functools import cache
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, available_timezones
 
 from django.conf import settings
 from icalendar import Calendar, Event, vCalAddress
 
 from datasources.errors import FieldError
+from datasources.plugins.smtp.message import field_text
 
 LABELS = {
     "invite_start": "Invite start",
@@ -36,6 +38,11 @@ FILENAME = "invite.ics"
 #: How long an invite lasts when Invite end is empty.
 DEFAULT_LENGTH = timedelta(hours=1)
 MAX_LINE_TEXT = 998
+#: The longest IANA name is about 30 characters; anything much longer is not one.
+MAX_ZONE_NAME = 64
+#: The years an invite may fall in: beyond them a time is a typo, and near year 9999
+#: adding the default length or converting to UTC overflows.
+YEARS = range(1900, 2201)
 MAX_DESCRIPTION = 20_000
 #: Control characters have no place in iCalendar text (RFC 5545, 3.3.11); a title or a
 #: location is one line.
@@ -58,24 +65,26 @@ class Invite:
 
 
 def _text(fields: dict, name: str) -> str:
-    value = fields.get(name)
-    if value is None:
-        return ""
-    if not isinstance(value, str | int | float) or isinstance(value, bool):
-        raise FieldError(name, f"{LABELS[name]} must be text, not {type(value).__name__}.")
-    return str(value).strip()
+    return field_text(name, fields.get(name), LABELS[name]).strip()
+
+
+@cache
+def _zone_names() -> frozenset[str]:
+    """The IANA names this system knows: a name is looked up here, never used as a
+    path (ZoneInfo reads a file named after it; "Europe" is a directory, 300 characters
+    too long a name)."""
+    return frozenset(available_timezones()) | {"UTC"}
 
 
 def _zone(fields: dict) -> tuple[str, ZoneInfo]:
     name = _text(fields, "invite_timezone") or settings.TIME_ZONE
-    try:
-        return name, ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    if len(name) > MAX_ZONE_NAME or name not in _zone_names():
         raise FieldError(
             "invite_timezone",
             f"Invite time zone {name[:80]!r} is not a time zone name; use an IANA name such "
             "as Europe/Berlin, America/New_York or UTC.",
-        ) from None
+        )
+    return name, ZoneInfo(name)
 
 
 def _moment(fields: dict, name: str, zone: ZoneInfo) -> datetime | None:
@@ -90,13 +99,19 @@ def _moment(fields: dict, name: str, zone: ZoneInfo) -> datetime | None:
         moment = datetime.fromisoformat(text)
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=zone)
-        return moment.astimezone(UTC)
-    except (ValueError, OverflowError):
+    except ValueError:
         raise FieldError(
             name,
             f"{LABELS[name]} {text[:80]!r} is not a date and time: use ISO 8601, e.g. "
             "2027-01-15T09:00 (in the invite's time zone) or 2027-01-15T09:00+01:00.",
         ) from None
+    if moment.year not in YEARS:
+        raise FieldError(
+            name,
+            f"{LABELS[name]} {text[:80]!r} is in the year {moment.year}; an invite's times "
+            f"must be between {YEARS[0]} and {YEARS[-1]}.",
+        )
+    return moment.astimezone(UTC)
 
 
 def _one_line(fields: dict, name: str, default: str = "") -> str:

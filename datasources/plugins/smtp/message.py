@@ -83,11 +83,13 @@ def _label(name: str) -> str:
     return LABELS.get(name, name)
 
 
-def _text(name: str, value) -> str:
+def field_text(name: str, value, label: str = "") -> str:
+    """A text field's value ("" when unset); a list or an object is a FieldError naming
+    the field by ``label`` (by default its label here)."""
     if value is None:
         return ""
     if not isinstance(value, str | int | float):
-        raise FieldError(name, f"{_label(name)} must be text, not {type(value).__name__}.")
+        raise FieldError(name, f"{label or _label(name)} must be text, not {type(value).__name__}.")
     return str(value)
 
 
@@ -379,7 +381,7 @@ class Bodies:
 
 
 def _body_type(fields: dict) -> str:
-    body_type = (_text("body_type", fields.get("body_type")) or "text").lower()
+    body_type = (field_text("body_type", fields.get("body_type")) or "text").lower()
     if body_type in ("text/html", "html"):
         return "html"
     if body_type in ("text/plain", "text", "plain"):
@@ -392,9 +394,9 @@ def read_bodies(fields: dict) -> Bodies:
     body goes beside the text of Body; without one, an HTML Body's text part is derived
     from it. An HTML body with Body type HTML would leave no text part to write, so it is
     refused rather than one of the two silently dropped."""
-    body = _text("body", fields.get("body"))
+    body = field_text("body", fields.get("body"))
     body_type = _body_type(fields)
-    html_body = _text("html_body", fields.get("html_body"))
+    html_body = field_text("html_body", fields.get("html_body"))
     if html_body.strip():
         if body_type == "html":
             raise FieldError(
@@ -422,7 +424,8 @@ def build_email(
         check_recipient_count(fields, ("reply_to",))
     senders = parse_addresses("from", fields.get("from"), required=True, single=True)
     sender = senders[0]
-    from_name = display_name(_header_safe("from_name", _text("from_name", fields.get("from_name"))))
+    from_name = field_text("from_name", fields.get("from_name"))
+    from_name = display_name(_header_safe("from_name", from_name))
     if from_name:
         sender = Address(display_name=from_name, username=sender.username, domain=sender.domain)
     reply_to = []
@@ -437,7 +440,7 @@ def build_email(
         raise FieldError(
             "to", f"{len(everyone):,} recipients in To, CC and BCC, over the limit of {cap:,}."
         )
-    subject = _header_safe("subject", _text("subject", fields.get("subject")))
+    subject = _header_safe("subject", field_text("subject", fields.get("subject")))
     if len(subject) > MAX_SUBJECT:
         raise FieldError("subject", f"Subject is {len(subject):,} characters, over {MAX_SUBJECT}.")
     bodies = read_bodies(fields)

@@ -160,6 +160,10 @@ SEND_EMAIL = ActionSpec(
 SEND_EMAIL_FIELDS = tuple(SEND_EMAIL.fields)
 
 
+#: The key of a run's payload_meta holding the Content-IDs of its inline images, which
+#: are its first files.
+INLINE_CIDS = "inline_cids"
+
 #: The headers a preview shows, in this order (those the message has).
 PREVIEW_HEADERS = ("From", "To", "Cc", "Reply-To", "Subject", "Date", "Message-ID")
 
@@ -202,7 +206,8 @@ class SmtpPlugin(Plugin):
         stored.pop("attachments", None)
         stored.pop(inline.FIELD, None)
         message, envelope = stored_form(email)
-        meta = envelope.as_json()
+        # The run's files are the images, then the attachments: a rebuild splits them.
+        meta = {**envelope.as_json(), INLINE_CIDS: [image.cid for image in email.inline_images]}
         config = getattr(context, "config", None) or {}
         planned = sandbox.plan(
             config.get("sandbox") or "", config.get("sandbox_address") or "", envelope.recipients
@@ -213,6 +218,8 @@ class SmtpPlugin(Plugin):
         return Prepared(
             fields=jsonable(stored),
             files=email.files,
+            file_fields=[image.field for image in email.inline_images]
+            + ["attachments"] * len(email.attachments),
             payload=message,
             payload_meta=meta,
         )
@@ -232,23 +239,24 @@ class SmtpPlugin(Plugin):
         headers += [(h.name, h.value) for h in read_custom_headers(fields.get("headers"))]
         text = message.get_body(preferencelist=("plain",))
         html = message.get_body(preferencelist=("html",))
+        framed = (
+            inline.preview_html(html.get_content(), email.inline_images)
+            if html is not None
+            else None
+        )
         return {
             "headers": headers,
             # Already checked by build_email; parsed again because BCC is in no header.
             "bcc": [a.addr_spec for a in parse_addresses("bcc", fields.get("bcc"))],
             "envelope_to": list(email.recipients),
             "text": text.get_content() if text is not None else "",
-            "html": (
-                inline.preview_html(html.get_content(), email.inline_images)
-                if html is not None
-                else None
-            ),
+            "html": framed.html if framed is not None else None,
             # Typed beside an HTML body (not derived from it): shown open.
             "text_given": bool(str(fields.get("html_body") or "").strip()),
             "attachments": [
                 {"name": a.name, "type": a.content_type, "size": a.size} for a in email.attachments
             ],
-            **_preview_extras(email),
+            **_preview_extras(email, framed.shown if framed is not None else frozenset()),
         }
 
     def execute(
@@ -261,7 +269,7 @@ class SmtpPlugin(Plugin):
         if envelope is None or payload is None:
             # A run stored without its message (or called directly): built here.
             if files:
-                fields = {**fields, "attachments": [_in_memory(f) for f in files]}
+                fields = {**fields, **_files_as_fields(files, meta)}
             email = build_email(fields, resolve_file=_file_resolver(context), placeholders=True)
             payload, envelope = stored_form(email)
             files = email.files
@@ -306,8 +314,9 @@ def _send_to_sandbox(
     return ActionResult(data=dict(SENT), details=details)
 
 
-def _preview_extras(email: ComposedEmail) -> dict[str, Any]:
-    """The inline images, each with the ``cid:`` reference to paste, and the invite."""
+def _preview_extras(email: ComposedEmail, shown: frozenset[str]) -> dict[str, Any]:
+    """The inline images, each with the ``cid:`` reference to paste and whether the
+    frame shows it (``shown``: within its size limits), and the invite."""
     html = email.message.get_body(preferencelist=("html",))
     used = set(inline.references(html.get_content())) if html is not None else set()
     return {
@@ -318,12 +327,25 @@ def _preview_extras(email: ComposedEmail) -> dict[str, Any]:
                 "type": image.file.content_type,
                 "size": image.file.size,
                 "used": image.cid in used,
-                "shown": image.file.size <= inline.PREVIEW_BYTES,
+                "shown": image.cid in shown,
             }
             for image in email.inline_images
         ],
         "invite": invite.describe(email.message, email.invite) if email.invite else None,
     }
+
+
+def _files_as_fields(files: list, meta: dict) -> dict[str, list]:
+    """A stored run's files as the fields they came from, to build its message again:
+    the first ones are its inline images (one per Content-ID ``prepare`` recorded), each
+    an attachment marked inline with its own Content-ID, the rest its attachments."""
+    cids = list(meta.get(INLINE_CIDS) or [])
+    images = [
+        {"name": file.name, "data": bytes(file.data), "inline": True, "cid": cid}
+        for file, cid in zip(files, cids, strict=False)
+    ]
+    attachments = [_in_memory(file) for file in files[len(cids) :]]
+    return {"attachments": images + attachments, inline.FIELD: []}
 
 
 def _in_memory(file: Any) -> Attachment:
