@@ -21,7 +21,7 @@ import filetype
 from core.filetypes import SNIFF_BYTES
 from core.mail import FRAME_IMAGE_BYTES, cid_references, with_data_urls
 from core.text import as_bool
-from datasources.errors import FieldError
+from datasources.errors import FieldError, quoted
 from datasources.plugins.smtp.message import Attachment, FileResolver, read_attachments
 
 FIELD = "inline_images"
@@ -65,7 +65,7 @@ def read_images(fields: dict, resolve_file: FileResolver | None) -> list[InlineI
     for item, file in zip(given, _read("attachments", given, resolve_file), strict=True):
         cid = _given_cid(item.get("cid")) if item.get("cid") else ""
         if cid and cid in taken:
-            raise FieldError("attachments", f"Two inline images have the Content-ID {cid!r}.")
+            raise FieldError("attachments", f"Two inline images have the Content-ID {quoted(cid)}.")
         cid = cid or _derived_cid(file.name, taken)
         images.append(_checked(InlineImage(cid, file, "attachments")))
         taken.add(cid)
@@ -102,7 +102,7 @@ def _checked(image: InlineImage) -> InlineImage:
         found = sniffed.mime if sniffed is not None else "no image format its bytes show"
         raise FieldError(
             image.field,
-            f"{image.file.name!r} is not an image ({found}): only images (PNG, JPEG, GIF, "
+            f"{quoted(image.file.name)} is not an image ({found}): only images (PNG, JPEG, GIF, "
             "WebP) can be inline; attach other files as attachments.",
         )
     return image
@@ -116,7 +116,7 @@ def _given_cid(value) -> str:
     if not _GIVEN_CID.fullmatch(text):
         raise FieldError(
             "attachments",
-            f"The inline image's cid {str(value)[:80]!r} may hold only letters, digits and "
+            f"The inline image's cid {quoted(str(value))} may hold only letters, digits and "
             ". _ @ + - (at most 128).",
         )
     return text
