@@ -230,8 +230,6 @@ def test_a_failed_send_is_recorded_with_the_server_text(client, contact, token, 
 
 
 def test_create_api_token_prints_a_working_token(client, contact, team):
-    import io
-
     out = io.StringIO()
     call_command("create_api_token", "teammate", stdout=out)
     key = out.getvalue().strip()
