@@ -110,13 +110,13 @@ def _pairs(value: Any) -> list[tuple[Any, Any]]:
 
 def check_name(name: Any) -> str:
     """``name`` if an app may set a header of that name; else a FieldError naming it."""
+    if isinstance(name, str) and len(name) > MAX_NAME:
+        raise _refuse(f"the name {quoted(name, 20)} is {len(name):,} characters, over {MAX_NAME}.")
     if not isinstance(name, str) or not _FIELD_NAME.fullmatch(name):
         raise _refuse(
             f"{quoted(name)} is not a header name (printable ASCII letters, digits and marks, "
             "without spaces or a colon)."
         )
-    if len(name) > MAX_NAME:
-        raise _refuse(f"the name {quoted(name, 20)} is {len(name)} characters, over {MAX_NAME}.")
     lower = name.lower()
     if lower in FORBIDDEN or lower.startswith(FORBIDDEN_PREFIXES):
         raise _refuse(
