@@ -148,3 +148,13 @@ def test_an_error_quotes_at_most_a_line_of_the_value(field, value):
         smtp.preview("send_email", fields)
     assert caught.value.field == field
     assert len(caught.value.message) < 300 + QUOTED, caught.value.message[:400]
+
+
+def test_an_error_about_missing_cid_references_lists_a_few_each_cut():
+    body = "".join(f'<img src="cid:{n}{"x" * 10_000}">' for n in range(1000))
+    fields = {"from": "a@kiln.test", "to": "b@kiln.test", "body_type": "html", "body": body}
+    with pytest.raises(FieldError) as caught:
+        smtp.preview("send_email", fields)
+    assert caught.value.field == "body"
+    assert "and 995 more" in caught.value.message
+    assert len(caught.value.message) < 800

@@ -21,7 +21,7 @@ import filetype
 from core.filetypes import SNIFF_BYTES
 from core.mail import FRAME_IMAGE_BYTES, cid_references, with_data_urls
 from core.text import as_bool
-from datasources.errors import FieldError, quoted
+from datasources.errors import QUOTED, FieldError, quoted
 from datasources.plugins.smtp.message import Attachment, FileResolver, read_attachments
 
 FIELD = "inline_images"
@@ -146,12 +146,19 @@ def check_references(html: str, images: Iterable[InlineImage], body_field: str) 
     cids = [image.cid for image in images]
     missing = [cid for cid in references(html) if cid not in cids]
     if missing:
-        there = ", ".join(f"cid:{cid}" for cid in cids) or "none"
         raise FieldError(
             body_field,
-            f"The HTML body refers to {', '.join(f'cid:{c}' for c in missing)}, which no "
-            f"inline image has (inline images: {there}).",
+            f"The HTML body refers to {_listed(missing)}, which no inline image has "
+            f"(inline images: {_listed(cids) or 'none'}).",
         )
+
+
+def _listed(cids: list[str], most: int = 5) -> str:
+    """A few ``cid:`` references for an error, each cut to a line's worth: a body may
+    hold thousands of them, as long as it likes."""
+    shown = [f"cid:{c if len(c) <= QUOTED else c[:QUOTED] + '…'}" for c in cids[:most]]
+    more = f" and {len(cids) - most:,} more" if len(cids) > most else ""
+    return ", ".join(shown) + more
 
 
 def attach(message: EmailMessage, images: list[InlineImage], *, placeholders: bool) -> list[str]:
