@@ -1,12 +1,15 @@
 """Evaluating fields: one binding yields its native value, text with bindings a string;
-values bound into HTML are escaped; errors name the field and the expression."""
+values bound into HTML are escaped as HTML, into JSON text as the inside of a JSON
+string; errors name the field and the expression."""
 
 from __future__ import annotations
 
+import json
 import re
 import time
 import types
 from collections.abc import Collection, Iterator, Mapping, MappingView
+from dataclasses import dataclass, replace
 from typing import Any
 
 from jinja2 import nodes
@@ -19,7 +22,7 @@ from jinja2.runtime import Undefined
 from markupsafe import Markup, escape
 
 from bindings.errors import BindingError, Refused
-from bindings.limits import MAX_NESTING, MAX_OUTPUT, MAX_PASSED, MAX_VALUE, TIME_LIMIT
+from bindings.limits import MAX_NESTING, MAX_OUTPUT, MAX_VALUE, TIME_LIMIT
 from bindings.sandbox import ENV, RUN, Budget, charge, check_text_size
 from bindings.templates import Binding, Compiled, TemplateProblem, compile_binding, split_template
 
@@ -62,19 +65,44 @@ def is_literal(template: object) -> bool:
     return True
 
 
+@dataclass(frozen=True)
+class _Options:
+    """How one field is evaluated: how values bound into its text are escaped, and the
+    cap on a value a binding that only reads passes on (0: the usual caps)."""
+
+    html: bool = False
+    json: bool = False
+    max_passed: int = 0
+
+
 def evaluate(
-    field: str, template: object, context: Mapping[str, Any], *, html: bool = False
+    field: str,
+    template: object,
+    context: Mapping[str, Any],
+    *,
+    html: bool = False,
+    json_text: bool = False,
+    max_passed: int = 0,
 ) -> Any:
     """The value of one field: native for a single binding, else a string.
 
     Lists and dicts are evaluated item by item (keys are not), under the field's one time
     and work budget. ``html=True`` escapes interpolated values unless they are ``Markup``
-    (``|safe``). Raises :class:`BindingError` for every problem, never anything else.
+    (``|safe``). ``json_text=True`` is for a field whose text is JSON: a value bound into
+    the text is written as the inside of a JSON string (quotes, backslashes and control
+    characters escaped), so that it can never close the string and add keys; a field that
+    is one binding yields its value as it is (it is the whole field, not a piece of
+    JSON). ``max_passed`` lets a field that is only a path into the context pass its value
+    on up to that size (a files field's files as data URLs); without it the usual caps
+    apply. Raises :class:`BindingError` for every problem, never anything else.
     """
+    if html and json_text:
+        raise ValueError("A field is HTML or JSON text, not both.")
+    options = _Options(html=html, json=json_text, max_passed=max_passed)
     run = Budget(deadline=time.monotonic() + TIME_LIMIT)
     token = RUN.set(run)
     try:
-        return _evaluate_value(field, template, context, html, run)
+        return _evaluate_value(field, template, context, options, run)
     finally:
         RUN.reset(token)
 
@@ -92,19 +120,26 @@ def evaluate_fields(
     }
 
 
-def _evaluate_value(field: str, template: Any, context: Mapping, html: bool, run: Budget) -> Any:
+def _evaluate_value(
+    field: str, template: Any, context: Mapping, options: _Options, run: Budget
+) -> Any:
     if isinstance(template, str):
-        return _evaluate_str(field, template, context, html, run)
+        return _evaluate_str(field, template, context, options, run)
+    # The items of a stored list or dict are values, not JSON text: nothing to escape.
+    options = replace(options, json=False)
     if isinstance(template, list):
-        return [_evaluate_value(field, item, context, html, run) for item in template]
+        return [_evaluate_value(field, item, context, options, run) for item in template]
     if isinstance(template, dict):
         return {
-            key: _evaluate_value(field, item, context, html, run) for key, item in template.items()
+            key: _evaluate_value(field, item, context, options, run)
+            for key, item in template.items()
         }
     return template
 
 
-def _evaluate_str(field: str, template: str, context: Mapping, html: bool, run: Budget) -> Any:
+def _evaluate_str(
+    field: str, template: str, context: Mapping, options: _Options, run: Budget
+) -> Any:
     try:
         parts = split_template(template)
     except TemplateProblem as exc:
@@ -116,13 +151,14 @@ def _evaluate_str(field: str, template: str, context: Mapping, html: bool, run: 
     if len(bindings) == 1 and all(isinstance(part, Binding) or not part.strip() for part in parts):
         expression = bindings[0].expression
         value = _run_expression(field, expression, context, run)
-        passed = not html and _only_reads(expression)
+        passed = bool(options.max_passed) and not options.html and _only_reads(expression)
         # A list or dict goes on to be stored and sent: bound it too, more loosely than text.
-        _refuse_big(field, expression, value, MAX_PASSED if passed else MAX_VALUE)
-        if html and isinstance(value, str) and not isinstance(value, Markup):
+        _refuse_big(field, expression, value, options.max_passed if passed else MAX_VALUE)
+        if options.html and isinstance(value, str) and not isinstance(value, Markup):
             value = str(escape(value))
         if isinstance(value, str):
-            _check_output(field, expression, len(value), MAX_PASSED if passed else MAX_OUTPUT)
+            limit = options.max_passed if passed else MAX_OUTPUT
+            _check_output(field, expression, len(value), limit)
         _check_time(field, expression, run)
         return value
 
@@ -132,7 +168,7 @@ def _evaluate_str(field: str, template: str, context: Mapping, html: bool, run: 
         if isinstance(part, Binding):
             value = _run_expression(field, part.expression, context, run)
             _refuse_big(field, part.expression, value, MAX_OUTPUT)
-            text = _as_text(value, html)
+            text = _as_text(value, options)
         else:
             text = part
         size += len(text)
@@ -142,11 +178,14 @@ def _evaluate_str(field: str, template: str, context: Mapping, html: bool, run: 
     return "".join(pieces)
 
 
-def _as_text(value: Any, html: bool) -> str:
+def _as_text(value: Any, options: _Options) -> str:
     if value is None:
         return ""
-    if html:
+    if options.html:
         return str(value) if isinstance(value, Markup) else str(escape(str(value)))
+    if options.json:
+        # Even |safe text: JSON has no markup to trust, only a string to stay inside.
+        return json.dumps(str(value), ensure_ascii=False)[1:-1]
     return str(value)
 
 

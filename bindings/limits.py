@@ -13,9 +13,10 @@ What is bounded, per call of :func:`evaluate` (one field, including its list/dic
   ``MAX_INT_BITS`` bits, ``*`` the latter too; ``range`` is capped at ``MAX_RANGE`` items;
   ``str.format``/``format_map``/``translate`` are refused outright;
 - the result: a string over ``MAX_OUTPUT`` characters, or a list/dict over ``MAX_VALUE``
-  characters as text, is an error; except that a field that is only a path into the
-  context (``<< files1.files >>``, ``<< form1.data['file'] >>``) passes the value on as
-  it was given, built by nothing in the expression, up to ``MAX_PASSED``;
+  characters as text, is an error; except that a field that takes files (its caller
+  passes ``max_passed``: a plugin's ``files`` fields pass ``MAX_PASSED``) and is only a
+  path into the context (``<< files1.files >>``, ``<< form1.data['file'] >>``) passes the
+  value on as it was given, built by nothing in the expression, up to that size;
 - total work: every filter, call and intercepted operator adds the size of what it built
   (a container as its size as text, every reference counted) to a budget of ``MAX_WORK``;
   the sorting and comparing filters count their input too;
@@ -37,8 +38,9 @@ MAX_RANGE = 10_000
 MAX_WORK = 2_000_000
 #: Largest list or dict a single-binding field may yield, as its size as text.
 MAX_VALUE = 1_000_000
-#: Largest value, as its size as text, a field that is only a path into the context
-#: passes on unchanged: a file picker's files as data URLs, up to 25 MB of files as
+#: Largest value, as its size as text, a files field that is only a path into the
+#: context passes on unchanged (no other field: a subject or body stays under the caps):
+#: a file picker's files as data URLs, up to 25 MB of files as
 #: base64 (33.4 million characters) with their names. The expression reads; it builds
 #: nothing, so the caps on what an expression builds do not apply.
 MAX_PASSED = 40_000_000

@@ -8,6 +8,19 @@ from __future__ import annotations
 
 from core.errors import KilnError
 
+#: The most characters of a value an error message quotes: enough to recognise it, and
+#: a 5 MB subject gives an error of a line, not of 5 MB.
+QUOTED = 80
+
+
+def quoted(value: object, limit: int = QUOTED) -> str:
+    """``value`` as an error message quotes it: its repr, cut after ``limit``
+    characters with an ellipsis."""
+    if isinstance(value, str):
+        return repr(value) if len(value) <= limit else repr(value[:limit]) + "…"
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "…"
+
 
 class PluginError(KilnError):
     """A failure to report. ``permanent`` errors must not be retried."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 from types import SimpleNamespace
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -42,19 +43,30 @@ def evaluate_query_fields(query: Query, context: dict, fields: dict | None = Non
 def evaluate_action_fields(plugin: Plugin, action: str, fields: dict, context: dict) -> dict:
     try:
         late = plugin.late_fields(action)
+        specs = plugin.action_spec(action).fields
     except PluginError as exc:
         raise RunRequestError(exc.field or "fields", exc.message) from None
     # Fields that are always HTML (FieldSpec.html=True) are known before any is evaluated.
     always_html = plugin.html_fields(action, {})
+
+    def one(name: str, html: bool) -> Any:
+        """A field evaluated as its spec says: escaped as HTML or JSON, files passed on
+        up to the files' cap; a field the action does not declare as plain text."""
+        spec = specs.get(name)
+        return evaluate(
+            name,
+            fields[name],
+            context,
+            html=html,
+            json_text=bool(spec and spec.json),
+            max_passed=spec.max_passed if spec else 0,
+        )
+
     try:
-        evaluated = {
-            name: evaluate(name, template, context, html=name in always_html)
-            for name, template in fields.items()
-            if name not in late
-        }
+        evaluated = {name: one(name, name in always_html) for name in fields if name not in late}
         html = plugin.html_fields(action, evaluated)
         for name in late & fields.keys():
-            evaluated[name] = evaluate(name, fields[name], context, html=name in html)
+            evaluated[name] = one(name, name in html)
     except BindingError as exc:
         raise RunRequestError(exc.field, str(exc)) from None
     return evaluated

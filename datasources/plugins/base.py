@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 
 from django import forms
 
+from bindings import MAX_PASSED
 from datasources.errors import FieldError, PluginError
 from workspaces.files import FileContent
 
@@ -41,7 +42,9 @@ class FieldSpec:
 
     ``bindable`` fields hold text with ``<< >>`` bindings (the editor checks the names
     they read); ``html`` says whether values bound into the field are escaped as HTML:
-    always (True), never (False) or depending on another field (``HtmlWhen``).
+    always (True), never (False) or depending on another field (``HtmlWhen``); a
+    ``json`` field's text is JSON, and values bound into it are escaped as the inside of
+    a JSON string (a bound value cannot add keys).
     A ``choice`` may sit ``beside`` another field (in its label row); ``aliases`` map
     stored spellings onto a choice. Fields with ``shown=False`` are kept as stored but not
     edited in the editor (app files and the API set them). ``check`` validates a literal
@@ -56,6 +59,7 @@ class FieldSpec:
     required: bool = False
     bindable: bool = True
     html: bool | HtmlWhen = False
+    json: bool = False
     default: Any = ""
     choices: tuple[tuple[str, str], ...] = ()
     aliases: Mapping[str, str] = field(default_factory=dict)
@@ -70,6 +74,15 @@ class FieldSpec:
             raise ValueError(f"Field {self.name!r}: unknown kind {self.kind!r}.")
         if self.kind == "choice" and not self.choices:
             raise ValueError(f"Field {self.name!r}: a choice needs choices.")
+        if self.json and self.html:
+            raise ValueError(f"Field {self.name!r}: HTML or JSON text, not both.")
+
+    @property
+    def max_passed(self) -> int:
+        """The largest value a binding that only reads (``<< files1.files >>``) may pass
+        into this field: files, as data URLs, up to the attachment limit, for a files
+        field; 0 (the binding engine's usual caps) for every other field."""
+        return MAX_PASSED if self.kind == "files" else 0
 
     def choice_of(self, value: Any) -> str:
         """A stored value as one of the choices (the default when it is none of them)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import io
 import json
 
 import pytest
@@ -132,6 +133,32 @@ def test_bad_inputs_are_400(client, contact, token, inputs, field):
     assert response.json()["field"] == field
 
 
+class UnreadBody(io.BytesIO):
+    """A request body that fails the test if anything reads it."""
+
+    def read(self, *args):
+        raise AssertionError("the body was read")
+
+    readline = read
+
+
+def test_a_throttled_token_is_refused_before_its_body_is_read(client, contact, token, settings):
+    app, _ = contact
+    settings.KILN_RUNS_PER_USER_PER_MINUTE = 1
+    assert post_run(client, app.slug, token).status_code == 202
+    size = 39_000_000
+    response = client.post(
+        f"/api/v1/apps/{app.slug}/queries/send_welcome/runs",
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {token}"},
+        CONTENT_LENGTH=str(size),
+        **{"wsgi.input": UnreadBody()},
+    )
+    assert response.status_code == 429
+    assert "KILN_RUNS_PER_USER_PER_MINUTE" in response.json()["error"]
+    assert QueryRun.objects.count() == 1
+
+
 def test_invalid_json_is_400(client, contact, token):
     app, _ = contact
     response = client.post(
@@ -203,8 +230,6 @@ def test_a_failed_send_is_recorded_with_the_server_text(client, contact, token, 
 
 
 def test_create_api_token_prints_a_working_token(client, contact, team):
-    import io
-
     out = io.StringIO()
     call_command("create_api_token", "teammate", stdout=out)
     key = out.getvalue().strip()

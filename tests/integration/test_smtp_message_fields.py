@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import random
 from types import SimpleNamespace
 
 import pytest
@@ -14,9 +15,12 @@ from django.test import override_settings
 
 from datasources.errors import FieldError
 from datasources.plugins import get_plugin
+from datasources.plugins.smtp import transport
+from datasources.plugins.smtp.message import build_email, display_name
 from queries.models import ApiToken
 from tests.integration.test_editor_queries import HTMX, form_data, section, url
 from tests.support.apps import make_app, welcome_inputs
+from tests.unit.test_smtp_header_encoding import random_text
 
 smtp = get_plugin("smtp")
 
@@ -51,6 +55,34 @@ def test_mixed_script_headers_arrive_as_written(smtp_server, subject, name):
     assert str(message["Subject"]) == subject
     assert message["From"].addresses[0].display_name == name
     assert message["Cc"].addresses[0].display_name == "Zoë"
+
+
+def test_a_200_character_mixed_script_subject_arrives_as_written(smtp_server):
+    subject = ("Grüße «Kiln» 😀 日本語 Привет мир naïve שלום 🎉 " * 6)[:200]
+    assert len(subject) == 200
+    message = send(smtp_server, subject=subject)
+    assert str(message["Subject"]) == subject
+
+
+def test_500_random_mixed_script_subjects_arrive_as_written(smtp_server):
+    """Through the real server, over one connection: what is received parses back to
+    what was given, subject and display name."""
+    rng = random.Random(13)
+    sent = []
+    with transport.connection(smtp_server.settings()) as session:
+        for _ in range(500):
+            subject = random_text(rng, rng.randint(1, 300))
+            name = display_name(random_text(rng, rng.randint(1, 60))) or "x"
+            email = build_email(
+                {"from": "app@kiln.test", "from_name": name, "to": "Ann <ann@example.com>"}
+                | {"subject": subject, "body": "Hello"}
+            )
+            session.send(email.sender, email.recipients, email.as_bytes(), smtputf8=email.smtputf8)
+            sent.append((subject, name))
+    received = smtp_server.wait_for(500)
+    for (subject, name), got in zip(sent, received, strict=True):
+        assert str(got.message["Subject"]) == subject
+        assert got.message["From"].addresses[0].display_name == name
 
 
 # ------------------------------------------------------------ HTML body

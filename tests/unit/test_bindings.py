@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import pickle
 
 import pytest
@@ -459,15 +460,58 @@ def test_it_refuses_long_output_of_a_single_binding(ctx):
 
 
 def test_a_value_only_read_from_the_context_passes_up_to_max_passed():
-    # Data the caller gave (a file picker's data URLs) is passed on, not built.
+    # Data the caller gave (a file picker's data URLs) is passed on, not built, into a
+    # field that allows it (a files field).
     long_text = "x" * (MAX_OUTPUT + 1)
     files = [{"name": "a.pdf", "data": "data:application/pdf;base64," + "A" * (MAX_VALUE + 1)}]
     context = {"text": long_text, "files1": {"files": files}}
-    assert evaluate("body", "<< text >>", context) == long_text
-    assert evaluate("attachments", "<< files1.files >>", context) is files
-    assert evaluate("attachments", "<< files1['files'][0].data >>", context) == files[0]["data"]
+    passing = {"max_passed": MAX_PASSED}
+    assert evaluate("attachments", "<< text >>", context, **passing) == long_text
+    assert evaluate("attachments", "<< files1.files >>", context, **passing) is files
+    data = evaluate("attachments", "<< files1['files'][0].data >>", context, **passing)
+    assert data == files[0]["data"]
     too_long = {"text": "x" * (MAX_PASSED + 1)}
-    assert refusal("<< text >>", too_long).message.startswith("output too long")
+    assert refusal("<< text >>", too_long, **passing).message.startswith("output too long")
+
+
+def test_without_max_passed_a_read_value_keeps_the_usual_caps():
+    # A subject, a body or << query1.data >>: not a files field, so 30 MB is refused.
+    long_text = "x" * (MAX_OUTPUT + 1)
+    assert refusal("<< text >>", {"text": long_text}).message.startswith("output too long")
+    assert refusal("<< q.data >>", {"q": {"data": [long_text] * 11}}).message.startswith(
+        "result too large"
+    )
+
+
+# --------------------------------------------------------------------- JSON text
+
+INJECTION = '1>", "List-Unsubscribe": "<https://evil.example/>", "X-Spy": "spy@evil.example'
+
+
+def test_a_value_bound_into_json_text_stays_inside_its_string():
+    template = '{"List-Unsubscribe": "<https://x/u?id=<< form1.data.id >>>", "X-A": "b"}'
+    text = evaluate("headers", template, {"form1": {"data": {"id": INJECTION}}}, json_text=True)
+    assert json.loads(text) == {"List-Unsubscribe": f"<https://x/u?id={INJECTION}>", "X-A": "b"}
+
+
+@pytest.mark.parametrize("value", ['a"b', "a\\b", "line\nbreak", "tab\t", "é 😀", "\u2028", 42])
+def test_json_escaping_gives_back_the_value_exactly(value):
+    text = evaluate("headers", '{"X": "<< v >>"}', {"v": value}, json_text=True)
+    assert json.loads(text) == {"X": str(value)}
+
+
+def test_a_whole_field_binding_in_json_text_is_its_value_unescaped():
+    pairs = {"X-Reference-Id": 'order "42"'}
+    assert evaluate("headers", "<< h >>", {"h": pairs}, json_text=True) is pairs
+    assert evaluate("headers", "<< t >>", {"t": '{"X": "1"}'}, json_text=True) == '{"X": "1"}'
+    # A stored dict's values are values, not JSON text.
+    stored = {"X": 'say "<< v >>"'}
+    assert evaluate("headers", stored, {"v": 'a"b'}, json_text=True) == {"X": 'say "a"b"'}
+
+
+def test_safe_does_not_lift_json_escaping():
+    text = evaluate("headers", '{"X": "<< v|safe >>"}', {"v": 'a", "Y": "b'}, json_text=True)
+    assert json.loads(text) == {"X": 'a", "Y": "b'}
 
 
 def test_an_html_field_escapes_so_a_read_value_is_capped_as_built():

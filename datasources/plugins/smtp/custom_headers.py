@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from datasources.errors import FieldError
+from datasources.errors import FieldError, quoted
 from datasources.plugins.smtp.headers import header_safe
 
 FIELD = "headers"
@@ -63,6 +63,17 @@ def _refuse(message: str) -> FieldError:
     return FieldError(FIELD, f"{LABEL}: {message}")
 
 
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys are each given once. ``json.loads`` would keep the last
+    of two equal keys: a second "List-Unsubscribe" would silently replace the first."""
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            raise _refuse(f"{quoted(key)} is given twice.")
+        seen.add(key)
+    return dict(pairs)
+
+
 def _pairs(value: Any) -> list[tuple[Any, Any]]:
     """The raw (name, value) pairs of an object, a list of ``{name, value}`` objects or
     JSON text holding either."""
@@ -70,7 +81,9 @@ def _pairs(value: Any) -> list[tuple[Any, Any]]:
         if not value.strip():
             return []
         try:
-            value = json.loads(value)
+            value = json.loads(value, object_pairs_hook=_unique_keys)
+        except FieldError:
+            raise
         except ValueError as exc:
             raise _refuse(
                 'not valid JSON: write an object {"Name": "value"} or a list of '
@@ -97,13 +110,13 @@ def _pairs(value: Any) -> list[tuple[Any, Any]]:
 
 def check_name(name: Any) -> str:
     """``name`` if an app may set a header of that name; else a FieldError naming it."""
+    if isinstance(name, str) and len(name) > MAX_NAME:
+        raise _refuse(f"the name {quoted(name, 20)} is {len(name):,} characters, over {MAX_NAME}.")
     if not isinstance(name, str) or not _FIELD_NAME.fullmatch(name):
         raise _refuse(
-            f"{name!r} is not a header name (printable ASCII letters, digits and marks, "
+            f"{quoted(name)} is not a header name (printable ASCII letters, digits and marks, "
             "without spaces or a colon)."
         )
-    if len(name) > MAX_NAME:
-        raise _refuse(f"the name {name[:20]!r}... is {len(name)} characters, over {MAX_NAME}.")
     lower = name.lower()
     if lower in FORBIDDEN or lower.startswith(FORBIDDEN_PREFIXES):
         raise _refuse(
@@ -116,10 +129,11 @@ def check_name(name: Any) -> str:
 def _check_value(name: str, value: Any) -> str:
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise _refuse(f"the value of {name} must be text, not {type(value).__name__}.")
-    text = header_safe(FIELD, f"{LABEL}: the value of {name}", str(value))
+    text = str(value)
+    # Measured first: a refused value is never scanned, nor quoted whole.
     if len(text) > MAX_VALUE:
         raise _refuse(f"the value of {name} is {len(text):,} characters, over {MAX_VALUE}.")
-    return text
+    return header_safe(FIELD, f"{LABEL}: the value of {name}", text)
 
 
 def read_custom_headers(value: Any) -> list[CustomHeader]:

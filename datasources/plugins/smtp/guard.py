@@ -13,7 +13,7 @@ import socket
 
 from django.conf import settings
 
-from datasources.errors import FieldError, PluginError, TransientError
+from datasources.errors import FieldError, PluginError, TransientError, quoted
 
 # Cloud metadata endpoints, refused whatever the settings say.
 _METADATA_NAMES = {
@@ -52,15 +52,17 @@ def check_host_syntax(host: str) -> None:
         if _NUMERIC_LOOKING.match(host):
             raise FieldError(
                 field,
-                f"Host {host!r} is not a valid address: write an IPv4 address as four "
+                f"Host {quoted(host)} is not a valid address: write an IPv4 address as four "
                 "decimal numbers (e.g. 192.0.2.10).",
             )
         if not _HOSTNAME.match(host):
             raise FieldError(
-                field, f"Host {host!r} is not a valid host name (no scheme, path or spaces)."
+                field, f"Host {quoted(host)} is not a valid host name (no scheme, path or spaces)."
             )
         if host.lower().rstrip(".") in _METADATA_NAMES:
-            raise FieldError(field, f"Host {host!r} is a cloud metadata service and is refused.")
+            raise FieldError(
+                field, f"Host {quoted(host)} is a cloud metadata service and is refused."
+            )
         return
     check_address(address, host)
 
@@ -141,11 +143,11 @@ def _dns_error(host: str, exc: socket.gaierror) -> PluginError:
     reason = exc.strerror or str(exc)
     if exc.errno == socket.EAI_AGAIN:
         return TransientError(
-            f"Could not resolve the host name {host!r} for now ({reason}); "
+            f"Could not resolve the host name {quoted(host)} for now ({reason}); "
             "the DNS server did not answer.",
             field="host",
             code="dns",
         )
     return PluginError(
-        f"Could not resolve the host name {host!r}: {reason}.", field="host", code="dns"
+        f"Could not resolve the host name {quoted(host)}: {reason}.", field="host", code="dns"
     )

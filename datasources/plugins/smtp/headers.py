@@ -27,7 +27,7 @@ import re
 from collections.abc import Iterable, Sequence
 from email.headerregistry import Address
 
-from datasources.errors import FieldError
+from datasources.errors import FieldError, quoted
 
 #: Everything that ends a line somewhere: CR, LF and NUL, the vertical tab and form feed,
 #: NEL and the Unicode line and paragraph separators (str.splitlines() breaks on all of
@@ -123,12 +123,16 @@ def _decoded_words(value: str) -> str:
 def header_safe(field: str, label: str, value: str) -> str:
     """``value`` if written as one header line it stays one line; else a FieldError on
     ``field``, whose label the message names."""
-    if _FORBIDDEN.search(value):
-        raise FieldError(field, f"{label} must not contain {_FORBIDDEN_TEXT}: {value!r}")
+    if found := _FORBIDDEN.search(value):
+        raise FieldError(
+            field,
+            f"{label} must not contain {_FORBIDDEN_TEXT} (one is character "
+            f"{found.start() + 1:,}): {quoted(value)}",
+        )
     if "=?" in value and _FORBIDDEN.search(_decoded_words(value)):
         raise FieldError(
             field,
-            f"{label} has an encoded word (=?...?=) that decodes to a line break: {value!r}",
+            f"{label} has an encoded word (=?...?=) that decodes to a line break: {quoted(value)}",
         )
     return value
 

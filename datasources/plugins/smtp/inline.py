@@ -21,7 +21,7 @@ import filetype
 from core.filetypes import SNIFF_BYTES
 from core.mail import FramedHtml, cid_references, with_data_urls
 from core.text import as_bool
-from datasources.errors import FieldError
+from datasources.errors import QUOTED, FieldError, quoted
 from datasources.plugins.smtp.message import Attachment, FileResolver, read_attachments
 
 FIELD = "inline_images"
@@ -63,7 +63,7 @@ def read_images(fields: dict, resolve_file: FileResolver | None) -> list[InlineI
     for item, file in zip(given, _read("attachments", given, resolve_file), strict=True):
         cid = _given_cid(item.get("cid")) if item.get("cid") else ""
         if cid and cid in taken:
-            raise FieldError("attachments", f"Two inline images have the Content-ID {cid!r}.")
+            raise FieldError("attachments", f"Two inline images have the Content-ID {quoted(cid)}.")
         cid = cid or _derived_cid(file.name, taken)
         images.append(_checked(InlineImage(cid, file, "attachments")))
         taken.add(cid)
@@ -100,7 +100,7 @@ def _checked(image: InlineImage) -> InlineImage:
         found = sniffed.mime if sniffed is not None else "no image format its bytes show"
         raise FieldError(
             image.field,
-            f"{image.file.name!r} is not an image ({found}): only images (PNG, JPEG, GIF, "
+            f"{quoted(image.file.name)} is not an image ({found}): only images (PNG, JPEG, GIF, "
             "WebP) can be inline; attach other files as attachments.",
         )
     return image
@@ -114,7 +114,7 @@ def _given_cid(value) -> str:
     if not _GIVEN_CID.fullmatch(text):
         raise FieldError(
             "attachments",
-            f"The inline image's cid {str(value)[:80]!r} may hold only letters, digits and "
+            f"The inline image's cid {quoted(str(value))} may hold only letters, digits and "
             ". _ @ + - (at most 128).",
         )
     return text
@@ -144,12 +144,19 @@ def check_references(html: str, images: Iterable[InlineImage], body_field: str) 
     cids = [image.cid for image in images]
     missing = [cid for cid in references(html) if cid not in cids]
     if missing:
-        there = ", ".join(f"cid:{cid}" for cid in cids) or "none"
         raise FieldError(
             body_field,
-            f"The HTML body refers to {', '.join(f'cid:{c}' for c in missing)}, which no "
-            f"inline image has (inline images: {there}).",
+            f"The HTML body refers to {_listed(missing)}, which no inline image has "
+            f"(inline images: {_listed(cids) or 'none'}).",
         )
+
+
+def _listed(cids: list[str], most: int = 5) -> str:
+    """A few ``cid:`` references for an error, each cut to a line's worth: a body may
+    hold thousands of them, as long as it likes."""
+    shown = [f"cid:{c if len(c) <= QUOTED else c[:QUOTED] + '…'}" for c in cids[:most]]
+    more = f" and {len(cids) - most:,} more" if len(cids) > most else ""
+    return ", ".join(shown) + more
 
 
 def attach(message: EmailMessage, images: list[InlineImage], *, placeholders: bool) -> list[str]:

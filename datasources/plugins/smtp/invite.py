@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo, available_timezones
 from django.conf import settings
 from icalendar import Calendar, Event, vCalAddress
 
-from datasources.errors import FieldError
+from datasources.errors import FieldError, quoted
 from datasources.plugins.smtp.message import field_text
 
 LABELS = {
@@ -81,7 +81,7 @@ def _zone(fields: dict) -> tuple[str, ZoneInfo]:
     if len(name) > MAX_ZONE_NAME or name not in _zone_names():
         raise FieldError(
             "invite_timezone",
-            f"Invite time zone {name[:80]!r} is not a time zone name; use an IANA name such "
+            f"Invite time zone {quoted(name)} is not a time zone name; use an IANA name such "
             "as Europe/Berlin, America/New_York or UTC.",
         )
     return name, ZoneInfo(name)
@@ -102,7 +102,7 @@ def _moment(fields: dict, name: str, zone: ZoneInfo) -> datetime | None:
     except ValueError:
         raise FieldError(
             name,
-            f"{LABELS[name]} {text[:80]!r} is not a date and time: use ISO 8601, e.g. "
+            f"{LABELS[name]} {quoted(text)} is not a date and time: use ISO 8601, e.g. "
             "2027-01-15T09:00 (in the invite's time zone) or 2027-01-15T09:00+01:00.",
         ) from None
     if moment.year not in YEARS:
@@ -116,10 +116,10 @@ def _moment(fields: dict, name: str, zone: ZoneInfo) -> datetime | None:
 
 def _one_line(fields: dict, name: str, default: str = "") -> str:
     text = _text(fields, name) or default
-    if _LINE_BREAK.search(text) or _CONTROL.search(text):
-        raise FieldError(name, f"{LABELS[name]} must be one line, without control characters.")
     if len(text) > MAX_LINE_TEXT:
         raise FieldError(name, f"{LABELS[name]} is {len(text):,} characters, over {MAX_LINE_TEXT}.")
+    if _LINE_BREAK.search(text) or _CONTROL.search(text):
+        raise FieldError(name, f"{LABELS[name]} must be one line, without control characters.")
     return text
 
 

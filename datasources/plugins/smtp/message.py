@@ -27,8 +27,8 @@ from email_validator import EmailNotValidError, validate_email
 from core.filenames import safe_filename as core_safe_filename
 from core.filetypes import sniffed_type
 from core.text import as_bool
-from datasources.errors import FieldError
-from datasources.plugins.smtp.custom_headers import read_custom_headers
+from datasources.errors import FieldError, quoted
+from datasources.plugins.smtp.custom_headers import CustomHeader, read_custom_headers
 from datasources.plugins.smtp.headers import AddressHeader, TextHeader, header_safe
 from workspaces.files import FileContent
 
@@ -68,6 +68,8 @@ class Email:
     #: Built with ``placeholders``: the text standing in the message for each
     #: attachment's body, in order (datasources.plugins.smtp.stored fills them in).
     placeholders: list[str] = field(default_factory=list)
+    #: The custom headers as checked, in the message too: the preview lists them.
+    custom_headers: list[CustomHeader] = field(default_factory=list)
 
     def as_bytes(self) -> bytes:
         chosen = policy.SMTPUTF8 if self.smtputf8 else policy.SMTP
@@ -163,7 +165,7 @@ def parse_addresses(name: str, value, *, required: bool = False, single: bool = 
     addresses: list[Address] = []
     for item in items:
         if not isinstance(item, str):
-            raise FieldError(name, f"{_label(name)} has a value that is not text: {item!r}")
+            raise FieldError(name, f"{_label(name)} has a value that is not text: {quoted(item)}")
         _header_safe(name, item)
         if single and (many := count_addresses(item)) > 1:
             raise FieldError(name, f"{_label(name)} takes one address, not {many}.")
@@ -186,7 +188,7 @@ def _parse_item(name: str, item: str, text: str) -> tuple[Address, ...]:
     except (HeaderParseError, IndexError, ValueError):
         parsed_ok = False
     if not parsed_ok:
-        raise FieldError(name, f"{_label(name)} has an invalid address: {item!r}")
+        raise FieldError(name, f"{_label(name)} has an invalid address: {quoted(item)}")
     for parsed in header.addresses:
         # The parser decodes encoded words; what it made must still be one line.
         _header_safe(name, parsed.display_name)
@@ -207,13 +209,15 @@ def _checked_address(name: str, parsed: Address, original: str) -> Address:
             test_environment=True,
         )
     except EmailNotValidError as exc:
-        raise FieldError(name, f"{_label(name)} has an invalid address {spec!r}: {exc}") from None
+        raise FieldError(
+            name, f"{_label(name)} has an invalid address {quoted(spec)}: {exc}"
+        ) from None
     display = display_name(parsed.display_name, name)
     if "@" in display and display.strip().strip('"').lower() != valid.normalized.lower():
         # "a@b.com" <evil@x.com> reads as a@b.com but goes to evil@x.com.
         raise FieldError(
             name,
-            f"{_label(name)} has a name that looks like another address: {original!r} "
+            f"{_label(name)} has a name that looks like another address: {quoted(original)} "
             f"would go to {valid.normalized}, not {display}.",
         )
     domain = valid.ascii_domain or valid.domain
@@ -229,7 +233,7 @@ def display_name(text: str, name: str = "from_name") -> str:
         raise FieldError(
             name,
             f"{_label(name)} has a display name of {len(text.encode('utf-8')):,} bytes, "
-            f"over the limit of {MAX_DISPLAY_NAME_BYTES}: {text[:40]!r}...",
+            f"over the limit of {MAX_DISPLAY_NAME_BYTES}: {quoted(text, 40)}",
         )
     return text
 
@@ -287,7 +291,7 @@ def _decode_data_url(name: str, data: str) -> bytes:
     if not match:
         raise FieldError(
             "attachments",
-            f"Attachment {name!r}: its data is not a data URL (data:<type>;base64,...).",
+            f"Attachment {quoted(name)}: its data is not a data URL (data:<type>;base64,...).",
         )
     payload = match["payload"]
     if ";base64" in match["params"].lower():
@@ -295,7 +299,7 @@ def _decode_data_url(name: str, data: str) -> bytes:
             content = base64.b64decode("".join(payload.split()), validate=True)
         except (binascii.Error, ValueError):
             raise FieldError(
-                "attachments", f"Attachment {name!r}: its data is not valid base64."
+                "attachments", f"Attachment {quoted(name)}: its data is not valid base64."
             ) from None
     else:
         content = urllib.parse.unquote_to_bytes(payload)
@@ -336,7 +340,7 @@ def _read_attachment(item, index: int, resolve_file: FileResolver | None) -> Att
         elif isinstance(data, str):
             content = _decode_data_url(name, data)
         else:
-            raise FieldError("attachments", f"Attachment {name!r}: its data is not text.")
+            raise FieldError("attachments", f"Attachment {quoted(name)}: its data is not text.")
         return Attachment(name, sniffed_type(name, content), content)
     if isinstance(item, dict) and "id" in item:
         if resolve_file is None:
@@ -346,7 +350,8 @@ def _read_attachment(item, index: int, resolve_file: FileResolver | None) -> Att
         except LookupError:
             raise FieldError(
                 "attachments",
-                f"Attachment #{index}: there is no file with id {item['id']!r} in this workspace.",
+                f"Attachment #{index}: there is no file with id {quoted(item['id'])} in this "
+                "workspace.",
             ) from None
         name = safe_filename(attachment.name, index)
         return Attachment(name, sniffed_type(name, attachment.data), attachment.data)
@@ -359,7 +364,7 @@ def _read_attachment(item, index: int, resolve_file: FileResolver | None) -> Att
     if isinstance(item, str):
         raise FieldError(
             "attachments",
-            f"Attachment {item!r}: paths on the server are not allowed; attach a file from a "
+            f"Attachment {quoted(item)}: paths on the server are not allowed; attach a file from a "
             "file picker or from the workspace's files.",
         )
     raise FieldError(
@@ -386,7 +391,7 @@ def _body_type(fields: dict) -> str:
         return "html"
     if body_type in ("text/plain", "text", "plain"):
         return "text"
-    raise FieldError("body_type", f"Body type must be text or html, not {body_type!r}.")
+    raise FieldError("body_type", f"Body type must be text or html, not {quoted(body_type)}.")
 
 
 def read_bodies(fields: dict) -> Bodies:
@@ -424,8 +429,10 @@ def build_email(
         check_recipient_count(fields, ("reply_to",))
     senders = parse_addresses("from", fields.get("from"), required=True, single=True)
     sender = senders[0]
-    from_name = field_text("from_name", fields.get("from_name"))
-    from_name = display_name(_header_safe("from_name", from_name))
+    # Measured (display_name) before it is scanned: a long name's error quotes a part.
+    from_name = _header_safe(
+        "from_name", display_name(field_text("from_name", fields.get("from_name")))
+    )
     if from_name:
         sender = Address(display_name=from_name, username=sender.username, domain=sender.domain)
     reply_to = []
@@ -440,9 +447,10 @@ def build_email(
         raise FieldError(
             "to", f"{len(everyone):,} recipients in To, CC and BCC, over the limit of {cap:,}."
         )
-    subject = _header_safe("subject", field_text("subject", fields.get("subject")))
+    subject = field_text("subject", fields.get("subject"))
     if len(subject) > MAX_SUBJECT:
         raise FieldError("subject", f"Subject is {len(subject):,} characters, over {MAX_SUBJECT}.")
+    _header_safe("subject", subject)
     bodies = read_bodies(fields)
     custom_headers = read_custom_headers(fields.get("headers"))
     attachments = read_attachments(fields.get("attachments"), resolve_file)
@@ -479,4 +487,5 @@ def build_email(
         smtputf8=_needs_smtputf8([sender, *everyone]),
         attachments=attachments,
         placeholders=marks,
+        custom_headers=custom_headers,
     )

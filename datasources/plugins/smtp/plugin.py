@@ -105,10 +105,12 @@ SEND_EMAIL = ActionSpec(
             "headers",
             LABELS["headers"],
             kind="textarea",
-            help='JSON: {"Name": "value"} or a list of {"name": ..., "value": ...}. '
-            "From, To, Subject, Content-* and other headers Kiln writes are refused.",
+            help='JSON: {"Name": "value"} or a list of {"name": ..., "value": ...}; values '
+            "bound into it are escaped as JSON text. From, To, Subject, Content-* and other "
+            "headers Kiln writes are refused.",
             placeholder='{"List-Unsubscribe": "<https://example.com/unsubscribe?id=<< '
             'form1.data.id >>>"}',
+            json=True,
             check=read_custom_headers,
         ),
         FieldSpec(
@@ -236,7 +238,7 @@ class SmtpPlugin(Plugin):
         headers = [
             (name, str(message[name])) for name in PREVIEW_HEADERS if message[name] is not None
         ]
-        headers += [(h.name, h.value) for h in read_custom_headers(fields.get("headers"))]
+        headers += [(h.name, h.value) for h in email.custom_headers]
         text = message.get_body(preferencelist=("plain",))
         html = message.get_body(preferencelist=("html",))
         framed = (
