@@ -116,6 +116,16 @@ def test_a_server_that_keeps_refusing_gets_one_refresh_then_a_clear_error(
     assert server.received == []
 
 
+def test_a_530_after_xoauth2_points_to_the_tokens_account(start_server, endpoint):
+    server, _ = start_server()
+    server.refuse(FIELDS["to"], "530 5.7.57 Client not authenticated to send mail")
+    with pytest.raises(PluginError) as caught:
+        send(oauth_settings(server))
+    assert caught.value.field == "refresh_token" and caught.value.code == "auth_required"
+    assert "Choose" not in caught.value.message
+    assert "granted for this username's mailbox" in caught.value.message
+
+
 def test_invalid_grant_is_an_error_naming_the_refresh_token(start_server, endpoint):
     server, handler = start_server()
     description = "Token has been expired or revoked."
