@@ -5,8 +5,11 @@ named by field; no token or secret in logs or repr."""
 from __future__ import annotations
 
 import logging
+import time
+from types import SimpleNamespace
 
 import pytest
+from django.core.cache.backends import locmem
 
 from datasources.errors import PluginError, TransientError
 from datasources.models import Datasource
@@ -86,6 +89,31 @@ def test_a_token_near_its_expiry_is_not_cached(start_server, endpoint):
     send(oauth_settings(server))
     send(oauth_settings(server))
     assert len(endpoint.calls) == 2
+
+
+def test_a_cached_token_past_its_lifetime_is_fetched_again(
+    start_server, endpoint, settings, monkeypatch
+):
+    """Cached for a second (expires_in just past the margin), then the cache's clock
+    moves on: the next send asks the endpoint again, which no server refusal caused."""
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "t"}
+    }
+    endpoint.expires_in = oauth.EXPIRY_MARGIN_SECONDS + 1
+    server, handler = start_server()
+    send(oauth_settings(server))
+    send(oauth_settings(server))
+    assert len(endpoint.calls) == 1  # still within its lifetime
+    later = time.time() + 2
+    monkeypatch.setattr(locmem, "time", SimpleNamespace(time=lambda: later))
+    send(oauth_settings(server))
+    assert len(endpoint.calls) == 2
+    assert [token for _, token in handler.xoauth2_attempts] == [
+        endpoint.issued[0],
+        endpoint.issued[0],
+        endpoint.issued[1],
+    ]
+    assert len(server.received) == 3
 
 
 @pytest.mark.parametrize("style", [GOOGLE, MICROSOFT])

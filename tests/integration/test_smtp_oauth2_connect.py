@@ -214,6 +214,45 @@ def test_a_callback_with_the_right_state_saves_the_refresh_token_encrypted(clien
     assert again.status_code == 400
 
 
+def test_a_replayed_callback_is_a_400_and_exchanges_nothing(client, saved, endpoint):
+    query = start(client, saved)
+    endpoint.expect_code("the-code", query["code_challenge"])
+    answer = {"state": query["state"], "code": "the-code"}
+    assert client.get(reverse("oauth2_callback"), answer).status_code == 302
+    calls = len(endpoint.calls)
+    again = client.get(reverse("oauth2_callback"), answer)
+    assert again.status_code == 400 and b"already used" in again.content
+    assert len(endpoint.calls) == calls
+
+
+def test_a_callback_after_the_settings_changed_saves_nothing(client, saved, endpoint):
+    """The code was granted for the client ID of the start; another is saved now."""
+    query = start(client, saved)
+    endpoint.expect_code("the-code", query["code_challenge"])
+    saved.config = {**saved.config, "client_id": "another-client.apps.example"}
+    saved.save(update_fields=["config"])
+    answer = {"state": query["state"], "code": "the-code"}
+    response = client.get(reverse("oauth2_callback"), answer, follow=True)
+    assert "OAuth2 settings changed meanwhile; nothing was saved" in response.content.decode()
+    assert endpoint.calls == []
+    saved.refresh_from_db()
+    assert saved.settings().refresh_token == REFRESH_TOKEN
+
+
+def test_a_callback_whose_token_endpoint_times_out_says_so(
+    client, saved, endpoint, silent_server, settings
+):
+    query = start(client, saved)
+    settings.KILN_OAUTH2_GOOGLE_TOKEN_URL = f"http://127.0.0.1:{silent_server.port}/token"
+    settings.KILN_OAUTH2_TIMEOUT = 0.2
+    answer = {"state": query["state"], "code": "the-code"}
+    response = client.get(reverse("oauth2_callback"), answer, follow=True)
+    said = "Connect: Google&#x27;s token endpoint did not answer within 0.2 s."
+    assert said in response.content.decode()
+    saved.refresh_from_db()
+    assert saved.settings().refresh_token == REFRESH_TOKEN
+
+
 def test_a_refused_code_keeps_the_saved_token_and_says_why(client, saved, endpoint):
     query = start(client, saved)
     answer = {"state": query["state"], "code": "not-the-code"}
