@@ -5,6 +5,7 @@ Microsoft" (authorization code with PKCE) against a local token endpoint."""
 from __future__ import annotations
 
 import json
+from html.parser import HTMLParser
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -161,6 +162,54 @@ def start(client, saved) -> dict[str, str]:
     location = response["Location"]
     assert location.startswith(AUTHORIZE_URL + "?")
     return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
+
+
+class _Forms(HTMLParser):
+    """Each form's id or action, whether it opened inside another, and what submits it."""
+
+    def __init__(self):
+        super().__init__()
+        self.open: list[str] = []
+        self.nested: list[str] = []
+        self.fields: dict[str, list[str]] = {}
+        self.connect: dict[str, str | None] = {}
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "form":
+            name = attrs.get("id") or attrs.get("action") or ""
+            if self.open:
+                self.nested.append(name)
+            self.open.append(name)
+            self.fields[name] = []
+        elif tag in ("input", "select", "textarea") and self.open and attrs.get("name"):
+            self.fields[self.open[-1]].append(attrs["name"])
+        if attrs.get("id") == "oauth2-connect-button":
+            self.connect = {**attrs, "inside": self.open[-1] if self.open else ""}
+
+    def handle_endtag(self, tag):
+        if tag == "form" and self.open:
+            self.open.pop()
+
+
+def test_connect_posts_a_form_of_its_own_not_the_unsaved_settings(client, saved, endpoint):
+    """The button used to submit the settings form to a view that ignores it, dropping
+    unsaved edits: it now submits its own form, outside the settings form, and a static
+    script stops it (with a "save first") when the settings were changed."""
+    edit = url("edit", saved.workspace, saved.pk)
+    forms = _Forms()
+    forms.feed(client.get(edit).content.decode())
+    assert forms.nested == []
+    assert forms.connect["form"] == "oauth2-connect-form" and "formaction" not in forms.connect
+    assert forms.connect["inside"] == edit and "data-unsaved" not in forms.connect
+    assert forms.fields["oauth2-connect-form"] == ["csrfmiddlewaretoken"]
+    page = client.get(edit).content.decode()
+    assert 'action="{}"'.format(url("oauth2_start", saved.workspace, saved.pk)) in page
+    assert "js/datasource-connect.js" in page and "Save your changes first" in page
+    refused = client.post(edit, form_data(port="not-a-port"))
+    forms = _Forms()
+    forms.feed(refused.content.decode())
+    assert "data-unsaved" in forms.connect  # the page shows what no save kept
 
 
 def test_connect_redirects_to_the_provider_with_a_pkce_challenge(client, saved, endpoint):

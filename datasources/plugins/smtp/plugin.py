@@ -169,6 +169,7 @@ class SmtpPlugin(Plugin):
     label = "SMTP"
     config_form = SmtpConfigForm
     config_template = "datasources/smtp/config.html"
+    page_template = "datasources/smtp/page.html"
     preview_template = "datasources/smtp/preview.html"
     actions = {"send_email": SEND_EMAIL}
     secret_fields = ("password", "client_secret", "refresh_token")
