@@ -15,7 +15,7 @@ from datasources.errors import PluginError, TransientError
 from datasources.models import Datasource
 from datasources.plugins import get_plugin
 from datasources.plugins.smtp import oauth
-from datasources.plugins.smtp.config import Auth, OAuth2Secret, Security
+from datasources.plugins.smtp.config import Auth, OAuth2Provider, OAuth2Secret, Security
 from tests.support.oauth2 import GOOGLE, MICROSOFT, TokenEndpoint, XOAuth2Handler
 from tests.support.smtp_server import free_port
 
@@ -263,3 +263,11 @@ def test_a_rotated_refresh_token_is_stored_on_the_datasource(start_server, endpo
     send(datasource.settings())  # the access token cached for the new refresh token
     assert len(endpoint.calls) == 1
     assert len(server.received) == 2
+
+
+def test_what_a_provider_said_is_one_line_cut_to_the_limit():
+    """One helper for the token endpoint's refusals and the callback's errors."""
+    said = oauth.provider_said("invalid_grant", "Bad\r\n\tcode " + "x" * 400, None)
+    assert said.startswith("invalid_grant: Bad code xxx") and len(said) == oauth.SAID_LIMIT
+    assert oauth.provider_said("access_denied", "  ") == "access_denied"
+    assert OAuth2Provider.label("google") == "Google" and OAuth2Provider.label("x") == "x"
