@@ -22,6 +22,8 @@ HARD = "CELERY_TASK_TIME_LIMIT (KILN_TASK_TIME_LIMIT)"
 SOFT = "CELERY_TASK_SOFT_TIME_LIMIT (KILN_TASK_SOFT_TIME_LIMIT)"
 LONGEST_RUN = "KILN_RUN_TIMEOUT_MAX_SECONDS"
 STUCK = "KILN_RUN_STUCK_SECONDS"
+#: How much of the visibility timeout a task's countdown may use (queries.tasks).
+ETA_SHARE = 0.9
 
 
 @dataclass(frozen=True)
@@ -138,10 +140,14 @@ def check_send_at_limits(app_configs, **kwargs) -> list[Error]:
     )
 
 
-def retry_problems(base, cap, window, attempts) -> list[Error]:
+def retry_problems(base, cap, window, attempts, visibility=None) -> list[Error]:
     """A retry schedule (queries/outbox.py ``backoff``) that makes no sense: no delay
     before a retry (a server that greylists is hammered), a cap below the first delay,
-    a negative window, or no attempt at all."""
+    a negative window, or no attempt at all. A retry is a task with a countdown, so its
+    longest delay must stay within the broker's ``visibility`` timeout, with the margin
+    scheduled sends keep (queries.tasks ``eta_horizon``): Redis hands a task it has held
+    longer to a second worker."""
+    horizon = visibility * ETA_SHARE if isinstance(visibility, (int, float)) else None
     rules = [
         (
             isinstance(base, (int, float)) and base > 0,
@@ -161,6 +167,11 @@ def retry_problems(base, cap, window, attempts) -> list[Error]:
             isinstance(attempts, int) and attempts >= 1,
             f"KILN_RUN_MAX_ATTEMPTS must be a whole number, at least 1 (it is {attempts!r}).",
         ),
+        (
+            horizon is None or not isinstance(cap, (int, float)) or cap < horizon,
+            f"KILN_RUN_RETRY_MAX_SECONDS ({cap!r}) must be below 90% of {VISIBILITY} "
+            f"({visibility!r}): a retry delayed longer would be handed to a second worker.",
+        ),
     ]
     return [Error(message, id="queries.E008") for ok, message in rules if not ok]
 
@@ -172,4 +183,5 @@ def check_retry_schedule(app_configs, **kwargs) -> list[Error]:
         getattr(settings, "KILN_RUN_RETRY_MAX_SECONDS", None),
         getattr(settings, "KILN_RUN_RETRY_WINDOW_SECONDS", None),
         getattr(settings, "KILN_RUN_MAX_ATTEMPTS", None),
+        Times.from_settings().visibility,
     )

@@ -14,6 +14,7 @@ from builder.jsonfield import OrderedJSONField
 from builder.models import App, Query
 from datasources.models import Datasource
 from queries.notify import RunWaiter, notify_finished
+from queries.schedule import describe
 from workspaces.models import Workspace
 
 
@@ -245,13 +246,18 @@ class QueryRun(models.Model):
         return at is not None and at > timezone.now() + timedelta(seconds=seconds)
 
     @property
+    def next_attempt_shown(self) -> str:
+        """Its next attempt as every page shows a send time (queries.schedule.describe):
+        with the date and the time zone, so a retry past midnight, or read from another
+        zone, is not taken for another time."""
+        return describe(self.next_attempt_at) if self.next_attempt_at else ""
+
+    @property
     def retry_note(self) -> str:
-        """What a person is told while it waits to retry: when (the server's local time,
-        to the minute) and why."""
-        at = self.retrying_at
-        if at is None:
+        """What a person is told while it waits to retry: when and why."""
+        if self.retrying_at is None:
             return ""
-        return f"Retrying at {timezone.localtime(at):%H:%M}: {self.error}"
+        return f"Retrying at {self.next_attempt_shown}: {self.error}"
 
     @property
     def _waits_for_later(self) -> bool:

@@ -13,6 +13,7 @@ from django.conf import settings
 from django.db.models import F, QuerySet
 from django.utils import timezone
 
+from queries.checks import ETA_SHARE
 from queries.models import WAITING, QueryRun, RunStatus, settle_merge
 from queries.outbox import execute_run
 
@@ -74,7 +75,7 @@ def eta_horizon() -> timedelta:
     harmless duplicate, thanks to the claim, but a wasted one), and no further than the
     next sweeps can correct."""
     visibility = settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("visibility_timeout", 3600)
-    return timedelta(seconds=max(visibility * 0.9, 0))
+    return timedelta(seconds=max(visibility * ETA_SHARE, 0))
 
 
 def enqueue_new(run_id: int, due=None) -> bool:

@@ -195,6 +195,9 @@ class Plugin:
     #: The template (under templates/) that lays out ``config_form`` on the datasource
     #: page; None lays its fields out one under the other.
     config_template: ClassVar[str | None] = None
+    #: A template included after the settings form on the datasource page, for forms of
+    #: the plugin's own (a form cannot hold another); None adds nothing.
+    page_template: ClassVar[str | None] = None
     #: The template that shows a preview in the query editor; None shows it as JSON.
     preview_template: ClassVar[str | None] = None
     actions: ClassVar[dict[str, ActionSpec]]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import socket
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.urls import reverse
@@ -21,8 +21,9 @@ import kiln.settings as defaults
 from builder.demo import create_demo_app
 from builder.publishing import publish
 from queries.execution import create_run
-from queries.models import ApiToken, QueryRun
+from queries.models import ApiToken, QueryRun, RunStatus
 from queries.outbox import execute_run
+from queries.schedule import describe
 from queries.tasks import sweep
 from tests.support.apps import mailer, make_app, welcome_inputs
 
@@ -236,12 +237,23 @@ def retrying_run(team, smtp_server, query) -> QueryRun:
 def test_the_outbox_shows_when_a_run_retries_and_why(client, team, contact, smtp_server):
     run = retrying_run(team, smtp_server, contact[1])
     at = timezone.localtime(run.next_attempt_at)
+    shown = describe(run.next_attempt_at)
     client.force_login(team.owner)
     listing = client.get(reverse("editor:outbox", args=[team.workspace.slug])).text
-    assert f'Retrying at <time datetime="{at.isoformat()}">{at:%H:%M}</time>' in listing
+    assert f'Retrying at <time datetime="{at.isoformat()}">{shown}</time>' in listing
     assert GREYLISTED in listing
     page = client.get(reverse("editor:outbox_run", args=[team.workspace.slug, run.pk])).text
-    assert "retrying at</strong>" in page and f"{at:%Y-%m-%d %H:%M:%S}" in page
+    assert "retrying at</strong>" in page and f">{shown}</time>" in page
+
+
+def test_a_retry_time_is_shown_with_its_date_and_time_zone(settings):
+    """A retry past midnight, read from another zone: the date and the zone are in the
+    note, as the scheduled-send toast shows a time."""
+    settings.TIME_ZONE = "Europe/Paris"
+    at = datetime(2026, 12, 7, 23, 30, tzinfo=UTC)
+    run = QueryRun(status=RunStatus.SCHEDULED, attempts=1, next_attempt_at=at, error="451 later")
+    assert run.next_attempt_shown == "2026-12-08 00:30 CET"
+    assert run.retry_note == "Retrying at 2026-12-08 00:30 CET: 451 later"
 
 
 def click_on_a_greylisting_server(client, team, smtp_server, reply: str = GREYLISTED):
@@ -265,7 +277,7 @@ def test_a_click_whose_run_retries_later_is_told_when_and_why(client, team, smtp
     settings.KILN_RUN_RETRY_WINDOW_SECONDS = 3600
     reply = "451 4.7.1 <img src=x onerror=alert(1)> greylisted"
     response, run = click_on_a_greylisting_server(client, team, smtp_server, reply)
-    note = f"Retrying at {timezone.localtime(run.next_attempt_at):%H:%M}: "
+    note = f"Retrying at {describe(run.next_attempt_at)}: "
     assert note in response.text and "kiln-toast-info" in response.text
     assert "&lt;img src=x onerror=alert(1)&gt; greylisted" in response.text
     assert "<img src=x" not in response.text

@@ -73,6 +73,17 @@ def test_a_530_to_a_recipient_is_reported_on_auth(smtp_server):
     assert "Client was not authenticated" in error.message
 
 
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+def test_a_530_after_signing_in_with_a_password_does_not_say_choose_a_password(smtp_factory):
+    """Signed in already: the advice is the account, not a choice already made."""
+    server = smtp_factory(users=USERS)
+    server.refuse("b@example.com", "530 5.7.57 Client not authenticated to send mail")
+    error = _send_error(server.settings())
+    assert error.field == "username" and error.code == "auth_required"
+    assert "Choose" not in error.message
+    assert "check them, and that the server lets this account send" in error.message
+
+
 def test_starttls_required_is_reported_on_security(smtp_factory):
     server = smtp_factory(security=Security.STARTTLS, smtp_options={"require_starttls": True})
     error = _send_error(server.settings(host="127.0.0.1", security=Security.NONE))

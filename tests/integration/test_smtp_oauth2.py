@@ -5,14 +5,17 @@ named by field; no token or secret in logs or repr."""
 from __future__ import annotations
 
 import logging
+import time
+from types import SimpleNamespace
 
 import pytest
+from django.core.cache.backends import locmem
 
 from datasources.errors import PluginError, TransientError
 from datasources.models import Datasource
 from datasources.plugins import get_plugin
 from datasources.plugins.smtp import oauth
-from datasources.plugins.smtp.config import Auth, OAuth2Secret, Security
+from datasources.plugins.smtp.config import Auth, OAuth2Provider, OAuth2Secret, Security
 from tests.support.oauth2 import GOOGLE, MICROSOFT, TokenEndpoint, XOAuth2Handler
 from tests.support.smtp_server import free_port
 
@@ -88,6 +91,31 @@ def test_a_token_near_its_expiry_is_not_cached(start_server, endpoint):
     assert len(endpoint.calls) == 2
 
 
+def test_a_cached_token_past_its_lifetime_is_fetched_again(
+    start_server, endpoint, settings, monkeypatch
+):
+    """Cached for a second (expires_in just past the margin), then the cache's clock
+    moves on: the next send asks the endpoint again, which no server refusal caused."""
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "t"}
+    }
+    endpoint.expires_in = oauth.EXPIRY_MARGIN_SECONDS + 1
+    server, handler = start_server()
+    send(oauth_settings(server))
+    send(oauth_settings(server))
+    assert len(endpoint.calls) == 1  # still within its lifetime
+    later = time.time() + 2
+    monkeypatch.setattr(locmem, "time", SimpleNamespace(time=lambda: later))
+    send(oauth_settings(server))
+    assert len(endpoint.calls) == 2
+    assert [token for _, token in handler.xoauth2_attempts] == [
+        endpoint.issued[0],
+        endpoint.issued[0],
+        endpoint.issued[1],
+    ]
+    assert len(server.received) == 3
+
+
 @pytest.mark.parametrize("style", [GOOGLE, MICROSOFT])
 def test_a_revoked_token_is_refreshed_once_and_the_send_succeeds(start_server, endpoint, style):
     server, handler = start_server(style)
@@ -114,6 +142,16 @@ def test_a_server_that_keeps_refusing_gets_one_refresh_then_a_clear_error(
     assert len(endpoint.calls) == 2
     assert len(handler.xoauth2_attempts) == 2
     assert server.received == []
+
+
+def test_a_530_after_xoauth2_points_to_the_tokens_account(start_server, endpoint):
+    server, _ = start_server()
+    server.refuse(FIELDS["to"], "530 5.7.57 Client not authenticated to send mail")
+    with pytest.raises(PluginError) as caught:
+        send(oauth_settings(server))
+    assert caught.value.field == "refresh_token" and caught.value.code == "auth_required"
+    assert "Choose" not in caught.value.message
+    assert "granted for this username's mailbox" in caught.value.message
 
 
 def test_invalid_grant_is_an_error_naming_the_refresh_token(start_server, endpoint):
@@ -225,3 +263,11 @@ def test_a_rotated_refresh_token_is_stored_on_the_datasource(start_server, endpo
     send(datasource.settings())  # the access token cached for the new refresh token
     assert len(endpoint.calls) == 1
     assert len(server.received) == 2
+
+
+def test_what_a_provider_said_is_one_line_cut_to_the_limit():
+    """One helper for the token endpoint's refusals and the callback's errors."""
+    said = oauth.provider_said("invalid_grant", "Bad\r\n\tcode " + "x" * 400, None)
+    assert said.startswith("invalid_grant: Bad code xxx") and len(said) == oauth.SAID_LIMIT
+    assert oauth.provider_said("access_denied", "  ") == "access_denied"
+    assert OAuth2Provider.label("google") == "Google" and OAuth2Provider.label("x") == "x"

@@ -5,6 +5,7 @@ Microsoft" (authorization code with PKCE) against a local token endpoint."""
 from __future__ import annotations
 
 import json
+from html.parser import HTMLParser
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -163,6 +164,54 @@ def start(client, saved) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
 
 
+class _Forms(HTMLParser):
+    """Each form's id or action, whether it opened inside another, and what submits it."""
+
+    def __init__(self):
+        super().__init__()
+        self.open: list[str] = []
+        self.nested: list[str] = []
+        self.fields: dict[str, list[str]] = {}
+        self.connect: dict[str, str | None] = {}
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "form":
+            name = attrs.get("id") or attrs.get("action") or ""
+            if self.open:
+                self.nested.append(name)
+            self.open.append(name)
+            self.fields[name] = []
+        elif tag in ("input", "select", "textarea") and self.open and attrs.get("name"):
+            self.fields[self.open[-1]].append(attrs["name"])
+        if attrs.get("id") == "oauth2-connect-button":
+            self.connect = {**attrs, "inside": self.open[-1] if self.open else ""}
+
+    def handle_endtag(self, tag):
+        if tag == "form" and self.open:
+            self.open.pop()
+
+
+def test_connect_posts_a_form_of_its_own_not_the_unsaved_settings(client, saved, endpoint):
+    """The button used to submit the settings form to a view that ignores it, dropping
+    unsaved edits: it now submits its own form, outside the settings form, and a static
+    script stops it (with a "save first") when the settings were changed."""
+    edit = url("edit", saved.workspace, saved.pk)
+    forms = _Forms()
+    forms.feed(client.get(edit).content.decode())
+    assert forms.nested == []
+    assert forms.connect["form"] == "oauth2-connect-form" and "formaction" not in forms.connect
+    assert forms.connect["inside"] == edit and "data-unsaved" not in forms.connect
+    assert forms.fields["oauth2-connect-form"] == ["csrfmiddlewaretoken"]
+    page = client.get(edit).content.decode()
+    assert 'action="{}"'.format(url("oauth2_start", saved.workspace, saved.pk)) in page
+    assert "js/datasource-connect.js" in page and "Save your changes first" in page
+    refused = client.post(edit, form_data(port="not-a-port"))
+    forms = _Forms()
+    forms.feed(refused.content.decode())
+    assert "data-unsaved" in forms.connect  # the page shows what no save kept
+
+
 def test_connect_redirects_to_the_provider_with_a_pkce_challenge(client, saved, endpoint):
     page = client.get(url("edit", saved.workspace, saved.pk)).content.decode()
     assert "Connect with Google" in page
@@ -212,6 +261,45 @@ def test_a_callback_with_the_right_state_saves_the_refresh_token_encrypted(clien
     # A state is used once.
     again = client.get(reverse("oauth2_callback"), answer)
     assert again.status_code == 400
+
+
+def test_a_replayed_callback_is_a_400_and_exchanges_nothing(client, saved, endpoint):
+    query = start(client, saved)
+    endpoint.expect_code("the-code", query["code_challenge"])
+    answer = {"state": query["state"], "code": "the-code"}
+    assert client.get(reverse("oauth2_callback"), answer).status_code == 302
+    calls = len(endpoint.calls)
+    again = client.get(reverse("oauth2_callback"), answer)
+    assert again.status_code == 400 and b"already used" in again.content
+    assert len(endpoint.calls) == calls
+
+
+def test_a_callback_after_the_settings_changed_saves_nothing(client, saved, endpoint):
+    """The code was granted for the client ID of the start; another is saved now."""
+    query = start(client, saved)
+    endpoint.expect_code("the-code", query["code_challenge"])
+    saved.config = {**saved.config, "client_id": "another-client.apps.example"}
+    saved.save(update_fields=["config"])
+    answer = {"state": query["state"], "code": "the-code"}
+    response = client.get(reverse("oauth2_callback"), answer, follow=True)
+    assert "OAuth2 settings changed meanwhile; nothing was saved" in response.content.decode()
+    assert endpoint.calls == []
+    saved.refresh_from_db()
+    assert saved.settings().refresh_token == REFRESH_TOKEN
+
+
+def test_a_callback_whose_token_endpoint_times_out_says_so(
+    client, saved, endpoint, silent_server, settings
+):
+    query = start(client, saved)
+    settings.KILN_OAUTH2_GOOGLE_TOKEN_URL = f"http://127.0.0.1:{silent_server.port}/token"
+    settings.KILN_OAUTH2_TIMEOUT = 0.2
+    answer = {"state": query["state"], "code": "the-code"}
+    response = client.get(reverse("oauth2_callback"), answer, follow=True)
+    said = "Connect: Google&#x27;s token endpoint did not answer within 0.2 s."
+    assert said in response.content.decode()
+    saved.refresh_from_db()
+    assert saved.settings().refresh_token == REFRESH_TOKEN
 
 
 def test_a_refused_code_keeps_the_saved_token_and_says_why(client, saved, endpoint):

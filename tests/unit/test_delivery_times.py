@@ -92,6 +92,9 @@ def test_the_environment_names_reach_the_check():
         "KILN_RUN_STUCK_SECONDS": "20",
         "KILN_SWEEP_GRACE_SECONDS": "2",
         "KILN_SWEEP_EVERY_SECONDS": "1",
+        # A retry's countdown stays within the visibility timeout too (queries.E008).
+        "KILN_RUN_RETRY_BASE_SECONDS": "1",
+        "KILN_RUN_RETRY_MAX_SECONDS": "20",
     }
     ok = manage_check(short)
     assert ok.returncode == 0, ok.stderr

@@ -29,3 +29,13 @@ def test_a_schedule_that_makes_no_sense_is_an_error_naming_the_setting(
     errors = retry_problems(base, cap, window, attempts)
     assert errors and all(e.id == "queries.E008" for e in errors)
     assert any(named in e.msg for e in errors)
+
+
+def test_the_longest_retry_delay_stays_within_the_brokers_visibility_timeout():
+    """A retry is a task with a countdown: delayed past the visibility timeout, Redis
+    would hand it to a second worker. The margin is the scheduled sends' (90%)."""
+    assert retry_problems(60.0, 900.0, 3600, 10, visibility=3600) == []
+    errors = retry_problems(60.0, 3300.0, 3600, 10, visibility=3600)
+    assert [e.id for e in errors] == ["queries.E008"]
+    assert "KILN_RUN_RETRY_MAX_SECONDS (3300.0) must be below 90%" in errors[0].msg
+    assert "visibility_timeout" in errors[0].msg

@@ -53,6 +53,12 @@ class OAuth2Provider:
     CHOICES = [(GOOGLE, "Google (Gmail, Google Workspace)"), (MICROSOFT, "Microsoft 365")]
     #: As the "Connect with …" button says it.
     NAMES = {GOOGLE: "Google", MICROSOFT: "Microsoft"}
+
+    @classmethod
+    def label(cls, provider: str) -> str:
+        """The provider's name in messages; an unknown one as it is stored."""
+        return cls.NAMES.get(provider, provider)
+
     #: Work and school accounts of any tenant: what Microsoft 365 mailboxes are. A
     #: tenant id or domain narrows it; "common" also lets personal accounts in.
     DEFAULT_TENANT = "organizations"

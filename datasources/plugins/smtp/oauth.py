@@ -18,10 +18,11 @@ from urllib.parse import urlencode
 import httpx
 from django.conf import settings as django_settings
 from django.core.cache import cache
-from django.dispatch import Signal
+from django.db import transaction
 
 from datasources.errors import PluginError, TransientError
-from datasources.plugins.smtp.config import OAuth2Provider, SmtpSettings
+from datasources.models import Datasource
+from datasources.plugins.smtp.config import Auth, OAuth2Provider, OAuth2Secret, SmtpSettings
 
 #: What Kiln asks each provider for: sending mail over SMTP, and (Microsoft) a refresh
 #: token. Google's SMTP needs its full-mail scope.
@@ -29,17 +30,11 @@ SCOPES = {
     OAuth2Provider.GOOGLE: "https://mail.google.com/",
     OAuth2Provider.MICROSOFT: "https://outlook.office.com/SMTP.Send offline_access",
 }
-LABELS = OAuth2Provider.NAMES
 #: A cached access token is dropped this long before the provider says it expires, so
 #: that a token is never sent in its last seconds (and clock skew does not bite).
 EXPIRY_MARGIN_SECONDS = 120
-#: An error description from a provider is cut to this length in messages.
-_DESCRIPTION_LIMIT = 300
-
-#: Sent with ``settings`` and ``refresh_token`` when the provider answered a refresh with
-#: a new refresh token (Microsoft does, every time): the old one expires in its own time
-#: (90 days), so whoever stored it stores the new one (SmtpPlugin does).
-refresh_token_rotated = Signal()
+#: What a provider said (its error and description) is cut to this length in messages.
+SAID_LIMIT = 300
 
 
 def token_url(provider: str, tenant: str) -> str:
@@ -88,12 +83,39 @@ def access_token(s: SmtpSettings) -> str:
     rotated = answer.get("refresh_token")
     keys = [key]
     if isinstance(rotated, str) and rotated and rotated != s.refresh_token:
-        refresh_token_rotated.send(SmtpSettings, settings=s, refresh_token=rotated)
+        keep_rotated_refresh_token(s, rotated)
         # The settings read with the new refresh token find the same access token.
         keys.append(_cache_key(replace(s, refresh_token=rotated)))
     if lifetime > 0:
         cache.set_many(dict.fromkeys(keys, token), timeout=lifetime)
     return token
+
+
+def keep_rotated_refresh_token(s: SmtpSettings, refresh_token: str) -> None:
+    """Store the refresh token the provider gave in place of ``s``'s (Microsoft does at
+    every refresh, and the old one expires in its own time, 90 days) on the datasources
+    that hold the old one: only where it still is, as another process may have stored
+    its own replacement first, which is as good."""
+    candidates = Datasource.objects.filter(
+        kind="smtp",
+        config__auth=Auth.OAUTH2,
+        config__client_id=s.client_id,
+        config__username=s.username,
+    )
+    with transaction.atomic():
+        for datasource in candidates.select_for_update():
+            stored = OAuth2Secret.parse(datasource.secret)
+            if stored.refresh_token == s.refresh_token:
+                datasource.secret = OAuth2Secret(stored.client_secret, refresh_token).dump()
+                datasource.save(update_fields=["secret", "updated_at"])
+
+
+def provider_said(*parts: object) -> str:
+    """What a provider said (an error code, its description), as one tidy line cut to
+    ``SAID_LIMIT``: it is shown on a page and in run errors, and the provider's text is
+    neither short nor one line for certain."""
+    said = ": ".join(" ".join(str(part).split()) for part in parts if str(part or "").strip())
+    return said[:SAID_LIMIT]
 
 
 def forget(s: SmtpSettings) -> None:
@@ -180,7 +202,7 @@ def _token_request(
     """POST ``form`` to the provider's token endpoint; its JSON answer, or an error
     that names the field to fix (``grant`` says whether a refresh token or a code was
     given). Microsoft wants the scope with every grant; Google takes the granted one."""
-    label = LABELS.get(provider, provider)
+    label = OAuth2Provider.label(provider)
     if client_secret:
         form = {**form, "client_secret": client_secret}
     if provider == OAuth2Provider.MICROSOFT:
@@ -219,8 +241,7 @@ def _token_request(
 
 def _refusal(label: str, answer: dict, grant: str) -> PluginError:
     error = str(answer.get("error") or "error")
-    description = " ".join(str(answer.get("error_description") or "").split())
-    said = f"{error}: {description[:_DESCRIPTION_LIMIT]}" if description else error
+    said = provider_said(error, answer.get("error_description"))
     if error == "invalid_grant" and grant == "code":
         return PluginError(
             f"{label} refused the authorization ({said}). Connect again.",
@@ -249,7 +270,7 @@ def _refusal(label: str, answer: dict, grant: str) -> PluginError:
 
 
 def _unusable(provider: str, what: str) -> PluginError:
-    label = LABELS.get(provider, provider)
+    label = OAuth2Provider.label(provider)
     return PluginError(
         f"{label}'s token endpoint answered with {what}; check the token URL settings.",
         field="refresh_token",

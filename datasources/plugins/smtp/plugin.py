@@ -3,11 +3,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings as django_settings
-from django.db import transaction
-from django.dispatch import receiver
 
 from datasources.errors import PluginError
-from datasources.models import Datasource
 from datasources.plugins.base import (
     ActionResult,
     ActionSpec,
@@ -18,9 +15,9 @@ from datasources.plugins.base import (
     Prepared,
     jsonable,
 )
-from datasources.plugins.smtp import inline, invite, oauth, sandbox, transport
+from datasources.plugins.smtp import inline, invite, sandbox, transport
 from datasources.plugins.smtp.compose import ComposedEmail, build_email
-from datasources.plugins.smtp.config import Auth, OAuth2Secret, SmtpConfigForm, SmtpSettings
+from datasources.plugins.smtp.config import Auth, SmtpConfigForm, SmtpSettings
 from datasources.plugins.smtp.custom_headers import read_custom_headers
 from datasources.plugins.smtp.message import LABELS, Attachment, parse_addresses
 from datasources.plugins.smtp.stored import Envelope, message_pieces, stored_form
@@ -175,6 +172,7 @@ class SmtpPlugin(Plugin):
     label = "SMTP"
     config_form = SmtpConfigForm
     config_template = "datasources/smtp/config.html"
+    page_template = "datasources/smtp/page.html"
     preview_template = "datasources/smtp/preview.html"
     actions = {"send_email": SEND_EMAIL}
     secret_fields = ("password", "client_secret", "refresh_token")
@@ -368,22 +366,3 @@ def _file_resolver(context: Any):
             return Attachment(stored.name, stored.content_type, f.read())
 
     return resolve
-
-
-@receiver(oauth.refresh_token_rotated)
-def keep_rotated_refresh_token(sender, settings: SmtpSettings, refresh_token: str, **kwargs):
-    """Store a refresh token the provider replaced on the datasources that held the old
-    one (only where it is still the old one: another process may have stored its own
-    replacement first, which is as good)."""
-    candidates = Datasource.objects.filter(
-        kind=SmtpPlugin.kind,
-        config__auth=Auth.OAUTH2,
-        config__client_id=settings.client_id,
-        config__username=settings.username,
-    )
-    with transaction.atomic():
-        for datasource in candidates.select_for_update():
-            stored = OAuth2Secret.parse(datasource.secret)
-            if stored.refresh_token == settings.refresh_token:
-                datasource.secret = OAuth2Secret(stored.client_secret, refresh_token).dump()
-                datasource.save(update_fields=["secret", "updated_at"])

@@ -42,6 +42,8 @@ class _Progress:
 
     stage: str = "connecting"
     handed_over: bool = False
+    #: The datasource's authentication, which a 530's hint depends on.
+    auth: str = Auth.NONE
 
 
 class _PinnedSMTP(smtplib.SMTP):
@@ -103,17 +105,40 @@ def _reply(text: bytes | str) -> str:
 
 def _response_error(progress: _Progress, code: int, text: bytes | str) -> PluginError:
     if code == 530:
-        return _requirement(code, text)
+        return _requirement(code, text, progress.auth)
     message = f"The server refused while {progress.stage}: {code} {_reply(text)}"
     if 400 <= code < 500:
         return TransientError(message, code="smtp_temporary")
     return PluginError(message, code="smtp_refused")
 
 
-def _requirement(code: int, text: bytes | str) -> PluginError:
+#: What a 530 "authentication required" asks to change, by the datasource's ``auth``:
+#: the field, and the advice. Signed in already, the server does not accept that
+#: account for sending (Microsoft 365 answers so when SMTP AUTH is off for a mailbox).
+_SIGN_IN_HINTS = {
+    Auth.NONE: (
+        "auth",
+        "Choose “Username and password” (or OAuth2) as the authentication and enter "
+        "the account's credentials.",
+    ),
+    Auth.PASSWORD: (
+        "username",
+        "Kiln signed in with the username and password: check them, and that the server "
+        "lets this account send mail (SMTP AUTH may be turned off for it).",
+    ),
+    Auth.OAUTH2: (
+        "refresh_token",
+        "Kiln signed in with OAuth2: check that the token was granted for this username's "
+        "mailbox with the SMTP scope, and connect that account again if not.",
+    ),
+}
+
+
+def _requirement(code: int, text: bytes | str, auth: str) -> PluginError:
     """A 530: the server takes no mail before authentication (RFC 4954), or before
-    STARTTLS (RFC 3207), whatever command it answers. Reported on the setting to change,
-    not on the sender or the recipients it happened to answer."""
+    STARTTLS (RFC 3207), whatever command it answers. Reported on the setting to change
+    (which depends on how Kiln signed in), not on the sender or the recipients it
+    happened to answer."""
     reply = f"{code} {_reply(text)}"
     if _TLS_FIRST.search(reply):
         return PluginError(
@@ -123,11 +148,10 @@ def _requirement(code: int, text: bytes | str) -> PluginError:
             field="security",
             code="tls_required",
         )
+    field, hint = _SIGN_IN_HINTS.get(auth, _SIGN_IN_HINTS[Auth.NONE])
     return PluginError(
-        f"The server takes mail only from authenticated senders ({reply}). Choose "
-        "“Username and password” as the authentication and check the username and "
-        "password.",
-        field="auth",
+        f"The server takes mail only from authenticated senders ({reply}). {hint}",
+        field=field,
         code="auth_required",
     )
 
@@ -373,7 +397,7 @@ def connection(s: SmtpSettings, *, reuse_seconds: float = 0) -> Iterator[Session
     in this process for the next session with the same settings, for that long; the next
     one resets it (RSET) before its transaction, and opens a new one if that fails. A
     session that ends with any error closes its connection."""
-    progress = _Progress()
+    progress = _Progress(auth=s.auth)
     client: smtplib.SMTP | None = None
     try:
         client = _reused.take(s, reuse_seconds, progress) if reuse_seconds > 0 else None
@@ -550,7 +574,7 @@ class Session:
                 refused[recipient] = (code, _reply(text))
         if refused:
             client.rset()
-            raise _refused(refused)
+            raise _refused(refused, progress.auth)
         progress.stage = "starting the message (DATA)"
         code, text = client.docmd("DATA")
         if code != 354:
@@ -583,17 +607,17 @@ class Session:
         progress.stage = "starting the message (DATA)"
         code, text = client.getreply()
         if error is None and refused:
-            error = _refused(refused)
+            error = _refused(refused, progress.auth)
         if error is None and code != 354:
             error = _response_error(progress, code, text)
         if error is not None:
             raise error
 
 
-def _refused(refused: dict[str, tuple[int, str]]) -> PluginError:
+def _refused(refused: dict[str, tuple[int, str]], auth: str) -> PluginError:
     wants = next((reply for reply in refused.values() if reply[0] == 530), None)
     if wants is not None:
-        return _requirement(*wants)
+        return _requirement(*wants, auth)
     listed = "; ".join(f"{r}: {c} {t}" for r, (c, t) in refused.items())
     message = f"The server refused recipient(s), nothing was sent: {listed}"
     if all(400 <= c < 500 for c, _ in refused.values()):

@@ -25,6 +25,7 @@ from datasources.models import Datasource
 from datasources.plugins.smtp import oauth
 from datasources.plugins.smtp.config import (
     Auth,
+    OAuth2Provider,
     OAuth2Secret,
     SmtpSettings,
     oauth2_redirect_uri,
@@ -40,8 +41,6 @@ log = logging.getLogger(__name__)
 PENDING = "kiln_smtp_oauth2"
 #: At most this many at once (the oldest go first): tabs left open do not pile up.
 PENDING_LIMIT = 5
-#: A provider's error description is cut to this length in the page's message.
-_SAID_LIMIT = 300
 
 
 def _smtp_datasource(request: HttpRequest, workspace: str, pk: int) -> Datasource:
@@ -106,14 +105,10 @@ def oauth2_callback(request: HttpRequest) -> HttpResponse:
     request.session[PENDING] = pending
     datasource = _smtp_datasource(request, entry["workspace"], entry["datasource"])
     back = redirect("datasources:edit", entry["workspace"], datasource.pk)
-    label = oauth.LABELS.get(entry["provider"], entry["provider"])
+    label = OAuth2Provider.label(entry["provider"])
     if request.GET.get("error"):
-        said = ": ".join(
-            " ".join(request.GET[name].split())
-            for name in ("error", "error_description")
-            if request.GET.get(name, "").strip()
-        )
-        messages.error(request, f"{label} did not authorize Kiln ({said[:_SAID_LIMIT]}).")
+        said = oauth.provider_said(request.GET["error"], request.GET.get("error_description"))
+        messages.error(request, f"{label} did not authorize Kiln ({said}).")
         return back
     code = request.GET.get("code", "")
     if not code:
