@@ -91,7 +91,8 @@ def detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     context = {
         "message": message,
         "summary": summary,
-        "invite": read_calendar(calendar) if calendar is not None else None,
+        # Shown in the deployment's time zone, as the outbox shows an invite asked without one.
+        "invite": read_calendar(calendar, settings.TIME_ZONE) if calendar is not None else None,
         "has_html": html_body is not None,
         "text_body": message.text_body,
         "tab": tab,
