@@ -102,13 +102,17 @@ class ParsedMail:
     """An email parsed from its bytes on demand: what you see is what a recipient gets,
     and a parser fix applies to mail that is already stored."""
 
-    def __init__(self, raw: bytes):
+    def __init__(self, raw: bytes, bodies: Mapping[str, bytes] | None = None):
         self.raw = raw
+        #: A stored message's files, each by the placeholder standing for its body.
+        self.bodies = dict(bodies or {})
 
     @cached_property
     def message(self) -> EmailMessage:
         parsed = email.message_from_bytes(self.raw, policy=email.policy.default)
         assert isinstance(parsed, EmailMessage)
+        if self.bodies:
+            _fill_bodies(parsed, self.bodies)
         return parsed
 
     def header_value(self, name: str) -> str:
@@ -180,24 +184,83 @@ class ParsedMail:
 
     @cached_property
     def attachments(self) -> list[AttachmentInfo]:
+        """The files a recipient is offered: not the inline images (shown in the HTML
+        body) nor an invite's calendar (a version of the body, shown as the invite)."""
         return [
-            AttachmentInfo(
-                index=index,
-                filename=part.get_filename() or f"attachment-{index + 1}",
-                content_type=part.get_content_type(),
-                size=len(_bytes_of(part)),
-            )
+            _info(index, part)
             for index, part in enumerate(self._attachment_parts)
+            if index not in self._inline_cids and part is not self._calendar_part
         ]
 
+    @cached_property
+    def inline_images(self) -> list[InlineImageInfo]:
+        """The images the HTML body shows by ``cid:``, in the order of the message."""
+        return [
+            InlineImageInfo(**_info(index, part), cid=self._inline_cids[index])
+            for index, part in enumerate(self._attachment_parts)
+            if index in self._inline_cids
+        ]
+
+    @cached_property
+    def _inline_cids(self) -> dict[int, str]:
+        """Content-ID by index of the image parts the HTML body refers to."""
+        used = set(cid_references(self.html_body or ""))
+        found = {}
+        for index, part in enumerate(self._attachment_parts):
+            cid = str(part.get("Content-ID") or "").strip().strip("<>")
+            if cid in used and part.get_content_maintype() == "image":
+                found[index] = cid
+        return found
+
+    @cached_property
+    def _calendar_part(self) -> MIMEPart | None:
+        """The text/calendar version of the body (an invite), as calendar services send
+        it: inside multipart/alternative."""
+        for part in self.message.walk():
+            if part.get_content_type() == "multipart/alternative":
+                for child in part.iter_parts():
+                    if child.get_content_type() == "text/calendar":
+                        return child
+        return None
+
+    @property
+    def calendar(self) -> bytes | None:
+        """The calendar version of the body (an invite: core.invites reads it); None
+        when there is none."""
+        return _bytes_of(self._calendar_part) if self._calendar_part is not None else None
+
     def attachment(self, index: int) -> tuple[AttachmentInfo, bytes]:
-        """Attachment ``index`` (as listed by ``attachments``) and its decoded bytes.
+        """File ``index`` (an ``index`` of ``attachments`` or ``inline_images``) and its
+        decoded bytes.
 
         Raises IndexError for an index that does not exist.
         """
         if not 0 <= index < len(self._attachment_parts):
             raise IndexError(index)
-        return self.attachments[index], _bytes_of(self._attachment_parts[index])
+        part = self._attachment_parts[index]
+        return _info(index, part), _bytes_of(part)
+
+
+class InlineImageInfo(AttachmentInfo):
+    cid: str
+
+
+def _info(index: int, part: MIMEPart) -> AttachmentInfo:
+    return AttachmentInfo(
+        index=index,
+        filename=part.get_filename() or f"attachment-{index + 1}",
+        content_type=part.get_content_type(),
+        size=len(_bytes_of(part)),
+    )
+
+
+def _fill_bodies(message: EmailMessage, bodies: Mapping[str, bytes]) -> None:
+    """Put each file in place of the placeholder standing for its body (a stored
+    message's), base64 as the part says."""
+    for part in _leaves(message):
+        payload = part.get_payload()
+        if isinstance(payload, str) and payload.strip() in bodies:
+            part.set_payload(base64.encodebytes(bodies[payload.strip()]).decode("ascii"))
 
 
 def _leaves(part: MIMEPart) -> Iterator[MIMEPart]:

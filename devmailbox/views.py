@@ -25,6 +25,7 @@ from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
 from core.filenames import safe_filename
+from core.invites import read_calendar
 from core.mail import SANDBOX_HEADERS
 from devmailbox.models import MailboxMessage
 
@@ -86,9 +87,12 @@ def detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     if tab not in TABS or (tab == "html" and html_body is None):
         tab = "html" if html_body is not None else "text"
     summary = [(name, value) for name in SUMMARY_HEADERS if (value := message.header_value(name))]
+    calendar = message.mail.calendar
     context = {
         "message": message,
         "summary": summary,
+        # Shown in the deployment's time zone, as the outbox shows an invite asked without one.
+        "invite": read_calendar(calendar, settings.TIME_ZONE) if calendar is not None else None,
         "has_html": html_body is not None,
         "text_body": message.text_body,
         "tab": tab,

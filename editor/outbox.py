@@ -12,6 +12,7 @@ import csv
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -36,11 +37,12 @@ from django_htmx.middleware import HtmxDetails
 
 from builder.access import get_app_for_member
 from builder.models import App
-from core.mail import SANDBOX_HEADERS, ParsedMail
+from core.invites import read_calendar
+from core.mail import FRAME_IMAGE_BYTES, SANDBOX_HEADERS, ParsedMail
 from datasources.models import Datasource
 from editor.outbox_filters import OutboxFilters, read_filters
 from queries.merge import rows_of
-from queries.models import QueryRun, RunStatus, runs_of
+from queries.models import QueryRun, RunAttachment, RunStatus, runs_of
 from queries.resend import ResendRefused, check_resendable, resend
 from workspaces import audit
 from workspaces.access import get_membership
@@ -313,6 +315,7 @@ def _detail(
     details = run.details if isinstance(run.details, dict) else {}
     meta = run.payload_meta if isinstance(run.payload_meta, dict) else {}
     mail = _stored_mail(run)
+    files = _run_files(run, mail)
     html_body = mail.html_body if mail is not None else None
     context = {
         "outbox": outbox,
@@ -321,7 +324,9 @@ def _detail(
         "mail": mail,
         "has_html": html_body is not None,
         "text_body": mail.text_body if mail is not None else None,
-        "attachments": run.attachments.only("position", "name", "content_type", "size"),
+        "attachments": files.attachments,
+        "inline_images": files.inline_images,
+        "invite": _invite(run, mail),
         "resends": run.resends.only("id", "status", "created_at"),
         "message_id": details.get("message_id") or meta.get("message_id") or "",
         "server_reply": details.get("server_reply", ""),
@@ -353,13 +358,89 @@ def _resendable(run: QueryRun) -> bool:
     return True
 
 
-def _stored_mail(run: QueryRun) -> ParsedMail | None:
-    """The email a run stored to send, parsed; None for a run that stored none (another
-    plugin's, or one stored before messages were): its page shows its fields instead."""
+def _stored_mail(run: QueryRun, bodies: dict[str, bytes] | None = None) -> ParsedMail | None:
+    """The email a run stored to send, parsed, with ``bodies`` (placeholder -> bytes) in
+    place of the placeholders that stand for its files; None for a run that stored none
+    (another plugin's, or one stored before messages were): its page shows its fields
+    instead."""
     meta = run.payload_meta if isinstance(run.payload_meta, dict) else {}
     if run.payload is None or not meta.get("message_id"):
         return None
-    return ParsedMail(bytes(run.payload))
+    return ParsedMail(bytes(run.payload), bodies)
+
+
+@dataclass
+class InlineFile:
+    """A run's file that its HTML body shows in place, by ``cid:``."""
+
+    file: RunAttachment
+    cid: str
+    #: What stands for its body in the stored message.
+    placeholder: str
+
+
+@dataclass
+class RunFiles:
+    """A run's files as its page lists them: the inline images apart from the
+    attachments."""
+
+    inline_images: list[InlineFile]
+    attachments: list[RunAttachment]
+
+
+def _run_files(run: QueryRun, mail: ParsedMail | None) -> RunFiles:
+    """The run's stored files (a merge row's are its merge's), in the order of the
+    stored message's placeholders: inline images first, then attachments."""
+    rows = list(
+        RunAttachment.objects.filter(run_id=run.parent_id or run.pk).only(
+            "position", "name", "content_type", "size"
+        )
+    )
+    meta = run.payload_meta if isinstance(run.payload_meta, dict) else {}
+    placeholders = [str(p) for p in meta.get("placeholders") or []][: len(rows)]
+    cids = _inline_cids(mail, placeholders) if mail is not None else {}
+    return RunFiles(
+        inline_images=[
+            InlineFile(rows[i], cids[placeholder], placeholder)
+            for i, placeholder in enumerate(placeholders)
+            if placeholder in cids
+        ],
+        attachments=[
+            row
+            for i, row in enumerate(rows)
+            if i >= len(placeholders) or placeholders[i] not in cids
+        ],
+    )
+
+
+def _inline_cids(mail: ParsedMail, placeholders: list[str]) -> dict[str, str]:
+    """The Content-ID, by placeholder, of each file the HTML body shows by cid:."""
+    shown = {image["cid"] for image in mail.inline_images}
+    found = {}
+    for part in mail.message.walk():
+        payload = part.get_payload()
+        cid = str(part.get("Content-ID") or "").strip().strip("<>")
+        if isinstance(payload, str) and payload.strip() in placeholders and cid in shown:
+            found[payload.strip()] = cid
+    return found
+
+
+def _image_bodies(files: RunFiles) -> dict[str, bytes]:
+    """The bytes of the inline images a frame may show (each up to FRAME_IMAGE_BYTES),
+    by their placeholders; never an attachment's, which the frame does not show."""
+    by_pk = {image.file.pk: image.placeholder for image in files.inline_images}
+    small = RunAttachment.objects.filter(pk__in=by_pk, size__lte=FRAME_IMAGE_BYTES)
+    return {by_pk[pk]: bytes(content) for pk, content in small.values_list("pk", "content")}
+
+
+def _invite(run: QueryRun, mail: ParsedMail | None) -> dict | None:
+    """The invite the message carries, shown in the time zone it was asked in."""
+    calendar = mail.calendar if mail is not None else None
+    if calendar is None:
+        return None
+    fields = run.fields if isinstance(run.fields, dict) else {}
+    zone = fields.get("invite_timezone")
+    return read_calendar(calendar, zone if isinstance(zone, str) and zone else settings.TIME_ZONE)
 
 
 @login_required
@@ -369,7 +450,10 @@ def run_html(request: HttpRequest, workspace: str, run: int) -> HttpResponse:
     """The HTML body of a run's message, for the detail page's sandboxed iframe only."""
     _, found = _run(request, workspace, run)
     mail = _stored_mail(found)
-    body = mail.html_body if mail is not None else None
+    if mail is not None:
+        # The images in place: the stored message has placeholders for their bodies.
+        mail = _stored_mail(found, _image_bodies(_run_files(found, mail)))
+    body = mail.html_with_images if mail is not None else None
     if body is None:
         raise Http404("This run's message has no HTML part")
     return HttpResponse(body, content_type="text/html; charset=utf-8", headers=SANDBOX_HEADERS)

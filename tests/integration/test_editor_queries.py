@@ -366,6 +366,9 @@ def test_run_sends_with_the_test_values(client, mailer):
     assert received.message["Subject"] == "Welcome aboard, Ann"  # saved first, then run
     run = QueryRun.objects.get()
     assert run.created_by == mailer.team.teammate and run.status == "sent"
+    # The result links the run's page in the outbox.
+    outbox_run = reverse("editor:outbox_run", args=[mailer.team.workspace.slug, run.pk])
+    assert re.search(rf'<a href="{outbox_run}"[^>]*>Run #{run.pk}</a>', text)
     assert Query.objects.get(pk=mailer.query.pk).fields["subject"].startswith("Welcome aboard")
 
 

@@ -249,7 +249,7 @@ def test_the_preview_shows_when_where_and_who(client, team, contact, smtp_server
     assert response.status_code == 200, response.text
     text = response.text
     assert "Calendar invite" in text
-    assert "Thu 1 Jul 2027, 09:00 – Thu 1 Jul 2027, 10:30 (Europe/Berlin); 07:00–08:30 UTC" in text
+    assert "Thu 1 Jul 2027, 09:00–10:30 (Europe/Berlin); 07:00–08:30 UTC" in text
     assert "<dt>Where</dt><dd>Room Ann</dd>" in text
     assert "ann@example.com (required), dana@example.com (optional)" in text
     assert "archive@kiln.test (" not in text

@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo, available_timezones
 from django.conf import settings
 from icalendar import Calendar, Event, vCalAddress
 
+from core import invites
 from datasources.errors import FieldError, quoted
 from datasources.plugins.smtp.message import field_text
 
@@ -234,6 +235,15 @@ def attach(message: EmailMessage, invite: Invite) -> None:
     message.add_attachment(ics, maintype="application", subtype="ics", filename=FILENAME)
 
 
+def attached_file(message: EmailMessage) -> dict[str, Any] | None:
+    """The invite.ics that ``attach`` added, as the preview lists an attachment."""
+    for part in message.iter_attachments():
+        if part.get_filename() == FILENAME:
+            size = len(part.get_payload(decode=True) or b"")
+            return {"name": FILENAME, "type": part.get_content_type(), "size": size}
+    return None
+
+
 def describe(message: EmailMessage, invite: Invite) -> dict[str, Any]:
     """What the preview shows of an invite: when (UTC times, shown in ``zone`` and in
     UTC), where, who."""
@@ -243,6 +253,7 @@ def describe(message: EmailMessage, invite: Invite) -> dict[str, Any]:
         "start": invite.start,
         "end": invite.end,
         "zone": invite.zone,
+        "when": invites.when(invite.start, invite.end, invite.zone),
         "location": invite.location,
         "description": invite.description,
         "organizer": str(organizer),

@@ -332,6 +332,8 @@ def _preview_extras(email: ComposedEmail, shown: frozenset[str]) -> dict[str, An
             for image in email.inline_images
         ],
         "invite": invite.describe(email.message, email.invite) if email.invite else None,
+        # Attached beside the attachments asked for: listed with them.
+        "invite_file": invite.attached_file(email.message) if email.invite else None,
     }
 
 
