@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 from django.conf import settings
 from django.contrib import messages
@@ -134,13 +135,24 @@ def datasource_delete(request: HttpRequest, workspace: str, pk: int) -> HttpResp
 
 
 def _named_errors(form) -> list[str]:
-    """Each error of ``form``, starting with the label of its field."""
+    """Each error of ``form``, starting with the label of its field, once: many errors
+    name their field already, some by the label's short form ("CA certificate: ..."
+    for "CA certificate (PEM)"), and those are not named a second time."""
     named = []
     for name, errors in form.errors.items():
         label = str(form.fields[name].label) if name in form.fields else ""
         for error in errors:
-            named.append(error if not label or error.startswith(label) else f"{label}: {error}")
+            named.append(error if _names_field(error, label) else f"{label}: {error}")
     return named
+
+
+def _names_field(error: str, label: str) -> bool:
+    """Whether ``error`` starts with ``label`` or with its short form, the label without
+    its parenthesised note ("Pinned fingerprint" for "Pinned fingerprint (SHA-256)")."""
+    if not label or error.startswith(label):
+        return True
+    short = re.sub(r"\s*\([^)]*\)\s*$", "", label)
+    return bool(short) and error.startswith(f"{short}:")
 
 
 @login_required

@@ -1,6 +1,8 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.templatetags.static import static
 from django.urls import include, path
+from django.views.generic import RedirectView
 
 from kiln import views
 
@@ -17,5 +19,12 @@ urlpatterns = [
     path("apps/", include("viewer.urls")),
     path("", include("editor.urls")),
     path("healthz", views.healthz, name="healthz"),
+    # Browsers ask for /favicon.ico on any page without a <link rel="icon"> (an eml, a
+    # JSON response): the same icon as the templates link, not a 404 in the console.
+    path(
+        "favicon.ico",
+        RedirectView.as_view(url=static("img/favicon.svg"), permanent=True),
+        name="favicon",
+    ),
     path("admin/", admin.site.urls),
 ]

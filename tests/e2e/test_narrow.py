@@ -9,6 +9,7 @@ from playwright.sync_api import expect
 from builder.demo import create_demo_app
 from builder.models import App, Page, Widget
 from builder.publishing import publish
+from queries.models import QueryRun, RunStatus
 from tests.support.apps import mailer
 
 pytestmark = pytest.mark.e2e
@@ -124,3 +125,31 @@ def test_long_email_addresses_in_a_table_stay_readable(team, live_server, sign_i
         # One line (plus padding), not one character a line.
         assert height < 2 * line + 20, f"{width} px: a short address is {height} px tall"
         assert page.evaluate("document.documentElement.scrollWidth") <= width
+
+
+def test_signed_in_pages_fit_a_phone(team, live_server, sign_in, page):
+    """The console on a phone: the top bar wraps, tables scroll in their own box, so no
+    page is wider than the screen (it was 591 to 974 px wide in a 390 px window)."""
+    app = App.objects.create(workspace=team.workspace, name="Contact us", slug="contact-us")
+    datasource = mailer(team.workspace, 2525)
+    QueryRun.objects.create(
+        workspace=team.workspace,
+        app=app,
+        query_name="send_message",
+        datasource=datasource,
+        status=RunStatus.FAILED,
+        error="Connection refused by 127.0.0.1:2525: no SMTP server is listening there.",
+        fields={"to": LONG_EMAIL, "subject": "A long subject about the quarterly invoices"},
+    )
+    slug = team.workspace.slug
+    sign_in("owner", "owner-pass-1")
+    for path in (
+        "/",
+        f"/w/{slug}/datasources/",
+        f"/w/{slug}/outbox/",
+        f"/w/{slug}/audit/",
+        f"/edit/{app.slug}/queries/",
+    ):
+        page.goto(f"{live_server.url}{path}")
+        expect(page.locator(".topbar .brand")).to_be_visible()
+        assert_no_sideways_scroll(page, path)

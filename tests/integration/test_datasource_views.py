@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.contrib.staticfiles import finders
 from django.urls import reverse
 
 from datasources.models import Datasource
@@ -203,6 +204,40 @@ def test_test_connection_reports_bad_settings_by_field(client, team):
     assert 'data-ok="false"' in response.text
     assert "Port: Enter a whole number." in response.text
     assert "Username is required" in response.text
+
+
+def test_test_connection_names_each_field_once(client, team):
+    """An error that names its field by the label's short form ("CA certificate: ..."
+    under "CA certificate (PEM)") is not prefixed with the label a second time."""
+    client.force_login(team.owner)
+    data = form_data(ca_certificate="garbage", certificate_fingerprint="12:34", timeout="0")
+    response = client.post(url("test", team), data)
+    text = response.text
+    assert 'data-ok="false"' in text
+    assert "CA certificate: not a PEM certificate." in text
+    assert "Pinned fingerprint: expected the SHA-256 fingerprint" in text
+    assert "CA certificate (PEM):" not in text
+    assert "Pinned fingerprint (SHA-256):" not in text
+    assert text.count("CA certificate:") == 1
+    # An error that does not name its field still gets the label, in full.
+    assert "Timeout (seconds): Ensure this value is greater than or equal to 1." in text
+
+
+def test_the_tls_settings_are_grouped_to_hide_with_security_none(client, team):
+    """With security None, certificate checks and TLS trust do not apply: the form groups
+    them in .tls-only, which datasources-smtp.css hides then (unless a field there has an
+    error), as it hides the fields of the other authentication modes."""
+    client.force_login(team.owner)
+    response = client.get(url("create", team, "smtp"))
+    html = response.text
+    start = html.index('<div class="tls-only">')
+    end = html.index("</details>", start)
+    assert 'name="verify_certificate"' in html[start:end]
+    assert 'name="ca_certificate"' in html[start:end]
+    assert 'name="certificate_fingerprint"' in html[start:end]
+    with open(finders.find("css/datasources-smtp.css"), encoding="utf-8") as css_file:
+        css = css_file.read()
+    assert "option[value=none]:checked) .tls-only:not(:has(.has-error))" in css
 
 
 def test_the_saved_password_is_not_sent_to_another_server(client, team, ds, smtp_factory):
