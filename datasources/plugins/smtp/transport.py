@@ -7,6 +7,8 @@ the host name the user typed.
 
 from __future__ import annotations
 
+import base64
+import hmac
 import os
 import re
 import smtplib
@@ -29,6 +31,8 @@ from datasources.plugins.smtp.guard import resolve
 from datasources.plugins.smtp.trust import check_pin
 
 _LINE_DOT = re.compile(rb"\n\.")
+#: Challenges answered in one AUTH before giving up on a server that keeps asking.
+_MAX_CHALLENGES = 5
 #: A 530 whose text says this wants TLS first (RFC 3207), not authentication (RFC 4954).
 _TLS_FIRST = re.compile(r"starttls|\btls\b|encrypt", re.IGNORECASE)
 _GREETING = "waiting for the server's greeting"
@@ -44,6 +48,10 @@ class _Progress:
     handed_over: bool = False
 
 
+def _base64(text: str) -> str:
+    return base64.b64encode(text.encode("utf-8")).decode("ascii")
+
+
 class _PinnedSMTP(smtplib.SMTP):
     """Connects to a checked address while keeping the host name for TLS."""
 
@@ -56,6 +64,36 @@ class _PinnedSMTP(smtplib.SMTP):
         sock = socket.create_connection((self.kiln_address, port), timeout, self.source_address)
         self.kiln_progress.stage = self.kiln_connected_stage
         return sock
+
+    def auth(self, mechanism, authobject, *, initial_response_ok=True):
+        """smtplib's ``auth``, with each response written in UTF-8 rather than ASCII:
+        a username or password with a character such as "ä" is sent as its UTF-8 bytes
+        (RFC 4616 for PLAIN; what Exim, Postfix and Dovecot compare) instead of
+        raising UnicodeEncodeError before anything reaches the server."""
+        mechanism = mechanism.upper()
+        initial = authobject() if initial_response_ok else None
+        # smtplib's auth_login tells the username's turn from the password's by this
+        # count, the initial response included.
+        self._auth_challenge_count = 0 if initial is None else 1
+        if initial is not None:
+            code, reply = self.docmd("AUTH", f"{mechanism} {_base64(initial)}")
+        else:
+            code, reply = self.docmd("AUTH", mechanism)
+        while code == 334:
+            self._auth_challenge_count += 1
+            if self._auth_challenge_count > _MAX_CHALLENGES:
+                raise smtplib.SMTPException(f"AUTH {mechanism} never ends: {code} {reply!r}")
+            code, reply = self.docmd(_base64(authobject(base64.decodebytes(reply))))
+        if code in (235, 503):
+            return code, reply
+        raise smtplib.SMTPAuthenticationError(code, reply)
+
+    def auth_cram_md5(self, challenge=None):
+        """smtplib's, keyed with the password's UTF-8 bytes (it takes ASCII only)."""
+        if challenge is None:
+            return None
+        digest = hmac.HMAC(self.password.encode("utf-8"), challenge, "md5").hexdigest()
+        return f"{self.user} {digest}"
 
 
 class _PinnedSMTPSSL(smtplib.SMTP_SSL, _PinnedSMTP):
