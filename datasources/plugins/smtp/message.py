@@ -14,7 +14,7 @@ import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email import policy
-from email.errors import HeaderParseError
+from email.errors import HeaderParseError, NonASCIILocalPartDefect
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
@@ -180,7 +180,10 @@ def parse_addresses(name: str, value, *, required: bool = False, single: bool = 
 def _parse_item(name: str, item: str, text: str) -> tuple[Address, ...]:
     try:
         header = policy.default.header_factory("To", text)
-        parsed_ok = not header.defects and header.addresses
+        # A local part in UTF-8 (RFC 6531) is no defect for Kiln: validate_email checks it,
+        # and the message then goes with SMTPUTF8 (see ``_needs_smtputf8``).
+        defects = [d for d in header.defects if not isinstance(d, NonASCIILocalPartDefect)]
+        parsed_ok = not defects and header.addresses
     except (HeaderParseError, IndexError, ValueError):
         parsed_ok = False
     if not parsed_ok:
@@ -473,7 +476,8 @@ def build_email(
         message=message,
         sender=sender.addr_spec,
         recipients=list(dict.fromkeys(a.addr_spec for a in everyone)),
-        smtputf8=_needs_smtputf8([sender, *everyone]),
+        # A header with a UTF-8 local part (Reply-To too) needs SMTPUTF8 as the envelope does.
+        smtputf8=_needs_smtputf8([sender, *everyone, *reply_to]),
         attachments=attachments,
         placeholders=marks,
     )
