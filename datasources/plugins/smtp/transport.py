@@ -534,13 +534,25 @@ class Session:
     warnings: list[str] = field(default_factory=list)
 
     def send(
-        self, sender: str, recipients: list[str], data: bytes | Iterable[bytes], *, smtputf8: bool
+        self,
+        sender: str,
+        recipients: list[str],
+        data: bytes | Iterable[bytes],
+        *,
+        smtputf8: bool,
+        size: int | None = None,
+        size_field: str = "attachments",
     ) -> str:
         """One SMTP transaction. Every recipient must be accepted before DATA: one
         refused aborts the whole message, so nobody gets it twice on a retry. ``data``
-        is the message, whole or in pieces (written as they come, never joined)."""
+        is the message, whole or in pieces (written as they come, never joined).
+        ``size`` (its bytes, when known) is declared to a server that offers SIZE, and
+        one over the server's limit is refused on ``size_field`` before it is sent."""
         client, progress = self.client, self.progress
         options = []
+        if size is not None and client.has_extn("size"):
+            _check_size(client, size, size_field)
+            options.append(f"SIZE={size}")
         if smtputf8:
             if not client.has_extn("smtputf8"):
                 raise FieldError(
@@ -626,6 +638,21 @@ class Session:
             error = _response_error(progress, code, text)
         if error is not None:
             raise error
+
+
+def _check_size(client: smtplib.SMTP, size: int, field: str) -> None:
+    """Refuse a message over the limit the server announced (EHLO SIZE, RFC 1870) before
+    any of it is sent: the server would take it all, then answer 552 at the end."""
+    announced = client.esmtp_features.get("size", "")
+    limit = int(announced) if announced.isdigit() else 0
+    if limit and size > limit:
+        raise PluginError(
+            f"The message is {size:,} bytes once encoded (attachments grow by a third in "
+            f"base64), over the {limit:,} bytes the server takes (its SIZE limit); nothing "
+            "was sent. Send smaller or fewer attachments, or a link to the file.",
+            field=field,
+            code="too_large",
+        )
 
 
 def _refused(refused: dict[str, tuple[int, str]]) -> PluginError:
