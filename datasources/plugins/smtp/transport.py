@@ -36,6 +36,8 @@ _MAX_CHALLENGES = 5
 #: A 530 whose text says this wants TLS first (RFC 3207), not authentication (RFC 4954).
 _TLS_FIRST = re.compile(r"starttls|\btls\b|encrypt", re.IGNORECASE)
 _GREETING = "waiting for the server's greeting"
+#: Seconds a server has to answer the QUIT after a refusal.
+QUIT_SECONDS = 2.0
 #: Bytes of a message written to the socket at once.
 SEND_BUFFER = 256 * 1024
 
@@ -46,6 +48,8 @@ class _Progress:
 
     stage: str = "connecting"
     handed_over: bool = False
+    #: The server took DATA (354) and waits for the message, which is not coming.
+    in_data: bool = False
 
 
 def _base64(text: str) -> str:
@@ -428,9 +432,15 @@ def connection(s: SmtpSettings, *, reuse_seconds: float = 0) -> Iterator[Session
         with suppress(smtplib.SMTPException, OSError):
             client.quit()
     except PluginError:
+        if client is not None and not (progress.handed_over or progress.in_data):
+            _quit_after_refusal(client)
         raise
     except (smtplib.SMTPException, OSError) as exc:
-        raise _translate(exc, s, progress) from None
+        error = _translate(exc, s, progress)
+        answered = isinstance(exc, smtplib.SMTPResponseException)
+        if answered and client is not None and not progress.handed_over:
+            _quit_after_refusal(client)
+        raise error from None
     except Exception as exc:
         # Anything else that cuts the conversation short once the message is being
         # handed over (Celery's soft time limit, say) leaves its delivery unknown: the
@@ -444,6 +454,19 @@ def connection(s: SmtpSettings, *, reuse_seconds: float = 0) -> Iterator[Session
     finally:
         if client is not None:
             client.close()
+
+
+def _quit_after_refusal(client: smtplib.SMTP) -> None:
+    """QUIT after the server refused something, rather than dropping the connection
+    (RFC 5321 4.1.1.10): Exim logs a drop as an incomplete transaction, and log
+    watchers such as fail2ban's Postfix filter (mode ddos) ban a client that often
+    leaves with "lost connection after RCPT". Bounded: a server that does not answer
+    it is left at once."""
+    if client.sock is not None:
+        with suppress(OSError):
+            client.sock.settimeout(QUIT_SECONDS)
+    with suppress(smtplib.SMTPException, OSError):
+        client.quit()
 
 
 class _Reused:
@@ -637,6 +660,7 @@ class Session:
         if error is None and code != 354:
             error = _response_error(progress, code, text)
         if error is not None:
+            progress.in_data = code == 354
             raise error
 
 
