@@ -301,16 +301,16 @@ class _Message:
 def _send(
     settings: SmtpSettings, sender: str, recipients: list[str], message: _Message, smtputf8: bool
 ):
-    reuse = django_settings.KILN_SMTP_REUSE_SECONDS
-    with transport.connection(settings, reuse_seconds=reuse) as session:
-        return session.send(
-            sender,
-            recipients,
-            message.pieces,
-            smtputf8=smtputf8,
-            size=message.size,
-            size_field=message.size_field,
-        )
+    return transport.send_message(
+        settings,
+        sender,
+        recipients,
+        message.pieces,
+        reuse_seconds=django_settings.KILN_SMTP_REUSE_SECONDS,
+        smtputf8=smtputf8,
+        size=message.size,
+        size_field=message.size_field,
+    )
 
 
 def _send_to_sandbox(

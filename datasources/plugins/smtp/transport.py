@@ -407,22 +407,55 @@ def _try_xoauth2(client: smtplib.SMTP, s: SmtpSettings, token: str) -> str | Non
     return None
 
 
+class _StaleConnection(Exception):
+    """A kept connection the server ended before the transaction began (421 to MAIL
+    FROM, or closed): nothing was sent on it."""
+
+
+def send_message(
+    s: SmtpSettings,
+    sender: str,
+    recipients: list[str],
+    data: bytes | Iterable[bytes],
+    *,
+    reuse_seconds: float = 0,
+    **options,
+) -> str:
+    """One message (``Session.send`` with ``options``) on a session of ``connection``.
+
+    A kept connection may be one the server will not take another message on: Exim
+    answers MAIL FROM with 421 after smtp_accept_max_per_connection messages, other
+    servers close one idle or old. Nothing was sent on it, so the message goes at once
+    on a new connection rather than failing into a retry minutes later."""
+    try:
+        with connection(s, reuse_seconds=reuse_seconds) as session:
+            return session.send(sender, recipients, data, **options)
+    except _StaleConnection:
+        with connection(s, reuse_seconds=reuse_seconds, fresh=True) as session:
+            return session.send(sender, recipients, data, **options)
+
+
 @contextmanager
-def connection(s: SmtpSettings, *, reuse_seconds: float = 0) -> Iterator[Session]:
+def connection(
+    s: SmtpSettings, *, reuse_seconds: float = 0, fresh: bool = False
+) -> Iterator[Session]:
     """An open, negotiated and authenticated session; errors become ``PluginError``.
 
     With ``reuse_seconds``, the connection is not closed after a clean session but kept
     in this process for the next session with the same settings, for that long; the next
     one resets it (RSET) before its transaction, and opens a new one if that fails. A
-    session that ends with any error closes its connection."""
+    session that ends with any error closes its connection. ``fresh`` opens a new one
+    whatever is kept."""
     progress = _Progress()
     client: smtplib.SMTP | None = None
     try:
-        client = _reused.take(s, reuse_seconds, progress) if reuse_seconds > 0 else None
+        take = reuse_seconds > 0 and not fresh
+        client = _reused.take(s, reuse_seconds, progress) if take else None
+        reused = client is not None
         if client is None:
             client = _open(s, progress)
             _negotiate(client, s, progress)
-        yield Session(client, progress)
+        yield Session(client, progress, reused=reused)
         if reuse_seconds > 0:
             _reused.keep(s, client)
             client = None
@@ -555,6 +588,8 @@ class Session:
     client: smtplib.SMTP
     progress: _Progress
     warnings: list[str] = field(default_factory=list)
+    #: A kept connection, used before (``connection``'s ``reuse_seconds``).
+    reused: bool = False
 
     def send(
         self,
@@ -586,10 +621,15 @@ class Session:
             options.append("SMTPUTF8")
         if client.has_extn("8bitmime"):
             options.append("BODY=8BITMIME")
-        if client.has_extn("pipelining"):
-            self._pipelined_envelope(sender, recipients, options, smtputf8=smtputf8)
-        else:
-            self._envelope(sender, recipients, options)
+        try:
+            if client.has_extn("pipelining"):
+                self._pipelined_envelope(sender, recipients, options, smtputf8=smtputf8)
+            else:
+                self._envelope(sender, recipients, options)
+        except smtplib.SMTPServerDisconnected as exc:
+            if self.reused:
+                raise _StaleConnection from exc
+            raise
         progress.stage = "sending the message"
         progress.handed_over = True
         # Pieces are gathered into writes of SEND_BUFFER bytes: many small writes would
@@ -608,11 +648,17 @@ class Session:
             raise _response_error(progress, code, text)
         return _reply(text)
 
+    def _check_not_stale(self, mail_reply: int) -> None:
+        """A 421 to the first command on a kept connection: the server ends it."""
+        if mail_reply == 421 and self.reused:
+            raise _StaleConnection
+
     def _envelope(self, sender: str, recipients: list[str], options: list[str]) -> None:
         """MAIL FROM, each RCPT TO and DATA, each answered before the next is sent."""
         client, progress = self.client, self.progress
         progress.stage = "sending the sender (MAIL FROM)"
         code, text = client.mail(sender, options)
+        self._check_not_stale(code)
         if code != 250:
             raise _response_error(progress, code, text)
         refused: dict[str, tuple[int, str]] = {}
@@ -646,6 +692,7 @@ class Session:
         client.send("".join(commands).encode("utf-8" if smtputf8 else "ascii"))
         progress.stage = "sending the sender (MAIL FROM)"
         code, text = client.getreply()
+        self._check_not_stale(code)
         error = _response_error(progress, code, text) if code != 250 else None
         refused: dict[str, tuple[int, str]] = {}
         for recipient in recipients:
