@@ -317,6 +317,15 @@ def _negotiate(client: smtplib.SMTP, s: SmtpSettings, progress: _Progress) -> No
             field="security",
             code="tls",
         )
+    if not client.has_extn("auth") and not encrypted and client.has_extn("starttls"):
+        # Exim as Debian configures it, and Postfix with smtpd_tls_auth_only, offer
+        # AUTH only once the connection is encrypted.
+        raise PluginError(
+            "The server offers authentication (AUTH) only over an encrypted connection, "
+            "and offers STARTTLS: choose STARTTLS as the connection security.",
+            field="security",
+            code="tls",
+        )
     if not client.has_extn("auth"):
         raise PluginError(
             "The server does not offer authentication (AUTH). Choose “No authentication” "
