@@ -616,6 +616,9 @@ class Session:
         ``size`` (its bytes, when known) is declared to a server that offers SIZE, and
         one over the server's limit is refused on ``size_field`` before it is sent."""
         client, progress = self.client, self.progress
+        # A UTF-8 address in the envelope needs SMTPUTF8 whatever the message's headers
+        # (a sandbox's catch-all address is in none of them).
+        smtputf8 = smtputf8 or not all(a.isascii() for a in (sender, *recipients))
         options = []
         if size is not None and client.has_extn("size"):
             _check_size(client, size, size_field)
