@@ -195,30 +195,50 @@ def _parse_item(name: str, item: str, text: str) -> tuple[Address, ...]:
     return header.addresses
 
 
+#: Special-use names (RFC 6761, 6762) that email-validator refuses but mail servers
+#: deliver: root@localhost to a local Exim or Postfix (Debian's default configuration
+#: takes nothing else), user@corp.local to an internal Exchange. Their addresses are
+#: checked as if under .test, which it allows; .invalid, .onion and .arpa stay refused.
+_INTERNAL_DOMAINS = ("localhost", "local")
+_STAND_IN = ".test"
+
+
+def _validated(spec: str) -> tuple[str, str, str]:
+    """The local part, the domain (IDNA) and the normalized address of ``spec``; raises
+    EmailNotValidError. Internal apps mail internal domains: only syntax is checked, and
+    the .test domain is allowed for the dev mailbox and tests."""
+    domain = spec.rpartition("@")[2].lower().rstrip(".")
+    internal = any(domain == d or domain.endswith(f".{d}") for d in _INTERNAL_DOMAINS)
+    valid = validate_email(
+        spec + _STAND_IN if internal else spec,
+        check_deliverability=False,
+        allow_smtputf8=True,
+        globally_deliverable=False,
+        test_environment=True,
+    )
+    ascii_domain = valid.ascii_domain or valid.domain
+    normalized = valid.normalized
+    if internal:
+        ascii_domain = ascii_domain.removesuffix(_STAND_IN)
+        normalized = normalized.removesuffix(_STAND_IN)
+    return valid.local_part, ascii_domain, normalized
+
+
 def _checked_address(name: str, parsed: Address, original: str) -> Address:
     spec = parsed.addr_spec
     try:
-        # Internal apps mail internal domains: only syntax is checked, and the .test
-        # domain is allowed for the dev mailbox and tests.
-        valid = validate_email(
-            spec,
-            check_deliverability=False,
-            allow_smtputf8=True,
-            globally_deliverable=False,
-            test_environment=True,
-        )
+        local_part, domain, normalized = _validated(spec)
     except EmailNotValidError as exc:
         raise FieldError(name, f"{_label(name)} has an invalid address {spec!r}: {exc}") from None
     display = display_name(parsed.display_name, name)
-    if "@" in display and display.strip().strip('"').lower() != valid.normalized.lower():
+    if "@" in display and display.strip().strip('"').lower() != normalized.lower():
         # "a@b.com" <evil@x.com> reads as a@b.com but goes to evil@x.com.
         raise FieldError(
             name,
             f"{_label(name)} has a name that looks like another address: {original!r} "
-            f"would go to {valid.normalized}, not {display}.",
+            f"would go to {normalized}, not {display}.",
         )
-    domain = valid.ascii_domain or valid.domain
-    return Address(display_name=display, username=valid.local_part, domain=domain)
+    return Address(display_name=display, username=local_part, domain=domain)
 
 
 def display_name(text: str, name: str = "from_name") -> str:
