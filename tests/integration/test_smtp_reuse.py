@@ -9,9 +9,10 @@ import time
 
 import pytest
 
-from datasources.errors import PluginError
+from datasources.errors import PluginError, TransientError
 from datasources.plugins.smtp import transport
 from datasources.plugins.smtp.plugin import SmtpPlugin
+from tests.support.smtp_server import Handler
 
 MESSAGE = b"From: a@kiln.test\r\nTo: b@example.com\r\nSubject: hi\r\n\r\nHello\r\n"
 
@@ -85,3 +86,55 @@ def test_the_plugin_reuses_per_setting(smtp_server, settings):
     settings.KILN_SMTP_REUSE_SECONDS = 0
     plugin.execute(smtp_server.settings(), "send_email", fields)
     assert len(smtp_server.wait_for(3)) == 3
+
+
+class MessagesPerConnection(Handler):
+    """Answers MAIL FROM with 421 after ``limit`` messages on one connection and closes
+    it, as Exim does past smtp_accept_max_per_connection."""
+
+    def __init__(self, limit: int, pipelining: bool, drop: bool = False):
+        super().__init__(pipelining=pipelining)
+        self.limit = limit
+        #: Close the connection without a word instead.
+        self.drop = drop
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        session.kiln_messages = getattr(session, "kiln_messages", 0) + 1
+        if session.kiln_messages > self.limit:
+            if self.drop:
+                server.transport.abort()
+                return "421 never heard"
+            return "421 too many messages in this connection"
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
+
+@pytest.mark.parametrize(("pipelining", "drop"), [(False, False), (True, False), (True, True)])
+def test_a_kept_connection_the_server_ends_at_mail_from_is_replaced_at_once(
+    smtp_factory, pipelining, drop
+):
+    server = smtp_factory(handler=MessagesPerConnection(2, pipelining, drop))
+    settings = server.settings()
+    before = server.handler.connections  # aiosmtpd's own check that it listens
+    for _ in range(5):
+        transport.send_message(
+            settings, "a@kiln.test", ["b@example.com"], MESSAGE, reuse_seconds=30, smtputf8=False
+        )
+    assert len(server.wait_for(5)) == 5
+    # Two messages a connection: the third and the fifth went at once on a new one.
+    assert server.handler.connections - before == 3
+
+
+def test_a_421_on_a_new_connection_is_still_an_error(smtp_factory):
+    server = smtp_factory(handler=MessagesPerConnection(0, pipelining=True))
+    with pytest.raises(TransientError, match="421"):
+        transport.send_message(
+            server.settings(),
+            "a@kiln.test",
+            ["b@example.com"],
+            MESSAGE,
+            reuse_seconds=30,
+            smtputf8=False,
+        )
+    assert server.received == []

@@ -269,3 +269,12 @@ def test_run_in_the_query_editor_says_where_a_sandboxed_email_went(client, team,
     assert "qe-badge-sent" in response.text
     assert "Sandbox mode: delivered to the dev mailbox, not to ann@example.com" in response.text
     assert MailboxMessage.objects.count() == 1
+
+
+def test_a_utf8_catch_all_address_is_sent_with_smtputf8(client, team, contact, smtp_server):
+    # The originals and the headers are ASCII: only the catch-all address needs SMTPUTF8.
+    app, query = contact
+    sandbox(query.datasource, "catchall", "jürgen@kiln.test")
+    run = run_it(client, app, team.teammate)
+    assert run.status == "sent", run.error
+    assert smtp_server.wait_for(1)[0].rcpt_tos == ["jürgen@kiln.test"]

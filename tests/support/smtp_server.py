@@ -73,6 +73,13 @@ class Handler:
     greylist_seconds: float = 0.0
     greylist_seen: dict[tuple[str, str], float] = field(default_factory=dict)
     greylisted: int = 0
+    #: QUIT commands received (a polite client ends with one, refused or not).
+    quits: int = 0
+
+    async def handle_QUIT(self, server, session, envelope):
+        with self.lock:
+            self.quits += 1
+        return "221 Bye"
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
         session.host_name = hostname

@@ -14,7 +14,7 @@ import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email import policy
-from email.errors import HeaderParseError
+from email.errors import HeaderParseError, NonASCIILocalPartDefect
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
@@ -184,7 +184,10 @@ def parse_addresses(name: str, value, *, required: bool = False, single: bool = 
 def _parse_item(name: str, item: str, text: str) -> tuple[Address, ...]:
     try:
         header = policy.default.header_factory("To", text)
-        parsed_ok = not header.defects and header.addresses
+        # A local part in UTF-8 (RFC 6531) is no defect for Kiln: validate_email checks it,
+        # and the message then goes with SMTPUTF8 (see ``_needs_smtputf8``).
+        defects = [d for d in header.defects if not isinstance(d, NonASCIILocalPartDefect)]
+        parsed_ok = not defects and header.addresses
     except (HeaderParseError, IndexError, ValueError):
         parsed_ok = False
     if not parsed_ok:
@@ -196,32 +199,52 @@ def _parse_item(name: str, item: str, text: str) -> tuple[Address, ...]:
     return header.addresses
 
 
+#: Special-use names (RFC 6761, 6762) that email-validator refuses but mail servers
+#: deliver: root@localhost to a local Exim or Postfix (Debian's default configuration
+#: takes nothing else), user@corp.local to an internal Exchange. Their addresses are
+#: checked as if under .test, which it allows; .invalid, .onion and .arpa stay refused.
+_INTERNAL_DOMAINS = ("localhost", "local")
+_STAND_IN = ".test"
+
+
+def _validated(spec: str) -> tuple[str, str, str]:
+    """The local part, the domain (IDNA) and the normalized address of ``spec``; raises
+    EmailNotValidError. Internal apps mail internal domains: only syntax is checked, and
+    the .test domain is allowed for the dev mailbox and tests."""
+    domain = spec.rpartition("@")[2].lower().rstrip(".")
+    internal = any(domain == d or domain.endswith(f".{d}") for d in _INTERNAL_DOMAINS)
+    valid = validate_email(
+        spec + _STAND_IN if internal else spec,
+        check_deliverability=False,
+        allow_smtputf8=True,
+        globally_deliverable=False,
+        test_environment=True,
+    )
+    ascii_domain = valid.ascii_domain or valid.domain
+    normalized = valid.normalized
+    if internal:
+        ascii_domain = ascii_domain.removesuffix(_STAND_IN)
+        normalized = normalized.removesuffix(_STAND_IN)
+    return valid.local_part, ascii_domain, normalized
+
+
 def _checked_address(name: str, parsed: Address, original: str) -> Address:
     spec = parsed.addr_spec
     try:
-        # Internal apps mail internal domains: only syntax is checked, and the .test
-        # domain is allowed for the dev mailbox and tests.
-        valid = validate_email(
-            spec,
-            check_deliverability=False,
-            allow_smtputf8=True,
-            globally_deliverable=False,
-            test_environment=True,
-        )
+        local_part, domain, normalized = _validated(spec)
     except EmailNotValidError as exc:
         raise FieldError(
             name, f"{_label(name)} has an invalid address {quoted(spec)}: {exc}"
         ) from None
     display = display_name(parsed.display_name, name)
-    if "@" in display and display.strip().strip('"').lower() != valid.normalized.lower():
+    if "@" in display and display.strip().strip('"').lower() != normalized.lower():
         # "a@b.com" <evil@x.com> reads as a@b.com but goes to evil@x.com.
         raise FieldError(
             name,
             f"{_label(name)} has a name that looks like another address: {quoted(original)} "
-            f"would go to {valid.normalized}, not {display}.",
+            f"would go to {normalized}, not {display}.",
         )
-    domain = valid.ascii_domain or valid.domain
-    return Address(display_name=display, username=valid.local_part, domain=domain)
+    return Address(display_name=display, username=local_part, domain=domain)
 
 
 def display_name(text: str, name: str = "from_name") -> str:
@@ -484,7 +507,8 @@ def build_email(
         message=message,
         sender=sender.addr_spec,
         recipients=list(dict.fromkeys(a.addr_spec for a in everyone)),
-        smtputf8=_needs_smtputf8([sender, *everyone]),
+        # A header with a UTF-8 local part (Reply-To too) needs SMTPUTF8 as the envelope does.
+        smtputf8=_needs_smtputf8([sender, *everyone, *reply_to]),
         attachments=attachments,
         placeholders=marks,
         custom_headers=custom_headers,

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings as django_settings
@@ -20,7 +22,7 @@ from datasources.plugins.smtp.compose import ComposedEmail, build_email
 from datasources.plugins.smtp.config import Auth, SmtpConfigForm, SmtpSettings
 from datasources.plugins.smtp.custom_headers import read_custom_headers
 from datasources.plugins.smtp.message import LABELS, Attachment, parse_addresses
-from datasources.plugins.smtp.stored import Envelope, message_pieces, stored_form
+from datasources.plugins.smtp.stored import Envelope, message_pieces, message_size, stored_form
 from workspaces.models import WorkspaceFile
 
 #: The success data of a send, exactly as in the seed's response format.
@@ -273,13 +275,17 @@ class SmtpPlugin(Plugin):
             email = build_email(fields, resolve_file=_file_resolver(context), placeholders=True)
             payload, envelope = stored_form(email)
             files = email.files
-        pieces = message_pieces(bytes(payload), envelope, files)
+        message = _Message(
+            message_pieces(bytes(payload), envelope, files),
+            message_size(bytes(payload), envelope, files),
+            "attachments" if files else "body",
+        )
         planned = sandbox.plan_for_send(
             settings.sandbox, settings.sandbox_address, meta, envelope.recipients
         )
         if planned is not None:
-            return _send_to_sandbox(settings, envelope, pieces, planned)
-        reply = _send(settings, envelope.sender, envelope.recipients, pieces, envelope.smtputf8)
+            return _send_to_sandbox(settings, envelope, message, planned)
+        reply = _send(settings, envelope.sender, envelope.recipients, message, envelope.smtputf8)
         return ActionResult(
             data=dict(SENT),
             details={
@@ -290,26 +296,46 @@ class SmtpPlugin(Plugin):
         )
 
 
-def _send(settings: SmtpSettings, sender: str, recipients: list[str], pieces, smtputf8: bool):
-    reuse = django_settings.KILN_SMTP_REUSE_SECONDS
-    with transport.connection(settings, reuse_seconds=reuse) as session:
-        return session.send(sender, recipients, pieces, smtputf8=smtputf8)
+@dataclass(frozen=True)
+class _Message:
+    """The message to send, in pieces, with its size (declared to the server) and the
+    field to blame when it is too large for the server."""
+
+    pieces: Iterator[bytes]
+    size: int
+    size_field: str
+
+
+def _send(
+    settings: SmtpSettings, sender: str, recipients: list[str], message: _Message, smtputf8: bool
+):
+    return transport.send_message(
+        settings,
+        sender,
+        recipients,
+        message.pieces,
+        reuse_seconds=django_settings.KILN_SMTP_REUSE_SECONDS,
+        smtputf8=smtputf8,
+        size=message.size,
+        size_field=message.size_field,
+    )
 
 
 def _send_to_sandbox(
-    settings: SmtpSettings, envelope: Envelope, pieces, planned: sandbox.Plan
+    settings: SmtpSettings, envelope: Envelope, message: _Message, planned: sandbox.Plan
 ) -> ActionResult:
     """The message, with the header naming its original recipients, to the dev mailbox
     or to the catch-all address alone; never to the recipients."""
     line = sandbox.header_line(planned.original_recipients, envelope.smtputf8)
-    pieces = sandbox.with_header(pieces, line)
+    pieces = sandbox.with_header(message.pieces, line)
     details: dict[str, Any] = {"message_id": envelope.message_id, "sandbox": planned.as_json()}
     if planned.mode == sandbox.Sandbox.DEV_MAILBOX:
         stored = sandbox.dev_mailbox_store(envelope.sender, planned.original_recipients, pieces)
         details.update(recipients=[], dev_mailbox_message=stored.pk)
     else:
         to = [planned.delivered_to]
-        reply = _send(settings, envelope.sender, to, pieces, envelope.smtputf8)
+        sized = _Message(pieces, message.size + len(line), message.size_field)
+        reply = _send(settings, envelope.sender, to, sized, envelope.smtputf8)
         details.update(recipients=to, server_reply=reply)
     return ActionResult(data=dict(SENT), details=details)
 

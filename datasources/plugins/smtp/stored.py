@@ -124,3 +124,17 @@ def message_pieces(message: bytes, envelope: Envelope, files: Sequence[Any]) -> 
         yield before
         yield from _base64_lines(pieces_of(file))
     yield rest
+
+
+def message_size(message: bytes, envelope: Envelope, files: Sequence[Any]) -> int:
+    """The bytes ``message_pieces`` yields, from the files' sizes alone (none is read):
+    the size an SMTP client declares (RFC 1870) before it sends the message."""
+    size = len(message) - sum(len(p.encode("ascii")) for p in envelope.placeholders)
+    return size + sum(_base64_size(file.size) for file in files)
+
+
+def _base64_size(size: int) -> int:
+    """Bytes of ``_base64_lines`` for ``size`` bytes: lines of 76, CRLF between them."""
+    characters = -(-size // 3) * 4
+    lines = -(-characters // 76)
+    return characters + 2 * max(lines - 1, 0)

@@ -7,6 +7,8 @@ the host name the user typed.
 
 from __future__ import annotations
 
+import base64
+import hmac
 import os
 import re
 import smtplib
@@ -29,9 +31,13 @@ from datasources.plugins.smtp.guard import resolve
 from datasources.plugins.smtp.trust import check_pin
 
 _LINE_DOT = re.compile(rb"\n\.")
+#: Challenges answered in one AUTH before giving up on a server that keeps asking.
+_MAX_CHALLENGES = 5
 #: A 530 whose text says this wants TLS first (RFC 3207), not authentication (RFC 4954).
 _TLS_FIRST = re.compile(r"starttls|\btls\b|encrypt", re.IGNORECASE)
 _GREETING = "waiting for the server's greeting"
+#: Seconds a server has to answer the QUIT after a refusal.
+QUIT_SECONDS = 2.0
 #: Bytes of a message written to the socket at once.
 SEND_BUFFER = 256 * 1024
 
@@ -44,6 +50,12 @@ class _Progress:
     handed_over: bool = False
     #: The datasource's authentication, which a 530's hint depends on.
     auth: str = Auth.NONE
+    #: The server took DATA (354) and waits for the message, which is not coming.
+    in_data: bool = False
+
+
+def _base64(text: str) -> str:
+    return base64.b64encode(text.encode("utf-8")).decode("ascii")
 
 
 class _PinnedSMTP(smtplib.SMTP):
@@ -58,6 +70,36 @@ class _PinnedSMTP(smtplib.SMTP):
         sock = socket.create_connection((self.kiln_address, port), timeout, self.source_address)
         self.kiln_progress.stage = self.kiln_connected_stage
         return sock
+
+    def auth(self, mechanism, authobject, *, initial_response_ok=True):
+        """smtplib's ``auth``, with each response written in UTF-8 rather than ASCII:
+        a username or password with a character such as "ä" is sent as its UTF-8 bytes
+        (RFC 4616 for PLAIN; what Exim, Postfix and Dovecot compare) instead of
+        raising UnicodeEncodeError before anything reaches the server."""
+        mechanism = mechanism.upper()
+        initial = authobject() if initial_response_ok else None
+        # smtplib's auth_login tells the username's turn from the password's by this
+        # count, the initial response included.
+        self._auth_challenge_count = 0 if initial is None else 1
+        if initial is not None:
+            code, reply = self.docmd("AUTH", f"{mechanism} {_base64(initial)}")
+        else:
+            code, reply = self.docmd("AUTH", mechanism)
+        while code == 334:
+            self._auth_challenge_count += 1
+            if self._auth_challenge_count > _MAX_CHALLENGES:
+                raise smtplib.SMTPException(f"AUTH {mechanism} never ends: {code} {reply!r}")
+            code, reply = self.docmd(_base64(authobject(base64.decodebytes(reply))))
+        if code in (235, 503):
+            return code, reply
+        raise smtplib.SMTPAuthenticationError(code, reply)
+
+    def auth_cram_md5(self, challenge=None):
+        """smtplib's, keyed with the password's UTF-8 bytes (it takes ASCII only)."""
+        if challenge is None:
+            return None
+        digest = hmac.HMAC(self.password.encode("utf-8"), challenge, "md5").hexdigest()
+        return f"{self.user} {digest}"
 
 
 class _PinnedSMTPSSL(smtplib.SMTP_SSL, _PinnedSMTP):
@@ -299,6 +341,15 @@ def _negotiate(client: smtplib.SMTP, s: SmtpSettings, progress: _Progress) -> No
             field="security",
             code="tls",
         )
+    if not client.has_extn("auth") and not encrypted and client.has_extn("starttls"):
+        # Exim as Debian configures it, and Postfix with smtpd_tls_auth_only, offer
+        # AUTH only once the connection is encrypted.
+        raise PluginError(
+            "The server offers authentication (AUTH) only over an encrypted connection, "
+            "and offers STARTTLS: choose STARTTLS as the connection security.",
+            field="security",
+            code="tls",
+        )
     if not client.has_extn("auth"):
         raise PluginError(
             "The server does not offer authentication (AUTH). Choose “No authentication” "
@@ -389,22 +440,55 @@ def _try_xoauth2(client: smtplib.SMTP, s: SmtpSettings, token: str) -> str | Non
     return None
 
 
+class _StaleConnection(Exception):
+    """A kept connection the server ended before the transaction began (421 to MAIL
+    FROM, or closed): nothing was sent on it."""
+
+
+def send_message(
+    s: SmtpSettings,
+    sender: str,
+    recipients: list[str],
+    data: bytes | Iterable[bytes],
+    *,
+    reuse_seconds: float = 0,
+    **options,
+) -> str:
+    """One message (``Session.send`` with ``options``) on a session of ``connection``.
+
+    A kept connection may be one the server will not take another message on: Exim
+    answers MAIL FROM with 421 after smtp_accept_max_per_connection messages, other
+    servers close one idle or old. Nothing was sent on it, so the message goes at once
+    on a new connection rather than failing into a retry minutes later."""
+    try:
+        with connection(s, reuse_seconds=reuse_seconds) as session:
+            return session.send(sender, recipients, data, **options)
+    except _StaleConnection:
+        with connection(s, reuse_seconds=reuse_seconds, fresh=True) as session:
+            return session.send(sender, recipients, data, **options)
+
+
 @contextmanager
-def connection(s: SmtpSettings, *, reuse_seconds: float = 0) -> Iterator[Session]:
+def connection(
+    s: SmtpSettings, *, reuse_seconds: float = 0, fresh: bool = False
+) -> Iterator[Session]:
     """An open, negotiated and authenticated session; errors become ``PluginError``.
 
     With ``reuse_seconds``, the connection is not closed after a clean session but kept
     in this process for the next session with the same settings, for that long; the next
     one resets it (RSET) before its transaction, and opens a new one if that fails. A
-    session that ends with any error closes its connection."""
+    session that ends with any error closes its connection. ``fresh`` opens a new one
+    whatever is kept."""
     progress = _Progress(auth=s.auth)
     client: smtplib.SMTP | None = None
     try:
-        client = _reused.take(s, reuse_seconds, progress) if reuse_seconds > 0 else None
+        take = reuse_seconds > 0 and not fresh
+        client = _reused.take(s, reuse_seconds, progress) if take else None
+        reused = client is not None
         if client is None:
             client = _open(s, progress)
             _negotiate(client, s, progress)
-        yield Session(client, progress)
+        yield Session(client, progress, reused=reused)
         if reuse_seconds > 0:
             _reused.keep(s, client)
             client = None
@@ -414,9 +498,15 @@ def connection(s: SmtpSettings, *, reuse_seconds: float = 0) -> Iterator[Session
         with suppress(smtplib.SMTPException, OSError):
             client.quit()
     except PluginError:
+        if client is not None and not (progress.handed_over or progress.in_data):
+            _quit_after_refusal(client)
         raise
     except (smtplib.SMTPException, OSError) as exc:
-        raise _translate(exc, s, progress) from None
+        error = _translate(exc, s, progress)
+        answered = isinstance(exc, smtplib.SMTPResponseException)
+        if answered and client is not None and not progress.handed_over:
+            _quit_after_refusal(client)
+        raise error from None
     except Exception as exc:
         # Anything else that cuts the conversation short once the message is being
         # handed over (Celery's soft time limit, say) leaves its delivery unknown: the
@@ -430,6 +520,19 @@ def connection(s: SmtpSettings, *, reuse_seconds: float = 0) -> Iterator[Session
     finally:
         if client is not None:
             client.close()
+
+
+def _quit_after_refusal(client: smtplib.SMTP) -> None:
+    """QUIT after the server refused something, rather than dropping the connection
+    (RFC 5321 4.1.1.10): Exim logs a drop as an incomplete transaction, and log
+    watchers such as fail2ban's Postfix filter (mode ddos) ban a client that often
+    leaves with "lost connection after RCPT". Bounded: a server that does not answer
+    it is left at once."""
+    if client.sock is not None:
+        with suppress(OSError):
+            client.sock.settimeout(QUIT_SECONDS)
+    with suppress(smtplib.SMTPException, OSError):
+        client.quit()
 
 
 class _Reused:
@@ -518,15 +621,32 @@ class Session:
     client: smtplib.SMTP
     progress: _Progress
     warnings: list[str] = field(default_factory=list)
+    #: A kept connection, used before (``connection``'s ``reuse_seconds``).
+    reused: bool = False
 
     def send(
-        self, sender: str, recipients: list[str], data: bytes | Iterable[bytes], *, smtputf8: bool
+        self,
+        sender: str,
+        recipients: list[str],
+        data: bytes | Iterable[bytes],
+        *,
+        smtputf8: bool,
+        size: int | None = None,
+        size_field: str = "attachments",
     ) -> str:
         """One SMTP transaction. Every recipient must be accepted before DATA: one
         refused aborts the whole message, so nobody gets it twice on a retry. ``data``
-        is the message, whole or in pieces (written as they come, never joined)."""
+        is the message, whole or in pieces (written as they come, never joined).
+        ``size`` (its bytes, when known) is declared to a server that offers SIZE, and
+        one over the server's limit is refused on ``size_field`` before it is sent."""
         client, progress = self.client, self.progress
+        # A UTF-8 address in the envelope needs SMTPUTF8 whatever the message's headers
+        # (a sandbox's catch-all address is in none of them).
+        smtputf8 = smtputf8 or not all(a.isascii() for a in (sender, *recipients))
         options = []
+        if size is not None and client.has_extn("size"):
+            _check_size(client, size, size_field)
+            options.append(f"SIZE={size}")
         if smtputf8:
             if not client.has_extn("smtputf8"):
                 raise FieldError(
@@ -537,10 +657,15 @@ class Session:
             options.append("SMTPUTF8")
         if client.has_extn("8bitmime"):
             options.append("BODY=8BITMIME")
-        if client.has_extn("pipelining"):
-            self._pipelined_envelope(sender, recipients, options, smtputf8=smtputf8)
-        else:
-            self._envelope(sender, recipients, options)
+        try:
+            if client.has_extn("pipelining"):
+                self._pipelined_envelope(sender, recipients, options, smtputf8=smtputf8)
+            else:
+                self._envelope(sender, recipients, options)
+        except smtplib.SMTPServerDisconnected as exc:
+            if self.reused:
+                raise _StaleConnection from exc
+            raise
         progress.stage = "sending the message"
         progress.handed_over = True
         # Pieces are gathered into writes of SEND_BUFFER bytes: many small writes would
@@ -559,11 +684,17 @@ class Session:
             raise _response_error(progress, code, text)
         return _reply(text)
 
+    def _check_not_stale(self, mail_reply: int) -> None:
+        """A 421 to the first command on a kept connection: the server ends it."""
+        if mail_reply == 421 and self.reused:
+            raise _StaleConnection
+
     def _envelope(self, sender: str, recipients: list[str], options: list[str]) -> None:
         """MAIL FROM, each RCPT TO and DATA, each answered before the next is sent."""
         client, progress = self.client, self.progress
         progress.stage = "sending the sender (MAIL FROM)"
         code, text = client.mail(sender, options)
+        self._check_not_stale(code)
         if code != 250:
             raise _response_error(progress, code, text)
         refused: dict[str, tuple[int, str]] = {}
@@ -597,6 +728,7 @@ class Session:
         client.send("".join(commands).encode("utf-8" if smtputf8 else "ascii"))
         progress.stage = "sending the sender (MAIL FROM)"
         code, text = client.getreply()
+        self._check_not_stale(code)
         error = _response_error(progress, code, text) if code != 250 else None
         refused: dict[str, tuple[int, str]] = {}
         for recipient in recipients:
@@ -611,7 +743,23 @@ class Session:
         if error is None and code != 354:
             error = _response_error(progress, code, text)
         if error is not None:
+            progress.in_data = code == 354
             raise error
+
+
+def _check_size(client: smtplib.SMTP, size: int, field: str) -> None:
+    """Refuse a message over the limit the server announced (EHLO SIZE, RFC 1870) before
+    any of it is sent: the server would take it all, then answer 552 at the end."""
+    announced = client.esmtp_features.get("size", "")
+    limit = int(announced) if announced.isdigit() else 0
+    if limit and size > limit:
+        raise PluginError(
+            f"The message is {size:,} bytes once encoded (attachments grow by a third in "
+            f"base64), over the {limit:,} bytes the server takes (its SIZE limit); nothing "
+            "was sent. Send smaller or fewer attachments, or a link to the file.",
+            field=field,
+            code="too_large",
+        )
 
 
 def _refused(refused: dict[str, tuple[int, str]], auth: str) -> PluginError:
