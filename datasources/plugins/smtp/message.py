@@ -344,7 +344,7 @@ def _typed_files(text: str, noun: str):
     if stripped.startswith(("[", "{")):
         try:
             return json.loads(stripped)
-        except ValueError as exc:
+        except json.JSONDecodeError as exc:
             raise FieldError(
                 "attachments", f"{noun}: the JSON text is not valid JSON ({exc.msg})."
             ) from None
