@@ -523,6 +523,6 @@ def test_a_retrying_run_reads_as_not_sent_with_times_and_field_labels(
     client.force_login(team.teammate)
     html = client.get(run_url(team, run)).content.decode()
     assert "The message as sent" not in html and "The message to send" in html
-    assert "2026-12-07T23:15:59.285431" not in html.replace('datetime="', "")
+    assert "2026-12-07T23:15:59" not in html
     assert "2026-12-08 00:15:59 CET" in html
     assert "(field Port)" in html and "(field port)" not in html
