@@ -298,6 +298,11 @@ class Plugin:
         """A datasource's settings in a few words, for lists."""
         return ""
 
+    def setup_warning(self, config: dict, secret: str) -> str:
+        """What a saved datasource still lacks before it can be used (e.g. an OAuth2 one
+        with no refresh token), shown on its page and in the list; "" when nothing."""
+        return ""
+
     def sandbox_note(self, config: dict) -> str:
         """What a datasource in a sandbox mode does instead of the real thing, shown as a
         banner wherever it is used; "" when it is not sandboxed (or cannot be)."""

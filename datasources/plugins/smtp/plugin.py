@@ -17,7 +17,13 @@ from datasources.plugins.base import (
 )
 from datasources.plugins.smtp import inline, invite, sandbox, transport
 from datasources.plugins.smtp.compose import ComposedEmail, build_email
-from datasources.plugins.smtp.config import Auth, SmtpConfigForm, SmtpSettings
+from datasources.plugins.smtp.config import (
+    NOT_CONNECTED,
+    Auth,
+    OAuth2Secret,
+    SmtpConfigForm,
+    SmtpSettings,
+)
 from datasources.plugins.smtp.custom_headers import read_custom_headers
 from datasources.plugins.smtp.message import LABELS, Attachment, parse_addresses
 from datasources.plugins.smtp.stored import Envelope, message_pieces, stored_form
@@ -223,6 +229,13 @@ class SmtpPlugin(Plugin):
             payload=message,
             payload_meta=meta,
         )
+
+    def setup_warning(self, config: dict, secret: str) -> str:
+        """An OAuth2 datasource saved without a refresh token sends nothing until it
+        gets one; saving it is allowed (Connect needs the saved settings first)."""
+        if config.get("auth") == Auth.OAUTH2 and not OAuth2Secret.parse(secret).refresh_token:
+            return NOT_CONNECTED
+        return ""
 
     def sandbox_note(self, config: dict) -> str:
         return sandbox.note(config.get("sandbox") or "", config.get("sandbox_address") or "")
