@@ -120,7 +120,8 @@ SEND_EMAIL = ActionSpec(
             "attachments",
             LABELS["attachments"],
             kind="files",
-            help="Files from a file picker (<< files1.files >>) or workspace files.",
+            help="Files from a file picker (<< files1.files >>), workspace files, or a data "
+            "URL typed here (data:application/pdf;base64,...).",
             placeholder="<< files1.files >>",
         ),
         FieldSpec(
@@ -128,7 +129,8 @@ SEND_EMAIL = ActionSpec(
             inline.LABEL,
             kind="files",
             help="Images shown inside an HTML body: each is referenced by its file name, "
-            'logo.png as <img src="cid:logo.png">; Preview lists each reference to copy.',
+            'logo.png as <img src="cid:logo.png">; Preview lists each reference to copy. '
+            "A data URL typed here is image-1.png.",
             placeholder="<< logo_picker.files >>",
         ),
         FieldSpec(
