@@ -53,6 +53,11 @@ class Datasource(models.Model):
         return self.plugin.sandbox_note(self.config or {})
 
     @property
+    def setup_warning(self) -> str:
+        """What it still lacks before it can be used (plugin.setup_warning); ""."""
+        return self.plugin.setup_warning(self.config or {}, self.secret or "")
+
+    @property
     def summary(self) -> str:
         try:
             return self.plugin.config_summary(self.config)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from django.conf import settings
 from django.contrib import messages
@@ -29,7 +30,9 @@ from django.http import (
 )
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.cache import patch_vary_headers
+from django.utils.dateparse import parse_datetime
 from django.utils.http import content_disposition_header
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_GET, require_POST
@@ -340,8 +343,32 @@ def _detail(
         "can_cancel": run.status in (RunStatus.QUEUED, RunStatus.SCHEDULED)
         and _may_cancel(outbox, run, request.user),
         "error": error,
+        "failures": _failures(run),
     }
     return render(request, "editor/outbox/detail.html", context, status=status)
+
+
+def _failures(run: QueryRun) -> list[dict]:
+    """Its failed attempts, each with ``when``: the stored ISO time as a datetime, so
+    the page writes it as it writes its other times (with the time zone)."""
+    failures = run.failures if isinstance(run.failures, list) else []
+    shown = []
+    for failure in failures:
+        if isinstance(failure, dict):
+            at = failure.get("at")
+            shown.append({**failure, "when": _moment(at)})
+    return shown
+
+
+def _moment(value) -> datetime | None:
+    """A stored ISO time as a datetime; None for anything else (shown as stored)."""
+    try:
+        moment = parse_datetime(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+    if moment is not None and timezone.is_naive(moment):
+        moment = timezone.make_aware(moment, UTC)
+    return moment
 
 
 #: How many of a merge's rows its page lists (the outbox's search finds the others).

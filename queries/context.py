@@ -37,7 +37,7 @@ def run_row(run: QueryRun, plugin: Plugin | None) -> dict[str, Any]:
         "id": run.pk,
         "status": run.status,
         **summary,
-        "error": run.error,
+        "error": run.retry_note or run.error,
         "created_at": _when(run.created_at),
         "finished_at": _when(run.finished_at),
     }
@@ -49,7 +49,8 @@ def _when(moment) -> str:
 
 def query_state(runs: list[QueryRun], plugin: Plugin | None) -> dict[str, Any]:
     """What ``<< query_name.x >>`` sees, from the user's runs of that query, newest first:
-    the latest run's ``data``, ``error``, ``status``, ``last_run_at`` and ``send_at`` (when
+    the latest run's ``data``, ``error`` ("Retrying at …: <reason>" while it waits to
+    retry), ``status``, ``last_run_at`` and ``send_at`` (when
     it is or was scheduled for), and ``runs``; ``progress`` when the latest run is a mail
     merge (its counts: QueryRun.progress)."""
     rows = [run_row(run, plugin) for run in runs]
@@ -58,7 +59,8 @@ def query_state(runs: list[QueryRun], plugin: Plugin | None) -> dict[str, Any]:
     run = runs[0]
     return {
         "data": run.data,
-        "error": run.error or None,
+        # While it waits to retry, its error says so: the failure is not final.
+        "error": run.retry_note or run.error or None,
         "status": run.status,
         "last_run_at": run.finished_at.isoformat() if run.finished_at else None,
         "send_at": run.send_at.isoformat() if run.send_at else None,

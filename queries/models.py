@@ -253,6 +253,14 @@ class QueryRun(models.Model):
         return describe(self.next_attempt_at) if self.next_attempt_at else ""
 
     @property
+    def error_field_label(self) -> str:
+        """The field its error is on, as the page that edits it labels it ("Port", not
+        ``port``); the stored name when the datasource is gone."""
+        if not self.error_field or self.datasource is None:
+            return self.error_field
+        return self.datasource.plugin.field_label(self.action, self.error_field)
+
+    @property
     def retry_note(self) -> str:
         """What a person is told while it waits to retry: when and why."""
         if self.retrying_at is None:

@@ -282,8 +282,25 @@ class Plugin:
             if isinstance(form_field.widget, forms.PasswordInput)
         )
 
+    def field_label(self, action: str, name: str) -> str:
+        """What a person calls the field ``name`` a run's error is on: the label of the
+        action's field or of the setting (an error on the connection names a setting,
+        e.g. ``port``); the name itself when neither has it."""
+        spec = self.actions.get(action)
+        if spec is not None and name in spec.fields:
+            return spec.fields[name].label
+        setting = self.config_form.base_fields.get(name)
+        if setting is not None and setting.label:
+            return str(setting.label)
+        return name
+
     def config_summary(self, config: dict) -> str:
         """A datasource's settings in a few words, for lists."""
+        return ""
+
+    def setup_warning(self, config: dict, secret: str) -> str:
+        """What a saved datasource still lacks before it can be used (e.g. an OAuth2 one
+        with no refresh token), shown on its page and in the list; "" when nothing."""
         return ""
 
     def sandbox_note(self, config: dict) -> str:

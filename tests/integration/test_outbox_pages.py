@@ -498,3 +498,31 @@ def test_a_run_that_stored_no_email_shows_its_fields(client, team, contact):
     html = client.get(run_url(team, run)).content.decode()
     assert "hello there" in html and "The message as sent" not in html
     assert client.get(run_url(team, run) + "html").status_code == 404
+
+
+def test_a_retrying_run_reads_as_not_sent_with_times_and_field_labels(
+    client, team, contact, settings
+):
+    settings.TIME_ZONE = "Europe/Paris"
+    _, query = contact
+    run = run_for(query, team.teammate)
+    QueryRun.objects.filter(pk=run.pk).update(
+        status="scheduled",
+        attempts=1,
+        error="Could not connect to 127.0.0.1:1: connection refused.",
+        error_field="port",
+        failures=[
+            {
+                "at": "2026-12-07T23:15:59.285431+00:00",
+                "attempt": 1,
+                "type": "TransientError",
+                "message": "refused",
+            }
+        ],
+    )
+    client.force_login(team.teammate)
+    html = client.get(run_url(team, run)).content.decode()
+    assert "The message as sent" not in html and "The message to send" in html
+    assert "2026-12-07T23:15:59" not in html
+    assert "2026-12-08 00:15:59 CET" in html
+    assert "(field Port)" in html and "(field port)" not in html

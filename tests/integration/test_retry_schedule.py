@@ -20,6 +20,7 @@ from django.utils import timezone
 import kiln.settings as defaults
 from builder.demo import create_demo_app
 from builder.publishing import publish
+from queries.context import query_states
 from queries.execution import create_run
 from queries.models import ApiToken, QueryRun, RunStatus
 from queries.outbox import execute_run
@@ -307,3 +308,20 @@ def test_the_api_lists_retrying_at_only_while_retrying(client, team, contact, sm
     execute_run(run.pk)
     body = api_get(client, team, run.pk)
     assert (body["status"], body["retrying_at"]) == ("sent", None)
+
+
+def test_a_page_reading_a_retrying_query_says_it_retries(client, team, smtp_server, settings):
+    """``<< q.error >>`` (the demo's "Last result:" line) says "Retrying at ..." with the
+    reason, not the reason alone, which reads as a final failure; ``<< q.status >>``
+    stays the status code, "scheduled"."""
+    settings.KILN_RUN_RETRY_BASE_SECONDS = 60
+    settings.KILN_RUN_RETRY_WINDOW_SECONDS = 3600
+    _, run = click_on_a_greylisting_server(client, team, smtp_server)
+    page = client.get("/apps/contact-us/contact/").text
+    assert run.retry_note.startswith(f"Retrying at {describe(run.next_attempt_at)}: ")
+    assert run.retry_note.endswith(GREYLISTED)
+    assert f"Last result: {run.retry_note}" in page
+    state = query_states([run.query], team.viewer)["send_message"]
+    assert state["status"] == "scheduled"
+    assert state["error"] == run.retry_note
+    assert state["runs"][0]["error"] == run.retry_note

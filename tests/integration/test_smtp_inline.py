@@ -227,7 +227,7 @@ def test_a_name_with_spaces_and_bidi_characters_gives_a_safe_cid(smtp_server):
             "inline_images",
             "base64",
         ),
-        ({"inline_images": ["/etc/passwd"]}, "inline_images", "paths on the server"),
+        ({"inline_images": ["/etc/passwd"]}, "inline_images", "is not a file"),
         (
             {"attachments": [{**picked("a.png", PNG), "inline": True, "cid": "a b\r\n"}]},
             "attachments",

@@ -177,6 +177,30 @@ def test_bad_custom_headers_are_refused_naming_them(headers, named):
     assert named in caught.value.message
 
 
+@pytest.mark.parametrize(
+    ("header", "advice"),
+    [
+        ("Bcc", "use the BCC field"),
+        ("cc", "use the CC field"),
+        ("To", "use the To field"),
+        ("Reply-To", "use the Reply-To field"),
+        ("Subject", "use the Subject field"),
+        ("From", "use the From field"),
+        ("Content-Type", "Body type"),
+        ("Received", "receiving server writes it"),
+    ],
+)
+def test_a_forbidden_header_says_what_to_use_instead_and_no_repo_file(header, advice):
+    with pytest.raises(FieldError) as caught:
+        smtp.preview(
+            "send_email", {"from": "a@kiln.test", "to": "b@kiln.test", "headers": {header: "x"}}
+        )
+    assert caught.value.field == "headers"
+    assert header in caught.value.message
+    assert advice in caught.value.message
+    assert "docs/" not in caught.value.message
+
+
 # ------------------------------------------------------------ the run API
 
 

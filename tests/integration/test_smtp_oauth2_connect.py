@@ -372,3 +372,50 @@ def test_app_files_take_the_oauth2_secrets_from_the_environment_only(team):
     with pytest.raises(AppFileError) as caught:
         import_app(written, team.other_workspace, environ={})
     assert "refresh_token" in str(caught.value)
+
+
+@pytest.mark.django_db
+def test_saved_without_a_refresh_token_warns_on_its_page_and_in_the_list(client, team):
+    client.force_login(team.teammate)
+    response = client.post(
+        url("create", team.workspace, "smtp"), form_data(refresh_token=""), follow=True
+    )
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert 'id="setup-warning"' in page
+    assert "Not connected yet: connect or paste a refresh token." in page
+    listed = client.get(url("list", team.workspace)).content.decode()
+    assert "Not connected" in listed
+    # With a refresh token, neither says it.
+    Datasource.objects.all().delete()
+    response = client.post(url("create", team.workspace, "smtp"), form_data(), follow=True)
+    assert "Not connected" not in response.content.decode()
+    assert "Not connected" not in client.get(url("list", team.workspace)).content.decode()
+
+
+@pytest.mark.django_db
+def test_the_form_gives_its_script_the_providers_hosts(client, team, settings):
+    client.force_login(team.teammate)
+    page = client.get(url("create", team.workspace, "smtp")).content.decode()
+    assert "js/datasource-oauth2-host.js" in page
+    hosts = json.loads(_attribute(page, "oauth2-settings", "data-hosts"))
+    assert hosts == {"google": "smtp.gmail.com", "microsoft": "smtp.office365.com"}
+    assert "section “OAuth2 (Gmail and Microsoft 365)”, “Getting the refresh token”" in page
+    # The page names the sections as the guide titles them.
+    guide = (settings.BASE_DIR / "docs" / "smtp.md").read_text()
+    assert "\n## OAuth2 (Gmail and Microsoft 365)\n" in guide
+    assert "\n### Getting the refresh token\n" in guide
+
+
+def _attribute(page: str, element_id: str, name: str) -> str:
+    """The value of ``name`` on the element with ``element_id``, unescaped."""
+    found: dict[str, str] = {}
+
+    class Finder(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            values = dict(attrs)
+            if values.get("id") == element_id:
+                found["value"] = values.get(name) or ""
+
+    Finder().feed(page)
+    return found["value"]

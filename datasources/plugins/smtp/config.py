@@ -53,6 +53,9 @@ class OAuth2Provider:
     CHOICES = [(GOOGLE, "Google (Gmail, Google Workspace)"), (MICROSOFT, "Microsoft 365")]
     #: As the "Connect with …" button says it.
     NAMES = {GOOGLE: "Google", MICROSOFT: "Microsoft"}
+    #: Each provider's SMTP host, on port 587 with STARTTLS: what the datasource page
+    #: fills in when OAuth2 is chosen with the host still empty.
+    HOSTS = {GOOGLE: "smtp.gmail.com", MICROSOFT: "smtp.office365.com"}
 
     @classmethod
     def label(cls, provider: str) -> str:
@@ -62,6 +65,10 @@ class OAuth2Provider:
     #: Work and school accounts of any tenant: what Microsoft 365 mailboxes are. A
     #: tenant id or domain narrows it; "common" also lets personal accounts in.
     DEFAULT_TENANT = "organizations"
+
+
+#: An OAuth2 datasource saved without a refresh token: what its page and the list say.
+NOT_CONNECTED = "Not connected yet: connect or paste a refresh token."
 
 
 @dataclass(frozen=True)
@@ -438,6 +445,11 @@ class SmtpConfigForm(ConfigForm):
                     "verification "
                     "was turned off, and the saved one only goes where it was saved for.",
                 )
+
+    @property
+    def oauth2_hosts(self) -> str:
+        """Each provider's SMTP host as JSON, for the page's script to fill in."""
+        return json.dumps(OAuth2Provider.HOSTS)
 
     @property
     def oauth2_connect(self) -> dict:

@@ -48,6 +48,16 @@ FORBIDDEN = frozenset(
         "delivered-to",
     }
 )
+#: The field of Send email that writes each header an app is likely to try here.
+USE_INSTEAD = {
+    "from": "From",
+    "sender": "From",
+    "reply-to": "Reply-To",
+    "to": "To",
+    "cc": "CC",
+    "bcc": "BCC",
+    "subject": "Subject",
+}
 #: Every Content-* header (MIME structure), Kiln's own X-Kiln-*, the Resent-* trace
 #: block and ARC-* signatures.
 FORBIDDEN_PREFIXES = ("content-", "x-kiln-", "resent-", "arc-")
@@ -119,11 +129,21 @@ def check_name(name: Any) -> str:
         )
     lower = name.lower()
     if lower in FORBIDDEN or lower.startswith(FORBIDDEN_PREFIXES):
-        raise _refuse(
-            f"{name} cannot be set here: Kiln or the receiving server writes it "
-            "(see docs/smtp.md, Custom headers)."
-        )
+        raise _refuse(_forbidden(name, lower))
     return name
+
+
+def _forbidden(name: str, lower: str) -> str:
+    """Why ``name`` is refused and what to do instead, in words a user of the editor can
+    act on (no pointer to a file they cannot open)."""
+    if lower in USE_INSTEAD:
+        return f"{name} cannot be set here: use the {USE_INSTEAD[lower]} field."
+    if lower.startswith("content-") or lower == "mime-version":
+        return (
+            f"{name} cannot be set here: Kiln writes it from the body, Body type and the "
+            "files fields."
+        )
+    return f"{name} cannot be set here: Kiln or the receiving server writes it."
 
 
 def _check_value(name: str, value: Any) -> str:

@@ -22,10 +22,12 @@ from core.filetypes import SNIFF_BYTES
 from core.mail import FramedHtml, cid_references, with_data_urls
 from core.text import as_bool
 from datasources.errors import QUOTED, FieldError, quoted
-from datasources.plugins.smtp.message import Attachment, FileResolver, read_attachments
+from datasources.plugins.smtp.message import Attachment, FileResolver, file_items, read_attachments
 
 FIELD = "inline_images"
 LABEL = "Inline images"
+#: What an error about one item of the Inline images field calls it.
+NOUN = "Inline image"
 #: What a Content-ID given by hand may hold: safe in a header and in a ``cid:`` URL
 #: without escaping.
 _GIVEN_CID = re.compile(r"[A-Za-z0-9._@+-]{1,128}")
@@ -45,6 +47,8 @@ class InlineImage:
 
 def not_inline(value):
     """An Attachment(s) value without the items marked inline (they are images)."""
+    if isinstance(value, str):
+        value = file_items(value)
     if isinstance(value, list | tuple):
         return [item for item in value if not _marked_inline(item)]
     return [] if _marked_inline(value) else value
@@ -59,7 +63,7 @@ def read_images(fields: dict, resolve_file: FileResolver | None) -> list[InlineI
     unique in the message. Raises ``FieldError`` naming the field an image came from."""
     images: list[InlineImage] = []
     taken: set[str] = set()
-    given = [item for item in _items(fields.get("attachments")) if _marked_inline(item)]
+    given = [item for item in file_items(fields.get("attachments")) if _marked_inline(item)]
     for item, file in zip(given, _read("attachments", given, resolve_file), strict=True):
         cid = _given_cid(item.get("cid")) if item.get("cid") else ""
         if cid and cid in taken:
@@ -67,17 +71,19 @@ def read_images(fields: dict, resolve_file: FileResolver | None) -> list[InlineI
         cid = cid or _derived_cid(file.name, taken)
         images.append(_checked(InlineImage(cid, file, "attachments")))
         taken.add(cid)
-    picked = _items(fields.get(FIELD))
+    picked = _read_field(fields.get(FIELD))
     for file in _read(FIELD, picked, resolve_file):
         images.append(_checked(InlineImage(_derived_cid(file.name, taken), file)))
         taken.add(images[-1].cid)
     return images
 
 
-def _items(value) -> list:
-    if value is None or value == "" or value == []:
-        return []
-    return list(value) if isinstance(value, list | tuple) else [value]
+def _read_field(value) -> list:
+    """The items of the Inline images field; an error names that field."""
+    try:
+        return file_items(value, NOUN)
+    except FieldError as exc:
+        raise FieldError(FIELD, f"{LABEL}: {exc.message}") from None
 
 
 def _read(name: str, items: list, resolve_file: FileResolver | None) -> list[Attachment]:
@@ -85,7 +91,9 @@ def _read(name: str, items: list, resolve_file: FileResolver | None) -> list[Att
     if not items:
         return []
     try:
-        return read_attachments(items, resolve_file)
+        return read_attachments(
+            items, resolve_file, "Attachment" if name == "attachments" else NOUN
+        )
     except FieldError as exc:
         if name == "attachments":
             raise

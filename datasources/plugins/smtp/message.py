@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
+import mimetypes
 import re
 import secrets
 import urllib.parse
@@ -308,13 +310,13 @@ def safe_filename(name: str, index: int) -> str:
     return core_safe_filename(name, f"attachment-{index}")
 
 
-def _decode_data_url(name: str, data: str) -> bytes:
+def _decode_data_url(name: str, data: str, noun: str = "Attachment") -> bytes:
     # The type the data URL declares is ignored: the bytes and the name decide.
     match = _DATA_URL.match(data)
     if not match:
         raise FieldError(
             "attachments",
-            f"Attachment {quoted(name)}: its data is not a data URL (data:<type>;base64,...).",
+            f"{noun} {quoted(name)}: its data is not a data URL (data:<type>;base64,...).",
         )
     payload = match["payload"]
     if ";base64" in match["params"].lower():
@@ -322,36 +324,85 @@ def _decode_data_url(name: str, data: str) -> bytes:
             content = base64.b64decode("".join(payload.split()), validate=True)
         except (binascii.Error, ValueError):
             raise FieldError(
-                "attachments", f"Attachment {quoted(name)}: its data is not valid base64."
+                "attachments", f"{noun} {quoted(name)}: its data is not valid base64."
             ) from None
     else:
         content = urllib.parse.unquote_to_bytes(payload)
     return content
 
 
-def read_attachments(value, resolve_file: FileResolver | None) -> list[Attachment]:
-    """Attachments from a file picker's list (Appsmith's ``{name, type, size, data}``),
-    Kiln file references (``{"id": ...}``) or uploaded file objects. Each one's content
-    type is derived from its bytes and name (core.filetypes), never the declared one."""
+def _data_url_name(data_url: str, index: int) -> str:
+    """A name for a data URL typed without one, from the type it declares: a PNG is
+    ``image-1.png``, a PDF ``attachment-1.pdf`` (the bytes still decide the content type)."""
+    declared = (_DATA_URL.match(data_url) or {"type": ""})["type"].strip().lower()
+    extension = mimetypes.guess_extension(declared) or ".bin"
+    stem = "image" if declared.startswith("image/") else "attachment"
+    return f"{stem}-{index}{extension}"
+
+
+def _accepted(noun: str, value: str) -> str:
+    """The error for text that is no file: what the field accepts instead."""
+    return (
+        f"{noun} {quoted(value)} is not a file. Give a binding to a file picker's files "
+        "(<< files1.files >>), a data URL (data:image/png;base64,...), a workspace file "
+        '({"id": ...}), or a JSON list of {"name": ..., "data": "data:..."} items.'
+    )
+
+
+def file_items(value, noun: str = "Attachment") -> list:
+    """The items of a files field (Attachment(s), Inline images). Besides a list or one
+    item, a value typed into the field is text: a data URL, or JSON text of one item or
+    a list of them. Any other text is refused (a path on the server is never read)."""
     if value is None or value == "" or value == []:
         return []
-    items = value if isinstance(value, list | tuple) else [value]
+    if isinstance(value, str):
+        value = _typed_files(value, noun)
+    return list(value) if isinstance(value, list | tuple) else [value]
+
+
+def _typed_files(text: str, noun: str):
+    stripped = text.strip()
+    if stripped.lower().startswith("data:"):
+        return [stripped]
+    if stripped.startswith(("[", "{")):
+        try:
+            return json.loads(stripped)
+        except json.JSONDecodeError as exc:
+            raise FieldError(
+                "attachments", f"{noun}: the JSON text is not valid JSON ({exc.msg})."
+            ) from None
+    if not stripped:
+        return []
+    raise FieldError("attachments", _accepted(noun, stripped))
+
+
+def read_attachments(
+    value, resolve_file: FileResolver | None, noun: str = "Attachment"
+) -> list[Attachment]:
+    """Attachments from a file picker's list (Appsmith's ``{name, type, size, data}``),
+    Kiln file references (``{"id": ...}``), uploaded file objects, or data URLs and JSON
+    text typed into the field (``file_items``). Each one's content type is derived from
+    its bytes and name (core.filetypes), never the declared one. ``noun`` is what an
+    error calls one item ("Inline image" in the Inline images field)."""
+    items = file_items(value, noun)
+    if not items:
+        return []
     attachments: list[Attachment] = []
     for index, item in enumerate(items, start=1):
-        attachments.append(_read_attachment(item, index, resolve_file))
+        attachments.append(_read_attachment(item, index, resolve_file, noun))
     total = sum(len(a.data) for a in attachments)
     limit = settings.KILN_SMTP_MAX_ATTACHMENT_BYTES
     if total > limit:
         raise FieldError(
             "attachments",
-            f"Attachments total {total:,} bytes, over the limit of {limit:,} bytes "
+            f"{noun}s total {total:,} bytes, over the limit of {limit:,} bytes "
             "(KILN_SMTP_MAX_ATTACHMENT_BYTES). Through the run API, send files as "
             "multipart/form-data rather than data URLs in JSON (docs/api.md).",
         )
     return attachments
 
 
-def _read_attachment(item, index: int, resolve_file: FileResolver | None) -> Attachment:
+def _read_attachment(item, index: int, resolve_file: FileResolver | None, noun: str) -> Attachment:
     if isinstance(item, FileContent):
         name = safe_filename(item.name, index)
         return Attachment(name, sniffed_type(name, item.data), item.data)
@@ -361,19 +412,19 @@ def _read_attachment(item, index: int, resolve_file: FileResolver | None) -> Att
         if isinstance(data, bytes):
             content = data
         elif isinstance(data, str):
-            content = _decode_data_url(name, data)
+            content = _decode_data_url(name, data, noun)
         else:
-            raise FieldError("attachments", f"Attachment {quoted(name)}: its data is not text.")
+            raise FieldError("attachments", f"{noun} {quoted(name)}: its data is not text.")
         return Attachment(name, sniffed_type(name, content), content)
     if isinstance(item, dict) and "id" in item:
         if resolve_file is None:
-            raise FieldError("attachments", f"Attachment #{index}: no workspace to read it from.")
+            raise FieldError("attachments", f"{noun} #{index}: no workspace to read it from.")
         try:
             attachment = resolve_file(item["id"])
         except LookupError:
             raise FieldError(
                 "attachments",
-                f"Attachment #{index}: there is no file with id {quoted(item['id'])} in this "
+                f"{noun} #{index}: there is no file with id {quoted(item['id'])} in this "
                 "workspace.",
             ) from None
         name = safe_filename(attachment.name, index)
@@ -384,15 +435,13 @@ def _read_attachment(item, index: int, resolve_file: FileResolver | None) -> Att
             item.seek(0)
         content = item.read()
         return Attachment(name, sniffed_type(name, content), content)
+    if isinstance(item, str) and item.strip().lower().startswith("data:"):
+        name = _data_url_name(item.strip(), index)
+        content = _decode_data_url(name, item.strip(), noun)
+        return Attachment(name, sniffed_type(name, content), content)
     if isinstance(item, str):
-        raise FieldError(
-            "attachments",
-            f"Attachment {quoted(item)}: paths on the server are not allowed; attach a file from a "
-            "file picker or from the workspace's files.",
-        )
-    raise FieldError(
-        "attachments", f"Attachment #{index} is not a file object: {type(item).__name__}."
-    )
+        raise FieldError("attachments", _accepted(noun, item))
+    raise FieldError("attachments", f"{noun} #{index} is not a file object: {type(item).__name__}.")
 
 
 @dataclass(frozen=True)

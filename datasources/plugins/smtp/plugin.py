@@ -19,7 +19,13 @@ from datasources.plugins.base import (
 )
 from datasources.plugins.smtp import inline, invite, sandbox, transport
 from datasources.plugins.smtp.compose import ComposedEmail, build_email
-from datasources.plugins.smtp.config import Auth, SmtpConfigForm, SmtpSettings
+from datasources.plugins.smtp.config import (
+    NOT_CONNECTED,
+    Auth,
+    OAuth2Secret,
+    SmtpConfigForm,
+    SmtpSettings,
+)
 from datasources.plugins.smtp.custom_headers import read_custom_headers
 from datasources.plugins.smtp.message import LABELS, Attachment, parse_addresses
 from datasources.plugins.smtp.stored import Envelope, message_pieces, message_size, stored_form
@@ -116,7 +122,8 @@ SEND_EMAIL = ActionSpec(
             "attachments",
             LABELS["attachments"],
             kind="files",
-            help="Files from a file picker (<< files1.files >>) or workspace files.",
+            help="Files from a file picker (<< files1.files >>), workspace files, or a data "
+            "URL typed here (data:application/pdf;base64,...).",
             placeholder="<< files1.files >>",
         ),
         FieldSpec(
@@ -124,7 +131,8 @@ SEND_EMAIL = ActionSpec(
             inline.LABEL,
             kind="files",
             help="Images shown inside an HTML body: each is referenced by its file name, "
-            'logo.png as <img src="cid:logo.png">; Preview lists each reference to copy.',
+            'logo.png as <img src="cid:logo.png">; Preview lists each reference to copy. '
+            "A data URL typed here is image-1.png.",
             placeholder="<< logo_picker.files >>",
         ),
         FieldSpec(
@@ -225,6 +233,13 @@ class SmtpPlugin(Plugin):
             payload=message,
             payload_meta=meta,
         )
+
+    def setup_warning(self, config: dict, secret: str) -> str:
+        """An OAuth2 datasource saved without a refresh token sends nothing until it
+        gets one; saving it is allowed (Connect needs the saved settings first)."""
+        if config.get("auth") == Auth.OAUTH2 and not OAuth2Secret.parse(secret).refresh_token:
+            return NOT_CONNECTED
+        return ""
 
     def sandbox_note(self, config: dict) -> str:
         return sandbox.note(config.get("sandbox") or "", config.get("sandbox_address") or "")
