@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite from a clean clone: installs Redis, Chromium and PostgreSQL
 # from Debian's packages when missing, the Python packages into .venv, then lint, the
-# whole pytest suite on SQLite, and the integration, security and browser tests again on
-# a throwaway PostgreSQL (then the chaos test, on PostgreSQL only).
+# whole pytest suite on SQLite (browser tests included), and the integration and security
+# tests again on a throwaway PostgreSQL (then the chaos test, on PostgreSQL only).
 #
 #   bash scripts/test.sh                               # lint, SQLite, then PostgreSQL
 #   KILN_TEST_DATABASES=sqlite bash scripts/test.sh    # lint and the SQLite pass only
@@ -10,7 +10,7 @@
 #   bash scripts/test.sh tests/integration -x          # arguments go to every pytest run
 #
 # Arguments that name test files or folders replace each pass's own selection (the whole
-# suite on SQLite; tests/integration tests/security tests/e2e on PostgreSQL) and skip the
+# suite on SQLite; tests/integration tests/security on PostgreSQL) and skip the
 # chaos step; other arguments (-x, -k, -q) are added to every pass.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -96,8 +96,10 @@ if want postgres; then
   if $named_paths; then
     pytest_pass "PostgreSQL" "$pg" -- "$@"
   else
-    pytest_pass "PostgreSQL: integration, workers, security, browser" "$pg" -- \
-      tests/integration tests/security tests/e2e "$@"
+    # Not the browser tests: they check pages, which the SQLite pass drives; every view
+    # they load runs on PostgreSQL in the integration tests (docs/testing.md).
+    pytest_pass "PostgreSQL: integration, workers, security" "$pg" -- \
+      tests/integration tests/security "$@"
     # ---- Chaos step (PostgreSQL): N runs through the API while workers are killed, Redis
     # restarts and the SMTP fixture misbehaves; KILN_CHAOS_RUNS=2000 for the long run.
     if [ -d tests/chaos ]; then
