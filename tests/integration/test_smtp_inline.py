@@ -219,7 +219,7 @@ def test_a_name_with_spaces_and_bidi_characters_gives_a_safe_cid(smtp_server):
             "inline_images",
             "not an image",
         ),
-        ({"body": "Hello", "body_type": "text"}, "inline_images", "HTML body"),
+        ({"body": "Hello", "body_type": "text"}, "inline_images", "or fill HTML body"),
         ({"body": '<img src="cid:missing.png">'}, "body", "cid:missing.png"),
         ({"inline_images": [picked("logo\r\nX-Evil: 1.png", PNG)]}, "inline_images", "line breaks"),
         (

@@ -175,8 +175,8 @@ def attach(message: EmailMessage, images: list[InlineImage], *, placeholders: bo
     if html is None:
         raise FieldError(
             images[0].field,
-            f"{LABEL} are shown inside an HTML body: set Body type to HTML, or attach the "
-            "files as attachments.",
+            f"{LABEL} are shown inside an HTML body: set Body type to HTML, or fill HTML "
+            "body, or attach the files as attachments.",
         )
     token = secrets.token_hex(16)
     marks: list[str] = []
