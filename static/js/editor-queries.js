@@ -149,19 +149,37 @@
     if (event.target === form() && !event.defaultPrevented) savedEdits = edits;
   });
 
-  // The preview's Copy buttons: the clipboard needs a secure context (https or
-  // localhost); elsewhere the text is selected for Ctrl+C.
+  // The preview's Copy buttons: the clipboard API needs a secure context (https or
+  // localhost) and a permission a browser may refuse; otherwise the text is selected
+  // and copied the older way, and if even that fails it stays selected for Ctrl+C.
+  // The button reads "Copied" for a moment, then its own label again.
   document.addEventListener("click", (event) => {
     const button = event.target.closest && event.target.closest("button[data-copy]");
     if (!button) return;
     const text = button.dataset.copy;
     const done = () => {
+      if (!button.dataset.label) button.dataset.label = button.textContent;
       button.classList.add("is-copied");
       button.textContent = "Copied";
+      window.clearTimeout(Number(button.dataset.copiedTimer || 0));
+      button.dataset.copiedTimer = String(
+        window.setTimeout(() => {
+          button.classList.remove("is-copied");
+          button.textContent = button.dataset.label;
+        }, 1500),
+      );
     };
     const select = () => {
       const code = button.parentElement && button.parentElement.querySelector("code");
-      if (code) window.getSelection().selectAllChildren(code);
+      if (!code) return;
+      window.getSelection().selectAllChildren(code);
+      let copied = false;
+      try {
+        copied = document.execCommand("copy");
+      } catch (error) {
+        copied = false;
+      }
+      if (copied) done();
     };
     if (navigator.clipboard && window.isSecureContext) {
       navigator.clipboard.writeText(text).then(done, select);
