@@ -43,7 +43,7 @@ from builder.models import App
 from core.invites import read_calendar
 from core.mail import FRAME_IMAGE_BYTES, SANDBOX_HEADERS, ParsedMail
 from datasources.models import Datasource
-from editor.outbox_filters import OutboxFilters, read_filters
+from editor.outbox_filters import STATUSES, OutboxFilters, read_filters
 from queries.merge import rows_of
 from queries.models import QueryRun, RunAttachment, RunStatus, runs_of
 from queries.resend import ResendRefused, check_resendable, resend
@@ -197,7 +197,7 @@ def _list(request: HtmxHttpRequest, outbox: Outbox) -> HttpResponse:
         "page_obj": page_obj,
         "filters": filters,
         "chosen": filters.chosen,
-        "statuses": RunStatus.choices,
+        "statuses": STATUSES,
         "query_names": query_names,
         "apps": apps,
         "query": query.urlencode(),

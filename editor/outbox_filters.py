@@ -17,6 +17,27 @@ from django.utils import timezone
 
 from queries.models import QueryRun, RunStatus
 
+#: The status filter's choices: the run statuses, with a scheduled run that already
+#: failed once told apart as "Retrying" (as the list shows it); "scheduled" then means
+#: never tried yet.
+RETRYING = "retrying"
+
+
+def _status_choices() -> list[tuple[str, str]]:
+    choices: list[tuple[str, str]] = []
+    for value, label in RunStatus.choices:
+        choices.append((value, label))
+        if value == RunStatus.SCHEDULED:
+            choices.append((RETRYING, "Retrying"))
+    return choices
+
+
+STATUSES = _status_choices()
+_BY_STATUS = {
+    RunStatus.SCHEDULED.value: Q(status=RunStatus.SCHEDULED, attempts=0),
+    RETRYING: Q(status=RunStatus.SCHEDULED, attempts__gt=0),
+}
+
 #: Longest text filter read; longer text is refused, not cut (a cut search finds more).
 MAX_TEXT = 200
 
@@ -78,15 +99,16 @@ def _text(filters: OutboxFilters, params: QueryDict, key: str) -> str:
 def _status(filters: OutboxFilters, text: str) -> None:
     if not text:
         return
-    if text not in RunStatus.values:
-        known = ", ".join(RunStatus.values)
+    known_values = [value for value, _ in STATUSES]
+    if text not in known_values:
+        known = ", ".join(known_values)
         filters.problems.append(
             f"status: “{text[:MAX_TEXT]}” is not a run status (one of {known}); "
             "this filter is ignored."
         )
         return
     filters.chosen["status"] = text
-    filters._where.append(Q(status=text))
+    filters._where.append(_BY_STATUS.get(text, Q(status=text)))
 
 
 def _dates(filters: OutboxFilters, params: QueryDict) -> None:

@@ -235,6 +235,12 @@ class QueryRun(models.Model):
         return self.status == RunStatus.SCHEDULED and self.attempts > 0
 
     @property
+    def status_label(self) -> str:
+        """The status as people read it: "Retrying" for a scheduled run that already
+        failed once, so a retry is not mistaken for a send planned for later."""
+        return "Retrying" if self.retrying else self.get_status_display()
+
+    @property
     def retrying_at(self):
         """When its next attempt is due while it waits to retry; None otherwise."""
         return self.next_attempt_at if self.retrying else None

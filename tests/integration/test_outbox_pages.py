@@ -526,3 +526,28 @@ def test_a_retrying_run_reads_as_not_sent_with_times_and_field_labels(
     assert "2026-12-07T23:15:59" not in html
     assert "2026-12-08 00:15:59 CET" in html
     assert "(field Port)" in html and "(field port)" not in html
+
+
+def test_a_retrying_run_is_labelled_and_filtered_apart_from_a_scheduled_one(client, team, contact):
+    _, query = contact
+    later = run_for(query, team.teammate, "later@example.com")
+    again = run_for(query, team.teammate, "again@example.com")
+    QueryRun.objects.filter(pk=later.pk).update(
+        status="scheduled", send_at=timezone.now() + timedelta(days=1)
+    )
+    QueryRun.objects.filter(pk=again.pk).update(
+        status="scheduled", attempts=1, next_attempt_at=timezone.now() + timedelta(minutes=1)
+    )
+    client.force_login(team.teammate)
+    assert listed(client.get(outbox_url(team), {"status": "retrying"})) == [again.pk]
+    assert listed(client.get(outbox_url(team), {"status": "scheduled"})) == [later.pk]
+    html = client.get(outbox_url(team)).content.decode()
+    assert '<option value="retrying">Retrying</option>' in html
+    assert 'run-status-scheduled">Retrying</span>' in html
+    assert 'run-status-scheduled">Scheduled</span>' in html
+    assert (
+        'run-status-scheduled">Retrying</span>' in client.get(run_url(team, again)).content.decode()
+    )
+    rows = exported(client.get(outbox_url(team) + "export.csv", {"status": "retrying"}))
+    assert [row["status"] for row in rows] == ["scheduled"]
+
