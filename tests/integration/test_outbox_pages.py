@@ -551,3 +551,17 @@ def test_a_retrying_run_is_labelled_and_filtered_apart_from_a_scheduled_one(clie
     rows = exported(client.get(outbox_url(team) + "export.csv", {"status": "retrying"}))
     assert [row["status"] for row in rows] == ["scheduled"]
 
+
+def test_after_several_attempts_the_run_page_says_the_last_attempt_started(client, team, contact):
+    _, query = contact
+    run = run_for(query, team.teammate)
+    now = timezone.now()
+    QueryRun.objects.filter(pk=run.pk).update(
+        status="failed", attempts=1, started_at=now, finished_at=now + timedelta(seconds=2)
+    )
+    client.force_login(team.teammate)
+    html = client.get(run_url(team, run)).content.decode()
+    assert "<dt>Started</dt>" in html and "· took 2.00 s" in html
+    QueryRun.objects.filter(pk=run.pk).update(attempts=3)
+    html = client.get(run_url(team, run)).content.decode()
+    assert "<dt>Last attempt started</dt>" in html and "last attempt took 2.00 s" in html
