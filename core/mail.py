@@ -13,7 +13,7 @@ import email
 import email.policy
 import re
 import urllib.parse
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from email.message import EmailMessage, Message, MIMEPart
 from functools import cached_property
 from typing import NamedTuple, TypedDict
@@ -192,6 +192,17 @@ class ParsedMail:
             if index not in self._inline_cids and part is not self._calendar_part
         ]
 
+    def own_attachments(self, placeholders: Collection[str]) -> list[AttachmentInfo]:
+        """The attachments whose bodies the message holds itself rather than one of
+        ``placeholders`` (a stored message's files, listed from their own records): an
+        invite's invite.ics, made with the message."""
+        parts = self._attachment_parts
+        return [
+            info
+            for info in self.attachments
+            if _placeholder(parts[info["index"]]) not in placeholders
+        ]
+
     @cached_property
     def inline_images(self) -> list[InlineImageInfo]:
         """The images the HTML body shows by ``cid:``, in the order of the message."""
@@ -258,9 +269,16 @@ def _fill_bodies(message: EmailMessage, bodies: Mapping[str, bytes]) -> None:
     """Put each file in place of the placeholder standing for its body (a stored
     message's), base64 as the part says."""
     for part in _leaves(message):
-        payload = part.get_payload()
-        if isinstance(payload, str) and payload.strip() in bodies:
-            part.set_payload(base64.encodebytes(bodies[payload.strip()]).decode("ascii"))
+        placeholder = _placeholder(part)
+        if placeholder in bodies:
+            part.set_payload(base64.encodebytes(bodies[placeholder]).decode("ascii"))
+
+
+def _placeholder(part: MIMEPart) -> str:
+    """The text of ``part``'s body as stored, stripped: a placeholder for a stored
+    file's body, or "" for a part with parts."""
+    payload = part.get_payload()
+    return payload.strip() if isinstance(payload, str) else ""
 
 
 def _leaves(part: MIMEPart) -> Iterator[MIMEPart]:

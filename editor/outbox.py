@@ -407,12 +407,22 @@ class InlineFile:
 
 
 @dataclass
+class MessageFile:
+    """An attachment the stored message holds itself (an invite's invite.ics), listed
+    as a stored file is."""
+
+    name: str
+    content_type: str
+    size: int
+
+
+@dataclass
 class RunFiles:
     """A run's files as its page lists them: the inline images apart from the
-    attachments."""
+    attachments (the stored files, then those the message holds itself)."""
 
     inline_images: list[InlineFile]
-    attachments: list[RunAttachment]
+    attachments: list[RunAttachment | MessageFile]
 
 
 def _run_files(run: QueryRun, mail: ParsedMail | None) -> RunFiles:
@@ -424,7 +434,8 @@ def _run_files(run: QueryRun, mail: ParsedMail | None) -> RunFiles:
         )
     )
     meta = run.payload_meta if isinstance(run.payload_meta, dict) else {}
-    placeholders = [str(p) for p in meta.get("placeholders") or []][: len(rows)]
+    stored = [str(p) for p in meta.get("placeholders") or []]
+    placeholders = stored[: len(rows)]
     cids = _inline_cids(mail, placeholders) if mail is not None else {}
     return RunFiles(
         inline_images=[
@@ -436,8 +447,20 @@ def _run_files(run: QueryRun, mail: ParsedMail | None) -> RunFiles:
             row
             for i, row in enumerate(rows)
             if i >= len(placeholders) or placeholders[i] not in cids
-        ],
+        ]
+        + _own_files(mail, stored),
     )
+
+
+def _own_files(mail: ParsedMail | None, placeholders: list[str]) -> list[MessageFile]:
+    """The attachments made with the message rather than stored as the run's files: the
+    page lists what a recipient gets, invite.ics included."""
+    if mail is None:
+        return []
+    return [
+        MessageFile(info["filename"], info["content_type"], info["size"])
+        for info in mail.own_attachments(placeholders)
+    ]
 
 
 def _inline_cids(mail: ParsedMail, placeholders: list[str]) -> dict[str, str]:

@@ -109,6 +109,9 @@ def test_the_outbox_page_lists_images_apart_and_shows_the_invite(client, team, i
     attachments = page[page.index("<h2>Attachments") : page.index('id="message"')]
     assert "logo.png" in images and "<code>cid:logo.png</code>" in images
     assert "terms.pdf" in attachments and "logo.png" not in attachments
+    # invite.ics, made with the message, is listed as the dev mailbox lists it.
+    assert attachments.index("terms.pdf") < attachments.index("<td>invite.ics</td>")
+    assert '<h2>Attachments <span class="badge">2</span>' in page
     assert 'aria-label="Calendar invite"' in page
     assert f"<dd>{WHEN}</dd>" in page
     assert "<dt>Where</dt><dd>Room 4</dd>" in page
