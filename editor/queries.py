@@ -588,10 +588,27 @@ class Result:
     field: str = ""
     #: The action's declaration, set when the page is drawn: it names the fields.
     spec: ActionSpec | None = None
+    #: The query's datasource and its edit page, set when the page is drawn: an error
+    #: on one of its settings is fixed there, not on the query's page.
+    datasource: Datasource | None = None
+    datasource_url: str = ""
 
     @property
     def field_label(self) -> str:
         return label_of(self.field, self.spec)
+
+    @property
+    def setting_label(self) -> str:
+        """The label of the datasource setting the error is on ("Host address" for
+        ``host``); "" when the field is the query's own or no setting."""
+        if not self.field or self.datasource is None:
+            return ""
+        if self.spec is not None and self.field in self.spec.fields:
+            return ""
+        plugin = self.datasource.plugin
+        if self.field not in plugin.config_form.base_fields:
+            return ""
+        return plugin.field_label(self.spec.name if self.spec else "", self.field)
 
     @property
     def message(self) -> str:
@@ -619,6 +636,18 @@ def label_of(key: str, spec: ActionSpec | None = None) -> str:
     if spec is not None and key in spec.fields:
         return spec.fields[key].label
     return extra.get(key) or key
+
+
+def _name_the_datasource(result: Result, app: App, query: Query) -> None:
+    """Let the response pane name the datasource of an error on one of its settings, and
+    link to its page; the query editor is for the workspace's editors, who may edit its
+    datasources, so the link is offered for a datasource of the app's workspace."""
+    datasource = query.datasource
+    result.datasource = datasource
+    if datasource.workspace_id == app.workspace_id:
+        result.datasource_url = reverse(
+            "datasources:edit", args=[app.workspace.slug, datasource.pk]
+        )
 
 
 def _rows(form: QueryForm, warnings: dict[str, list[str]]) -> dict[str, FieldRow]:
@@ -681,6 +710,7 @@ def _editor_context(
     rows = _rows(form, warnings)
     if result is not None:
         result.spec = form.spec
+        _name_the_datasource(result, app, query)
     if result is not None and result.message and result.field in rows:
         # The response pane names the field; the field shows it too.
         rows[result.field].errors.append(result.message)

@@ -695,3 +695,27 @@ def test_the_confirmation_message_is_saved_and_shown(client, mailer):
     client.post(url("query_save", mailer.app, "send_welcome"), too_long, headers=HTMX)
     query.refresh_from_db()
     assert query.confirm_message == "Send this welcome?"
+
+
+def test_an_error_on_a_datasource_setting_names_the_datasource_and_links_to_it(client, mailer):
+    """The plain server offers no AUTH: the error is on the datasource's "auth", a
+    setting the query's page does not have."""
+    datasource = mailer.query.datasource
+    datasource.config = {**datasource.config, "auth": "password", "username": "mailer"}
+    datasource.secret = "pw"
+    datasource.save()
+    client.force_login(mailer.team.teammate)
+    response = client.post(
+        url("query_run", mailer.app, "send_welcome"),
+        form_data(mailer.query, welcome_inputs()),
+        headers=HTMX,
+    )
+    assert response.status_code == 200
+    edit = reverse("datasources:edit", args=[mailer.team.workspace.slug, datasource.pk])
+    title = (
+        f'<p class="qe-error-field">Datasource “<a href="{edit}">{datasource.name}</a>”'
+        " › Authentication</p>"
+    )
+    assert title in response.text
+    assert '<p class="qe-error-field">auth</p>' not in response.text
+    assert "does not offer authentication" in response.text
