@@ -7,6 +7,7 @@ from django.contrib.staticfiles import finders
 from django.urls import reverse
 
 from datasources.models import Datasource
+from tests.support.apps import password_mailer
 
 PASSWORD = "Sup3r-Secret-Pw!"
 
@@ -30,21 +31,7 @@ def form_data(**overrides):
 
 @pytest.fixture
 def ds(team):
-    return Datasource.objects.create(
-        workspace=team.workspace,
-        name="Mailer",
-        kind="smtp",
-        config={
-            "host": "127.0.0.1",
-            "port": 587,
-            "security": "starttls",
-            "auth": "password",
-            "username": "mailer",
-            "timeout": 10,
-            "verify_certificate": True,
-        },
-        secret=PASSWORD,
-    )
+    return password_mailer(team.workspace, PASSWORD)
 
 
 def url(name, team, *args):

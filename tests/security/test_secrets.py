@@ -14,25 +14,12 @@ from builder.models import App, Query
 from datasources.models import Datasource
 from kiln.envconf import envlist
 from tests.integration.test_datasource_views import PASSWORD, form_data
+from tests.support.apps import password_mailer
 
 
 @pytest.fixture
 def ds(team):
-    return Datasource.objects.create(
-        workspace=team.workspace,
-        name="Mailer",
-        kind="smtp",
-        config={
-            "host": "127.0.0.1",
-            "port": 587,
-            "security": "starttls",
-            "auth": "password",
-            "username": "mailer",
-            "timeout": 10,
-            "verify_certificate": True,
-        },
-        secret=PASSWORD,
-    )
+    return password_mailer(team.workspace, PASSWORD)
 
 
 def url(name, team, *args):

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from datasources.models import Datasource
 from tests.integration.test_datasource_views import PASSWORD, form_data, url
+from tests.support.apps import password_mailer
 from tests.support.certs import make_certificates
 
 PIN = ":".join(["AB"] * 32)
@@ -15,22 +15,12 @@ PIN = ":".join(["AB"] * 32)
 
 @pytest.fixture
 def ds(team, certs):
-    return Datasource.objects.create(
-        workspace=team.workspace,
-        name="Mailer",
-        kind="smtp",
-        config={
-            "host": "localhost",
-            "port": 587,
-            "security": "starttls",
-            "auth": "password",
-            "username": "mailer",
-            "timeout": 10,
-            "verify_certificate": True,
-            "ca_certificate": certs.ca_file.read_text(),
-            "certificate_fingerprint": PIN,
-        },
-        secret=PASSWORD,
+    return password_mailer(
+        team.workspace,
+        PASSWORD,
+        host="localhost",
+        ca_certificate=certs.ca_file.read_text(),
+        certificate_fingerprint=PIN,
     )
 
 

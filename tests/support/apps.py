@@ -39,6 +39,27 @@ def mailer(
     )
 
 
+def password_mailer(workspace, password: str, **config) -> Datasource:
+    """An SMTP datasource that signs in with a password over STARTTLS (127.0.0.1:587
+    unless ``config`` says otherwise); no server needs to listen there."""
+    return Datasource.objects.create(
+        workspace=workspace,
+        name="Mailer",
+        kind="smtp",
+        config={
+            "host": "127.0.0.1",
+            "port": 587,
+            "security": "starttls",
+            "auth": "password",
+            "username": "mailer",
+            "timeout": 10,
+            "verify_certificate": True,
+            **config,
+        },
+        secret=password,
+    )
+
+
 def make_app(workspace, smtp_port: int, host: str = "127.0.0.1", name: str = "Contact"):
     datasource = mailer(workspace, smtp_port, name=f"Mailer {smtp_port}", host=host)
     app = App.objects.create(workspace=workspace, name=name)

@@ -170,6 +170,21 @@ OAUTH2_SECRETS = ("client_secret", "refresh_token")
 _TENANT = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]{0,99}")
 
 
+def _secret_field(
+    label: str, max_length: int, help_text: str, autocomplete: str = "off"
+) -> forms.CharField:
+    """A secret's field: optional (blank keeps the saved one), taken as typed, and never
+    rendered back into the page."""
+    return forms.CharField(
+        label=label,
+        max_length=max_length,
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": autocomplete}),
+        help_text=help_text,
+    )
+
+
 class SmtpConfigForm(ConfigForm):
     """Edits the settings of an SMTP datasource.
 
@@ -200,13 +215,11 @@ class SmtpConfigForm(ConfigForm):
         widget=forms.RadioSelect,
     )
     username = forms.CharField(label="Username", max_length=255, required=False)
-    password = forms.CharField(
-        label="Password",
-        max_length=1024,
-        required=False,
-        strip=False,
-        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
-        help_text="With multi-factor authentication, use an app password from your provider.",
+    password = _secret_field(
+        "Password",
+        1024,
+        "With multi-factor authentication, use an app password from your provider.",
+        autocomplete="new-password",
     )
     timeout = forms.IntegerField(label="Timeout (seconds)", min_value=1, max_value=300, initial=30)
     verify_certificate = forms.BooleanField(
@@ -270,22 +283,13 @@ class SmtpConfigForm(ConfigForm):
         "domain to allow only it; “common” to allow personal Outlook.com accounts too.",
     )
     client_id = forms.CharField(label="Client ID", max_length=255, required=False)
-    client_secret = forms.CharField(
-        label="Client secret",
-        max_length=512,
-        required=False,
-        strip=False,
-        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
-        help_text="From the app registered with the provider (blank for a Microsoft "
-        "public client).",
+    client_secret = _secret_field(
+        "Client secret",
+        512,
+        "From the app registered with the provider (blank for a Microsoft public client).",
     )
-    refresh_token = forms.CharField(
-        label="Refresh token",
-        max_length=4096,
-        required=False,
-        strip=False,
-        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
-        help_text="Set by “Connect”, or pasted from your own authorization.",
+    refresh_token = _secret_field(
+        "Refresh token", 4096, "Set by “Connect”, or pasted from your own authorization."
     )
 
     #: The saved password goes only to the server it was saved for: change any of these,
