@@ -16,7 +16,7 @@ from core import invites
 from datasources.plugins.smtp.compose import build_email
 from devmailbox.models import MailboxMessage
 from queries.models import ApiToken, QueryRun
-from tests.support.apps import make_app, welcome_inputs
+from tests.support.apps import make_app, picked, post_run, welcome_inputs
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -34,11 +34,6 @@ INVITE = {
     "invite_timezone": "Europe/Berlin",
     "invite_location": "Room 4",
 }
-
-
-def picked(name: str, content: bytes, mime: str) -> dict:
-    data = f"data:{mime};base64," + base64.b64encode(content).decode()
-    return {"name": name, "type": mime, "size": len(content), "data": data}
 
 
 @pytest.fixture
@@ -59,12 +54,7 @@ def invitation(team, smtp_server):
 def sent_run(client, team, app) -> QueryRun:
     token = ApiToken.issue(team.teammate, "tests")[1]
     inputs = welcome_inputs(files1={"files": [picked("logo.png", PNG, "image/png")]})
-    response = client.post(
-        f"/api/v1/apps/{app.slug}/queries/send_welcome/runs",
-        json.dumps({"inputs": inputs}),
-        content_type="application/json",
-        headers={"Authorization": f"Bearer {token}"},
-    )
+    response = post_run(client, app, inputs, token)
     assert response.status_code == 202, response.json()
     return QueryRun.objects.get(pk=response.json()["id"])
 

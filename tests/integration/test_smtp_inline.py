@@ -5,7 +5,6 @@ its images streamed from the run's files), a resend, the preview and every bad i
 from __future__ import annotations
 
 import base64
-import json
 import re
 import time
 from email.message import EmailMessage
@@ -23,7 +22,13 @@ from queries import execution, outbox
 from queries.execution import create_run
 from queries.models import ApiToken, QueryRun, RunStatus
 from queries.resend import resend
-from tests.support.apps import make_app, post_preview, welcome_inputs
+from tests.support.apps import (
+    make_app,
+    picked,
+    post_preview,
+    post_run,
+    welcome_inputs,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -33,15 +38,6 @@ GIF = b"GIF89a" + bytes(range(200))
 PDF = b"%PDF-1.4\n" + b"x" * 100
 SVG = b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'
 HTML_BODY = '<p>Hello <img src="cid:logo.png" alt="Logo"></p>'
-
-
-def data_url(mime: str, content: bytes) -> str:
-    return f"data:{mime};base64," + base64.b64encode(content).decode()
-
-
-def picked(name: str, content: bytes, mime: str = "image/png") -> dict:
-    """A file as a file picker gives it (Appsmith's shape)."""
-    return {"name": name, "type": mime, "size": len(content), "data": data_url(mime, content)}
 
 
 def fields(**overrides) -> dict:
@@ -76,15 +72,6 @@ def contact(team, smtp_server):
     }
     query.save()
     return app, query
-
-
-def post_run(client, app, inputs, token):
-    return client.post(
-        f"/api/v1/apps/{app.slug}/queries/send_welcome/runs",
-        json.dumps({"inputs": inputs}),
-        content_type="application/json",
-        headers={"Authorization": f"Bearer {token}"},
-    )
 
 
 def test_an_inline_images_cid_matches_its_part_through_the_run_api(

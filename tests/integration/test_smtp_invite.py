@@ -4,7 +4,6 @@ CC as attendees and never a BCC; through the run API, the preview and every bad 
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 
 import pytest
@@ -13,7 +12,7 @@ from icalendar import Calendar
 from datasources.errors import FieldError
 from datasources.plugins import get_plugin
 from queries.models import ApiToken, QueryRun
-from tests.support.apps import make_app, post_preview, welcome_inputs
+from tests.support.apps import make_app, post_preview, post_run, welcome_inputs
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -73,12 +72,7 @@ def test_an_invite_through_the_run_api_parses_with_its_utc_times(
 ):
     app, _ = contact
     token = ApiToken.issue(team.teammate, "tests")[1]
-    response = client.post(
-        f"/api/v1/apps/{app.slug}/queries/send_welcome/runs",
-        json.dumps({"inputs": welcome_inputs(cc_input={"value": "dana@example.com"})}),
-        content_type="application/json",
-        headers={"Authorization": f"Bearer {token}"},
-    )
+    response = post_run(client, app, welcome_inputs(cc_input={"value": "dana@example.com"}), token)
     assert response.status_code == 202, response.json()
     (received,) = smtp_server.received
     message = received.message
@@ -230,12 +224,7 @@ def test_the_run_api_answers_400_naming_the_time_zone(client, team, contact, smt
     query.fields = {**query.fields, "invite_timezone": "Europe/Atlantis"}
     query.save()
     token = ApiToken.issue(team.teammate, "tests")[1]
-    response = client.post(
-        f"/api/v1/apps/{app.slug}/queries/send_welcome/runs",
-        json.dumps({"inputs": welcome_inputs()}),
-        content_type="application/json",
-        headers={"Authorization": f"Bearer {token}"},
-    )
+    response = post_run(client, app, welcome_inputs(), token)
     assert response.status_code == 400
     assert response.json()["field"] == "invite_timezone"
     assert not QueryRun.objects.exists()

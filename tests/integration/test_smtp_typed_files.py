@@ -9,8 +9,8 @@ import json
 import pytest
 
 from queries.models import ApiToken
-from tests.integration.test_smtp_inline import PDF, PNG, contact, data_url, post_run  # noqa: F401
-from tests.support.apps import post_preview, welcome_inputs
+from tests.integration.test_smtp_inline import PDF, PNG, contact  # noqa: F401
+from tests.support.apps import data_url, post_preview, post_run, welcome_inputs
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

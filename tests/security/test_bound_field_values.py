@@ -5,8 +5,6 @@ about a huge value quotes a line of it, not all of it."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from bindings import MAX_OUTPUT
@@ -15,7 +13,7 @@ from datasources.plugins import get_plugin
 from queries.errors import RunRequestError
 from queries.execution import evaluate_action_fields
 from queries.models import ApiToken
-from tests.support.apps import make_app, welcome_inputs
+from tests.support.apps import make_app, post_run, welcome_inputs
 
 smtp = get_plugin("smtp")
 
@@ -42,12 +40,7 @@ def api(team, smtp_server, client):
     token = ApiToken.issue(team.teammate, "tests")[1]
 
     def post(inputs: dict):
-        return client.post(
-            f"/api/v1/apps/{app.slug}/queries/{query.name}/runs",
-            json.dumps({"inputs": inputs}),
-            content_type="application/json",
-            headers={"Authorization": f"Bearer {token}"},
-        )
+        return post_run(client, app, inputs, token, query.name)
 
     post.query = query
     return post

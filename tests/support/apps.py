@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 
 from django.urls import reverse
@@ -83,6 +84,25 @@ def welcome_inputs(email: str = "ann@example.com", **extra) -> dict:
     }
     inputs.update(extra)
     return inputs
+
+
+def data_url(mime: str, content: bytes) -> str:
+    return f"data:{mime};base64," + base64.b64encode(content).decode()
+
+
+def picked(name: str, content: bytes, mime: str = "image/png") -> dict:
+    """A file as a file picker gives it (Appsmith's shape)."""
+    return {"name": name, "type": mime, "size": len(content), "data": data_url(mime, content)}
+
+
+def post_run(client, app: App, inputs: dict, token: str, query: str = "send_welcome"):
+    """A run through the run API, as a JSON body, with an API token."""
+    return client.post(
+        f"/api/v1/apps/{app.slug}/queries/{query}/runs",
+        json.dumps({"inputs": inputs}),
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {token}"},
+    )
 
 
 def post_preview(client, app: App, query: Query, test_values: dict, **fields: str):
